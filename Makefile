@@ -1,0 +1,46 @@
+# Two commands: `make up` runs the product, `make test` runs the tests (see README.md).
+PY := .venv/bin/python
+STAMP := .venv/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+PORT ?= 8000
+export PORT
+
+.PHONY: up test deps lint migrate check bench clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || python3 -m venv .venv
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	rm -f .venv/.installed-* && touch $@
+
+deps: $(STAMP)
+
+# A developer's .env with fresh secrets; never committed (see deploy/env.example for every variable).
+.env: | $(STAMP)
+	@echo "Creating .env with a new SECRET_KEY and MAILHELPER_SYNC_KEY (keep a copy of the sync key)."
+	@printf 'DEBUG=1\nSECRET_KEY=%s\nMAILHELPER_SYNC_KEY=%s\n' \
+		"$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
+		"$$(DEBUG=1 $(PY) manage.py generate_sync_key)" > .env
+
+migrate: deps .env
+	$(PY) manage.py ensure_database
+	$(PY) manage.py migrate --no-input
+
+up: migrate
+	@echo ""
+	@echo "  Mailhelper is starting at http://127.0.0.1:$(PORT)/  (web, worker and beat; Ctrl-C stops all)"
+	@echo ""
+	.venv/bin/honcho -f Procfile start
+
+test: deps
+	bash scripts/test.sh
+
+lint: deps
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	DEBUG=1 $(PY) manage.py makemigrations --check --dry-run
+
+bench: deps
+	@ls bench/*.py | xargs -n1 $(PY)
+
+clean:
+	rm -rf .venv staticfiles

@@ -1,0 +1,110 @@
+"""Cryptographic primitives of the keyring: AES-256-GCM values and key derivation.
+
+Plain functions over bytes, no Django, so they are easy to test and to reason about. Every sealed
+value is `version byte || 96-bit nonce || ciphertext+tag`, with associated data chosen by the caller
+to bind the value to its place (owner, model, field, row); a value moved elsewhere fails to open.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+FORMAT_VERSION = 1
+KEY_BYTES = 32
+NONCE_BYTES = 12
+_HEADER = bytes([FORMAT_VERSION])
+
+
+class DecryptionError(Exception):
+    """A value did not open: wrong key, wrong place (owner/model/field/row) or tampered.
+
+    The message never contains the value or the key.
+    """
+
+
+def new_key() -> bytes:
+    return os.urandom(KEY_BYTES)
+
+
+def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+    nonce = os.urandom(NONCE_BYTES)
+    return _HEADER + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+
+
+def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
+    blob = bytes(blob)
+    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != FORMAT_VERSION:
+        raise DecryptionError("unknown ciphertext format")
+    nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+    try:
+        return AESGCM(key).decrypt(nonce, body, aad)
+    except InvalidTag:
+        raise DecryptionError("ciphertext does not open with this key and context") from None
+
+
+def b64e(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def b64d(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text.encode("ascii"))
+
+
+@dataclass(frozen=True)
+class Argon2Params:
+    """Argon2id parameters, stored next to each password wrap so they can be raised later."""
+
+    salt: bytes
+    iterations: int
+    memory_kib: int
+    lanes: int
+
+    @classmethod
+    def fresh(cls, iterations: int, memory_kib: int, lanes: int) -> Argon2Params:
+        return cls(os.urandom(16), iterations, memory_kib, lanes)
+
+    def as_dict(self) -> dict:
+        return {
+            "kdf": "argon2id",
+            "salt": b64e(self.salt),
+            "iterations": self.iterations,
+            "memory_kib": self.memory_kib,
+            "lanes": self.lanes,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Argon2Params:
+        if data.get("kdf") != "argon2id":
+            raise ValueError(f"unsupported password KDF {data.get('kdf')!r}")
+        return cls(b64d(data["salt"]), int(data["iterations"]), int(data["memory_kib"]), int(data["lanes"]))
+
+    def derive(self, password: str) -> bytes:
+        return Argon2id(
+            salt=self.salt,
+            length=KEY_BYTES,
+            iterations=self.iterations,
+            lanes=self.lanes,
+            memory_cost=self.memory_kib,
+        ).derive(password.encode("utf-8"))
+
+
+def derive_code_key(code: str, salt: bytes) -> bytes:
+    """Key from a recovery code. The codes carry ~79 bits of entropy, so HKDF suffices."""
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=salt, info=b"mailhelper recovery code v1").derive(
+        code.encode("ascii")
+    )
+
+
+def key_id(key: bytes) -> str:
+    """Short public fingerprint of a key, to tell which key wrapped what without revealing it."""
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(b"mailhelper key id v1|" + key)
+    return digest.finalize()[:8].hex()

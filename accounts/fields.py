@@ -1,0 +1,181 @@
+"""Model fields whose values are stored encrypted with the owner's data key.
+
+Usage in any app::
+
+    class Message(models.Model):
+        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+        owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+        subject = EncryptedTextField(blank=True, default="")
+
+Reading `message.subject` decrypts on first access (and caches the plaintext on the instance);
+saving encrypts with associated data binding the value to (owner, model, field, primary key), so a
+ciphertext copied to another row, field or user fails to open. The model therefore needs its primary
+key before the first save (a UUID default) and an `owner` foreign key (or `owner_field=`).
+
+Plaintext can never reach the database by accident: `update()`, `bulk_update()` and lookups with a
+plain value raise TypeError instead of writing or comparing cleartext.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from django.core import checks
+from django.db import models
+from django.db.models.query_utils import DeferredAttribute
+
+from . import crypto
+
+
+class Sealed(bytes):
+    """Ciphertext as read from or written to the database (as opposed to plaintext bytes)."""
+
+
+def value_aad(owner_id: int, model_label: str, field_name: str, pk: object) -> bytes:
+    return f"mailhelper/value/v1|{owner_id}|{model_label}|{field_name}|{pk}".encode()
+
+
+class _EncryptedAttribute(DeferredAttribute):
+    """Data descriptor: holds plaintext or Sealed in the instance dict, decrypts lazily."""
+
+    def __get__(self, instance, cls=None):
+        if instance is None:
+            return self
+        value = super().__get__(instance, cls)
+        if isinstance(value, Sealed):
+            value = self.field.decrypt(instance, value)
+            instance.__dict__[self.field.attname] = value
+        return value
+
+    def __set__(self, instance, value) -> None:
+        instance.__dict__[self.field.attname] = value
+
+
+class _EncryptedField(models.BinaryField):
+    descriptor_class = _EncryptedAttribute
+
+    def __init__(self, *args, owner_field: str = "owner", **kwargs):
+        self.owner_field = owner_field
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        if self.owner_field != "owner":
+            kwargs["owner_field"] = self.owner_field
+        kwargs.pop("editable", None)
+        return name, path, args, kwargs
+
+    def check(self, **kwargs):
+        errors = super().check(**kwargs)
+        opts = self.model._meta
+        try:
+            opts.get_field(self.owner_field)
+        except Exception:
+            errors.append(
+                checks.Error(
+                    f"{opts.label}.{self.name} needs an owner foreign key named {self.owner_field!r}",
+                    obj=self,
+                    id="accounts.E101",
+                )
+            )
+        if not isinstance(opts.pk, models.UUIDField) or opts.pk.default is models.NOT_PROVIDED:
+            errors.append(
+                checks.Error(
+                    f"{opts.label}.{self.name} is encrypted with the row's primary key as associated "
+                    "data: give the model a UUIDField primary key with a default",
+                    obj=self,
+                    id="accounts.E102",
+                )
+            )
+        return errors
+
+    # -- conversion between plaintext and bytes; overridden per field type
+    def to_plain_bytes(self, value) -> bytes:
+        raise NotImplementedError
+
+    def from_plain_bytes(self, raw: bytes):
+        raise NotImplementedError
+
+    def _aad(self, instance) -> bytes:
+        owner_id = getattr(instance, f"{self.owner_field}_id")
+        if owner_id is None or instance.pk is None:
+            raise ValueError(f"{instance._meta.label}.{self.name}: owner and primary key must be set first")
+        return value_aad(owner_id, instance._meta.label_lower, self.name, instance.pk)
+
+    def decrypt(self, instance, sealed: Sealed):
+        from .keyring import dek_for
+
+        owner_id = getattr(instance, f"{self.owner_field}_id")
+        return self.from_plain_bytes(crypto.open_sealed(dek_for(owner_id), sealed, self._aad(instance)))
+
+    def encrypt(self, instance, value) -> Sealed:
+        from .keyring import dek_for
+
+        owner_id = getattr(instance, f"{self.owner_field}_id")
+        return Sealed(crypto.seal(dek_for(owner_id), self.to_plain_bytes(value), self._aad(instance)))
+
+    def pre_save(self, model_instance, add):
+        value = model_instance.__dict__.get(self.attname)
+        if value is None or isinstance(value, Sealed):
+            return value
+        return self.encrypt(model_instance, value)
+
+    def from_db_value(self, value, expression, connection):
+        if value is None:
+            return None
+        return Sealed(value)
+
+    def get_prep_value(self, value):
+        if value is None or isinstance(value, Sealed):
+            return value
+        raise TypeError(
+            f"{self.model._meta.label}.{self.name} is encrypted: plaintext cannot be written with "
+            "update()/bulk_update() nor used in a lookup; assign it and call save()"
+        )
+
+    def get_db_prep_value(self, value, connection, prepared=False):
+        value = self.get_prep_value(value) if not prepared else value
+        return None if value is None else bytes(value)
+
+    def value_to_string(self, obj):
+        """Serialise the ciphertext, never the plaintext (dumpdata, fixtures)."""
+        raw = obj.__dict__.get(self.attname)
+        if raw is None:
+            return None
+        if not isinstance(raw, Sealed):
+            raw = self.encrypt(obj, raw)
+        return base64.b64encode(raw).decode("ascii")
+
+    def to_python(self, value):
+        return value
+
+
+class EncryptedTextField(_EncryptedField):
+    """Text (subject, body, password) encrypted with the owner's data key."""
+
+    def get_default(self):
+        return models.Field.get_default(self)
+
+    def _check_str_default_value(self):
+        return []  # a text default ("") is right here; BinaryField's check expects bytes
+
+    def to_plain_bytes(self, value) -> bytes:
+        if not isinstance(value, str):
+            raise TypeError(f"{self.model._meta.label}.{self.name} holds text, got {type(value).__name__}")
+        return value.encode("utf-8")
+
+    def from_plain_bytes(self, raw: bytes) -> str:
+        return raw.decode("utf-8")
+
+
+class EncryptedBinaryField(_EncryptedField):
+    """Bytes (raw message source, attachments) encrypted with the owner's data key."""
+
+    def to_plain_bytes(self, value) -> bytes:
+        if not isinstance(value, bytes | bytearray | memoryview):
+            raise TypeError(f"{self.model._meta.label}.{self.name} holds bytes, got {type(value).__name__}")
+        return bytes(value)
+
+    def from_plain_bytes(self, raw: bytes) -> bytes:
+        return raw

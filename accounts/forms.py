@@ -1,0 +1,135 @@
+"""Forms of the account pages. Validation only: the work happens in keyring/lockout services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import password_validation
+from django.contrib.auth.forms import UserCreationForm
+
+from .models import User
+
+
+class RegistrationForm(UserCreationForm):
+    email = forms.EmailField(required=True)
+
+    class Meta:
+        model = User
+        fields = ("username", "email")
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip()
+        if User.objects.filter(email__iexact=email).exists():
+            raise forms.ValidationError("An account with this email address already exists.")
+        return email
+
+
+class LoginForm(forms.Form):
+    username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username"}))
+    password = forms.CharField(strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
+
+
+class TokenForm(forms.Form):
+    token = forms.CharField(
+        label="Code from your authenticator app",
+        max_length=8,
+        widget=forms.TextInput(
+            attrs={
+                "autocomplete": "one-time-code",
+                "inputmode": "numeric",
+                "pattern": "[0-9]*",
+                "autofocus": True,
+            }
+        ),
+    )
+
+    def clean_token(self) -> str:
+        return self.cleaned_data["token"].replace(" ", "")
+
+
+class RecoveryCodeForm(forms.Form):
+    code = forms.CharField(label="Recovery code", max_length=32, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+
+
+class _NewPasswordMixin(forms.Form):
+    new_password1 = forms.CharField(
+        label="New password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+    )
+    new_password2 = forms.CharField(
+        label="New password again",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+
+    def validate_new_password(self, user: User | None) -> None:
+        p1, p2 = self.cleaned_data.get("new_password1"), self.cleaned_data.get("new_password2")
+        if p1 and p2 and p1 != p2:
+            self.add_error("new_password2", "The two passwords do not match.")
+            return
+        if p1:
+            try:
+                password_validation.validate_password(p1, user)
+            except forms.ValidationError as exc:
+                self.add_error("new_password1", exc)
+
+
+class PasswordChangeForm(_NewPasswordMixin):
+    old_password = forms.CharField(
+        label="Current password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+    field_order = ["old_password", "new_password1", "new_password2"]
+
+    def __init__(self, user: User, *args, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_old_password(self) -> str:
+        password = self.cleaned_data["old_password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("Your current password is not correct.")
+        return password
+
+    def clean(self):
+        cleaned = super().clean()
+        self.validate_new_password(self.user)
+        return cleaned
+
+
+class RecoverPasswordForm(_NewPasswordMixin):
+    username = forms.CharField(max_length=150)
+    code = forms.CharField(label="Recovery code", max_length=32)
+    field_order = ["username", "code", "new_password1", "new_password2"]
+
+    def clean(self):
+        cleaned = super().clean()
+        user = User.objects.filter(username=cleaned.get("username", "")).first()
+        self.validate_new_password(user)
+        return cleaned
+
+
+class ReauthForm(forms.Form):
+    """Asks for the password again before a sensitive change."""
+
+    password = forms.CharField(
+        label="Your password",
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+    )
+
+    def __init__(self, user: User, *args, **kwargs):
+        self.user = user
+        super().__init__(*args, **kwargs)
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if not self.user.check_password(password):
+            raise forms.ValidationError("Your password is not correct.")
+        return password
+
+
+class StrictModeForm(ReauthForm):
+    strict_mode = forms.BooleanField(
+        required=False,
+        label="Strict mode: keep no server copy of my data key (mail syncs only while I am logged in)",
+    )

@@ -1,0 +1,86 @@
+"""Users and the wrapped copies of their data keys."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
+
+
+class User(AbstractUser):
+    email = models.EmailField("email address", unique=True)
+    failed_login_count = models.PositiveIntegerField(default=0)
+    locked_until = models.DateTimeField(null=True, blank=True)
+    strict_mode = models.BooleanField(
+        default=False,
+        help_text="No server-wrapped data key is kept: background work runs only while the user is logged in.",
+    )
+
+    def is_locked(self) -> bool:
+        return self.locked_until is not None and self.locked_until > timezone.now()
+
+
+class DataKeyWrap(models.Model):
+    """One wrapped copy of a user's data key (DEK).
+
+    The DEK itself is never stored. Each row holds it sealed under one key-encryption key: the
+    user's password (Argon2id), one recovery code (HKDF), or the server's sync key. Changing a
+    password or redeeming a code re-wraps the same DEK, so no content is ever re-encrypted.
+    """
+
+    class Kind(models.TextChoices):
+        PASSWORD = "password", "password"
+        RECOVERY = "recovery", "recovery code"
+        SYNC = "sync", "server sync key"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="key_wraps")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    params = models.JSONField(default=dict, help_text="KDF name and parameters (salt, cost); no secret.")
+    wrapped_key = models.BinaryField()
+    key_id = models.CharField(max_length=32, blank=True, help_text="Fingerprint of the sync key used.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "kind"],
+                condition=~models.Q(kind="recovery"),
+                name="one_password_and_sync_wrap_per_user",
+            )
+        ]
+        indexes = [models.Index(fields=["kind", "key_id"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} wrap of user {self.user_id}"
+
+
+class RecoveryDevice(TimestampMixin, ThrottlingMixin, Device):
+    """django-otp device for the one-time recovery codes.
+
+    The codes are not stored anywhere, not even hashed: a code is valid when it opens one of the
+    user's unused recovery wraps. So a database dump reveals neither the codes nor the data key.
+    """
+
+    def get_throttle_factor(self) -> int:
+        return 1
+
+    def verify_token(self, token: str) -> bool:
+        from .keyring import redeem_recovery_code
+
+        verified, _ = self.verify_is_allowed()
+        if not verified:
+            return False
+        if redeem_recovery_code(self.user, token) is None:
+            self.throttle_increment()
+            return False
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+    def remaining(self) -> int:
+        return DataKeyWrap.objects.filter(
+            user_id=self.user_id, kind=DataKeyWrap.Kind.RECOVERY, used_at__isnull=True
+        ).count()

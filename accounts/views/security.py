@@ -1,0 +1,85 @@
+"""Security settings: password change, password reset by recovery code, codes, strict mode."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import update_session_auth_hash
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_ratelimit.decorators import ratelimit
+
+from .. import keyring
+from ..forms import PasswordChangeForm, ReauthForm, RecoverPasswordForm, StrictModeForm
+from ..models import RecoveryDevice, User
+from .common import setting_rate
+from .twofactor import render_recovery_codes
+
+
+def settings_page(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    device = RecoveryDevice.objects.filter(user=user).first()
+    context = {
+        "totp": TOTPDevice.objects.filter(user=user, confirmed=True).first(),
+        "recovery_left": device.remaining() if device else 0,
+        "locked": keyring.is_locked(user.pk),
+    }
+    return render(request, "accounts/settings.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def password_change(request: HttpRequest) -> HttpResponse:
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        keyring.change_password(request.user, form.cleaned_data["old_password"], form.cleaned_data["new_password1"])
+        update_session_auth_hash(request, request.user)
+        messages.success(request, "Your password was changed. Your mail stays readable.")
+        return redirect("accounts:settings")
+    return render(request, "accounts/password_change.html", {"form": form})
+
+
+@ratelimit(key="ip", rate=setting_rate("MAILHELPER_RATE_LOGIN"), method="POST", block=True)
+@ratelimit(key="post:username", rate=setting_rate("MAILHELPER_RATE_LOGIN_USER"), method="POST", block=True)
+@require_http_methods(["GET", "POST"])
+def recover(request: HttpRequest) -> HttpResponse:
+    """Forgotten password: a recovery code proves ownership and unwraps the data key."""
+    form = RecoverPasswordForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = User.objects.filter(username=form.cleaned_data["username"]).first()
+        if user is not None and keyring.reset_password_with_recovery_code(
+            user, form.cleaned_data["code"], form.cleaned_data["new_password1"]
+        ):
+            messages.success(request, "Your password was reset and the recovery code used up. Log in now.")
+            return redirect("accounts:login")
+        form.add_error(None, "That username and recovery code do not match an unused code.")
+    return render(request, "accounts/recover.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def regenerate_codes(request: HttpRequest) -> HttpResponse:
+    form = ReauthForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        dek = keyring.unwrap_with_password(request.user, form.cleaned_data["password"])
+        codes = keyring.issue_recovery_codes(request.user, dek)
+        messages.success(request, "New recovery codes made; the old ones no longer work.")
+        return render_recovery_codes(request, codes, "")
+    return render(request, "accounts/regenerate_codes.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def strict_mode(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = StrictModeForm(user, request.POST or None, initial={"strict_mode": user.strict_mode})
+    if request.method == "POST" and form.is_valid():
+        enabled = form.cleaned_data["strict_mode"]
+        if enabled != user.strict_mode:
+            keyring.set_strict_mode(user, enabled, form.cleaned_data["password"])
+            messages.success(
+                request,
+                "Strict mode is on: mail syncs only while you are logged in."
+                if enabled
+                else "Strict mode is off: mail syncs in the background.",
+            )
+        return redirect("accounts:settings")
+    return render(request, "accounts/strict_mode.html", {"form": form})

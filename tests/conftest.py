@@ -1,0 +1,26 @@
+"""Fixtures on real services: PostgreSQL (pytest-django), Redis, Celery workers, Dovecot, SMTP."""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+from django.core.cache import cache
+
+pytest_plugins = [
+    "tests.plugins.accounts",
+    "tests.plugins.celery_worker",
+
+]
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache():
+    """Each test starts with an empty Redis test database (sessions, rate limits, key cache)."""
+    from accounts import keyring
+
+    with contextlib.suppress(Exception):  # a test that stops Redis must not break the next one's setup
+        cache.clear()
+    keyring.forget_all()
+    yield
+    keyring.forget_all()

@@ -1,0 +1,97 @@
+"""A real Celery worker in a subprocess, on the test database and the test broker.
+
+A subprocess (not an in-process thread) so that tests can kill it like a crashed machine would.
+Tests that use it need `transactional_db`: the worker only sees committed rows.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class WorkerProcess:
+    process: subprocess.Popen
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+def start_worker(log_path: Path, concurrency: int = 2, extra_args: tuple[str, ...] = ()) -> WorkerProcess:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(),  # the test database pytest-django created
+        "PYTHONUNBUFFERED": "1",
+    }
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "mailhelper", "worker",
+        "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
+        "--without-gossip", "--without-mingle", "-O", "fair", "--hostname", f"test-{os.getpid()}@%h",
+        *extra_args,
+    ]  # fmt: skip
+    log = log_path.open("ab")
+    process = subprocess.Popen(
+        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    worker = WorkerProcess(process, log_path)
+    _wait_until_ready(worker)
+    return worker
+
+
+def _wait_until_ready(worker: WorkerProcess, timeout: float = 30.0) -> None:
+    from mailhelper.celery import app
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.process.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
+        if app.control.ping(timeout=0.5):
+            return
+    stop_worker(worker)
+    raise RuntimeError(f"celery worker did not answer within {timeout}s:\n{worker.log_tail()}")
+
+
+def stop_worker(worker: WorkerProcess, sig: int = signal.SIGTERM, timeout: float = 20.0) -> None:
+    if worker.process.poll() is not None:
+        return
+    os.killpg(worker.process.pid, sig)
+    try:
+        worker.process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(worker.process.pid, signal.SIGKILL)
+        worker.process.wait(5)
+
+
+@pytest.fixture(scope="session")
+def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WorkerProcess]:
+    """One worker for the session; tests that kill workers start their own with start_worker()."""
+    from mailhelper.celery import app
+
+    app.control.purge()  # leftovers of an interrupted earlier run must not execute here
+    worker = start_worker(tmp_path_factory.mktemp("celery") / "worker.log")
+    yield worker
+    stop_worker(worker)
