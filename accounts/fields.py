@@ -2,15 +2,14 @@
 
 Usage in any app::
 
-    class Message(models.Model):
-        id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    class Message(EncryptedModel):
         owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
         subject = EncryptedTextField(blank=True, default="")
 
 Reading `message.subject` decrypts on first access (and caches the plaintext on the instance);
 saving encrypts with associated data binding the value to (owner, model, field, primary key), so a
-ciphertext copied to another row, field or user fails to open. The model therefore needs its primary
-key before the first save (a UUID default) and an `owner` foreign key (or `owner_field=`).
+ciphertext copied to another row, field or user fails to open. The model therefore inherits
+EncryptedModel (a UUID key known before the first save) and has an `owner` foreign key (or `owner_field=`).
 
 Plaintext can never reach the database by accident: `update()`, `bulk_update()` and lookups with a
 plain value raise TypeError instead of writing or comparing cleartext.
@@ -19,6 +18,8 @@ plain value raise TypeError instead of writing or comparing cleartext.
 from __future__ import annotations
 
 import base64
+import contextvars
+import uuid
 
 from django.core import checks
 from django.db import models
@@ -29,6 +30,29 @@ from . import crypto
 
 class Sealed(bytes):
     """Ciphertext as read from or written to the database (as opposed to plaintext bytes)."""
+
+
+# While set, encrypted attributes hand out their ciphertext instead of decrypting it: used by
+# refresh_from_db, which copies every field from a fresh instance and must not need the key.
+_raw_access: contextvars.ContextVar[bool] = contextvars.ContextVar("mailhelper_raw_access", default=False)
+
+
+class EncryptedModel(models.Model):
+    """Base for models with encrypted fields: a UUID key known before the first save (it is part of
+    each value's associated data), and a refresh_from_db that does not decrypt (so it works for a
+    locked strict-mode user and costs nothing until a value is read)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+
+    class Meta:
+        abstract = True
+
+    def refresh_from_db(self, using=None, fields=None, from_queryset=None):
+        token = _raw_access.set(True)
+        try:
+            super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
+        finally:
+            _raw_access.reset(token)
 
 
 def value_aad(owner_id: int, model_label: str, field_name: str, pk: object) -> bytes:
@@ -42,7 +66,7 @@ class _EncryptedAttribute(DeferredAttribute):
         if instance is None:
             return self
         value = super().__get__(instance, cls)
-        if isinstance(value, Sealed):
+        if isinstance(value, Sealed) and not _raw_access.get():
             value = self.field.decrypt(instance, value)
             instance.__dict__[self.field.attname] = value
         return value
@@ -79,11 +103,11 @@ class _EncryptedField(models.BinaryField):
                     id="accounts.E101",
                 )
             )
-        if not isinstance(opts.pk, models.UUIDField) or opts.pk.default is models.NOT_PROVIDED:
+        if not issubclass(self.model, EncryptedModel):
             errors.append(
                 checks.Error(
-                    f"{opts.label}.{self.name} is encrypted with the row's primary key as associated "
-                    "data: give the model a UUIDField primary key with a default",
+                    f"{opts.label}.{self.name} is encrypted: the model must inherit accounts.fields.EncryptedModel "
+                    "(UUID primary key known before saving; refresh without decrypting)",
                     obj=self,
                     id="accounts.E102",
                 )

@@ -58,12 +58,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.contrib.postgres",
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_celery_beat",
     "django_celery_results",
     "mailhelper",
     "accounts",
+    "mail",
 ]
 
 MIDDLEWARE = [
@@ -205,6 +207,14 @@ MAILHELPER_RATE_LOGIN_USER = env("MAILHELPER_RATE_LOGIN_USER", "10/m")
 MAILHELPER_RATE_REGISTER = env("MAILHELPER_RATE_REGISTER", "5/h")
 MAILHELPER_METRICS_TOKEN = env("MAILHELPER_METRICS_TOKEN", "") or ""
 
+# --- Mail ---------------------------------------------------------------------------------------
+# Extra CA certificates to trust for IMAP/SMTP TLS (a self-hosted server with its own CA).
+MAILHELPER_EXTRA_CA_FILE = env("MAILHELPER_EXTRA_CA_FILE", "") or ""
+MAILHELPER_IMAP_TIMEOUT = float(env("MAILHELPER_IMAP_TIMEOUT", "30"))
+MAILHELPER_SYNC_BATCH = env_int("MAILHELPER_SYNC_BATCH", 200)
+MAILHELPER_SYNC_MAX_RETRIES = env_int("MAILHELPER_SYNC_MAX_RETRIES", 5)
+MAILHELPER_DEFAULT_SYNC_MINUTES = env_int("MAILHELPER_DEFAULT_SYNC_MINUTES", 5)
+
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Mailhelper")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
@@ -220,5 +230,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # imapclient logs the whole IMAP conversation (mail content) at DEBUG: never let it through.
+        "imapclient": {"level": "WARNING"},
+    },
 }

@@ -6,7 +6,7 @@ import hmac
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -15,6 +15,11 @@ from .metrics import render_metrics
 
 
 def home(request: HttpRequest) -> HttpResponse:
+    """The mail list once there is an account; until then, the next step to take."""
+    from mail.queries import accounts_of
+
+    if accounts_of(request.user).exists():
+        return redirect("mail:list")
     return render(request, "home.html")
 
 

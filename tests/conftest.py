@@ -10,7 +10,8 @@ from django.core.cache import cache
 pytest_plugins = [
     "tests.plugins.accounts",
     "tests.plugins.celery_worker",
-
+    "tests.plugins.mailservers",
+    "tests.plugins.mail",
 ]
 
 

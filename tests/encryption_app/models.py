@@ -1,15 +1,12 @@
 """A test-only model exercising the encrypted fields the way product apps will use them."""
 
-import uuid
-
 from django.conf import settings
 from django.db import models
 
-from accounts.fields import EncryptedBinaryField, EncryptedTextField
+from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
 
 
-class Note(models.Model):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+class Note(EncryptedModel):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     title = models.CharField(max_length=100, blank=True)
     body = EncryptedTextField(blank=True, default="")

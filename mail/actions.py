@@ -1,0 +1,130 @@
+"""User and rule actions on messages: applied here at once, written to the server by an outbox.
+
+`apply()` changes the local rows and records a PendingAction in one transaction; `write_back()`
+(run by a task) replays the pending actions over IMAP. Rules will call `apply()` too, so UI and
+rules share one path to the server.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import imap
+from .models import Folder, MailAccount, Message, PendingAction
+from .sync import server_config
+
+log = logging.getLogger(__name__)
+
+Kind = PendingAction.Kind
+_LOCAL_FLAG_CHANGES = {
+    Kind.MARK_READ: ("seen", True),
+    Kind.MARK_UNREAD: ("seen", False),
+    Kind.FLAG: ("flagged", True),
+    Kind.UNFLAG: ("flagged", False),
+}
+
+
+class ActionError(Exception):
+    """The action cannot be applied (e.g. no Trash folder); the message is for the user."""
+
+
+def trash_folder(account: MailAccount) -> Folder:
+    folder = account.folders.filter(special_use=Folder.SpecialUse.TRASH, exists_on_server=True).first()
+    if folder is None:
+        raise ActionError("This account has no Trash folder on the server.")
+    return folder
+
+
+def archive_folder(account: MailAccount) -> Folder:
+    folder = account.folders.filter(special_use=Folder.SpecialUse.ARCHIVE, exists_on_server=True).first()
+    if folder is None:
+        raise ActionError("This account has no Archive folder on the server.")
+    return folder
+
+
+@transaction.atomic
+def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) -> int:
+    """Apply one action to messages (of one owner); returns how many changed."""
+    changed = 0
+    for message in messages:
+        if kind in _LOCAL_FLAG_CHANGES:
+            field, value = _LOCAL_FLAG_CHANGES[kind]
+            if getattr(message, field) == value:
+                continue
+            setattr(message, field, value)
+            Message.objects.filter(pk=message.pk).update(**{field: value})
+        elif kind == Kind.MOVE:
+            if target is None or target.account_id != message.account_id:
+                raise ActionError("Choose a folder of the same account.")
+            if message.folder_id == target.pk:
+                continue
+        else:
+            raise ActionError(f"Unknown action {kind!r}.")
+        action = PendingAction(
+            owner_id=message.owner_id,
+            account_id=message.account_id,
+            message=message,
+            kind=kind,
+            source_folder=message.folder.name,
+            source_uidvalidity=message.uidvalidity,
+            source_uid=message.uid,
+            target_folder=target.name if target else "",
+        )
+        if kind == Kind.MOVE:
+            # Shown in the target folder at once; the next sync there learns its new UID.
+            message.folder = target
+            Message.objects.filter(pk=message.pk).update(folder=target, uid=None, uidvalidity=None, modseq=None)
+        action.save()
+        changed += 1
+    return changed
+
+
+def write_back(account_id) -> tuple[int, int]:
+    """Replay the account's pending actions on the server, oldest first. Returns (done, failed).
+
+    Raises imap.ImapConnectError/ImapAuthError when the server cannot be used at all, so the task
+    retries later; a single action the server refuses is recorded and skipped.
+    """
+    account = MailAccount.objects.get(pk=account_id)
+    pending = list(PendingAction.objects.filter(account=account, done_at__isnull=True).order_by("created_at", "id"))
+    if not pending:
+        return 0, 0
+    done = failed = 0
+    with imap.ImapSession(server_config(account)) as session:
+        for action in pending:
+            action.attempts += 1
+            try:
+                _perform(session, action)
+            except imap.ImapFolderError as exc:
+                action.error = str(exc)[:300]
+                failed += 1
+                if action.attempts >= 5:
+                    action.done_at = timezone.now()  # give up; the next sync shows the server's truth
+            else:
+                action.done_at, action.error = timezone.now(), ""
+                done += 1
+            action.save(update_fields=["attempts", "error", "done_at"])
+    return done, failed
+
+
+def _perform(session: imap.ImapSession, action: PendingAction) -> None:
+    if action.source_uid is None:
+        return  # the message had no server identity yet (moved twice before a sync): nothing to do
+    uids = [action.source_uid]
+    current = session.select(action.source_folder, readonly=False)
+    if current.uidvalidity != action.source_uidvalidity:
+        raise imap.ImapFolderError("The folder was renumbered on the server; the change was not applied.")
+    if action.kind == Kind.MARK_READ:
+        session.add_flags(action.source_folder, uids, [imap.SEEN])
+    elif action.kind == Kind.MARK_UNREAD:
+        session.remove_flags(action.source_folder, uids, [imap.SEEN])
+    elif action.kind == Kind.FLAG:
+        session.add_flags(action.source_folder, uids, [imap.FLAGGED])
+    elif action.kind == Kind.UNFLAG:
+        session.remove_flags(action.source_folder, uids, [imap.FLAGGED])
+    elif action.kind == Kind.MOVE:
+        session.move(action.source_folder, uids, action.target_folder)

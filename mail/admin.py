@@ -1,0 +1,57 @@
+"""Admin for mail: metadata only. Encrypted fields are not editable and never listed."""
+
+from django.contrib import admin
+
+from .models import Folder, MailAccount, Message, PendingAction, SyncRun
+
+
+@admin.register(MailAccount)
+class MailAccountAdmin(admin.ModelAdmin):
+    list_display = ("name", "owner", "imap_host", "enabled", "status", "sync_interval_minutes", "last_sync_at")
+    list_filter = ("status", "enabled", "imap_security")
+    search_fields = ("name", "owner__username", "imap_host")
+    raw_id_fields = ("owner", "periodic_task")
+    readonly_fields = ("status", "status_message", "last_sync_at", "periodic_task", "created_at")
+
+
+@admin.register(Folder)
+class FolderAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "special_use", "sync_enabled", "uidvalidity", "uidnext", "last_synced_at")
+    list_filter = ("special_use", "sync_enabled")
+    search_fields = ("name", "account__name")
+    raw_id_fields = ("account",)
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    """Operators may see that a message exists and its sync state, never what it says."""
+
+    list_display = ("id", "owner", "account", "folder", "uid", "size", "sort_date", "seen", "expunged_at")
+    list_filter = ("seen", "flagged", "has_attachments")
+    fields = (
+        "owner", "account", "folder", "uidvalidity", "uid", "modseq", "size", "sort_date", "seen",
+        "flagged", "answered", "has_attachments", "parse_warnings", "expunged_at",
+    )  # fmt: skip
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SyncRun)
+class SyncRunAdmin(admin.ModelAdmin):
+    list_display = ("account", "trigger", "status", "queued_at", "messages_new", "messages_updated", "error")
+    list_filter = ("status", "trigger")
+    raw_id_fields = ("account",)
+    readonly_fields = [f.name for f in SyncRun._meta.fields]
+
+
+@admin.register(PendingAction)
+class PendingActionAdmin(admin.ModelAdmin):
+    list_display = ("kind", "account", "source_folder", "target_folder", "created_at", "done_at", "attempts", "error")
+    list_filter = ("kind",)
+    readonly_fields = [f.name for f in PendingAction._meta.fields]

@@ -1,0 +1,121 @@
+"""Forms for mail accounts and message actions."""
+
+from __future__ import annotations
+
+from django import forms
+
+from .models import MailAccount
+
+
+class MailAccountForm(forms.ModelForm):
+    """Add or edit an account. A blank password on edit keeps the stored one."""
+
+    imap_password_input = forms.CharField(
+        label="IMAP password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+    smtp_password_input = forms.CharField(
+        label="SMTP password",
+        required=False,
+        strip=False,
+        help_text="Leave empty to use the IMAP password.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
+    )
+
+    class Meta:
+        model = MailAccount
+        fields = [
+            "name",
+            "email_address",
+            "imap_host",
+            "imap_port",
+            "imap_security",
+            "imap_username",
+            "smtp_host",
+            "smtp_port",
+            "smtp_security",
+            "smtp_username",
+            "sync_interval_minutes",
+            "enabled",
+        ]
+        widgets = {"sync_interval_minutes": forms.NumberInput(attrs={"min": 1, "max": 1440})}
+
+    field_order = [
+        "name",
+        "email_address",
+        "imap_host",
+        "imap_port",
+        "imap_security",
+        "imap_username",
+        "imap_password_input",
+        "smtp_host",
+        "smtp_port",
+        "smtp_security",
+        "smtp_username",
+        "smtp_password_input",
+        "sync_interval_minutes",
+        "enabled",
+    ]
+
+    def __init__(self, *args, owner, **kwargs):
+        self.owner = owner
+        super().__init__(*args, **kwargs)
+        if self.instance._state.adding:
+            self.fields["imap_password_input"].required = True
+        else:
+            self.fields["imap_password_input"].help_text = "Leave empty to keep the stored password."
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        clash = MailAccount.objects.filter(owner=self.owner, name__iexact=name).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("You already have an account with this name.")
+        return name
+
+    def clean_sync_interval_minutes(self) -> int:
+        minutes = self.cleaned_data["sync_interval_minutes"]
+        if not 1 <= minutes <= 1440:
+            raise forms.ValidationError("Choose between 1 minute and 1 day (1440 minutes).")
+        return minutes
+
+    def clean(self):
+        cleaned = super().clean()
+        port, security = cleaned.get("imap_port"), cleaned.get("imap_security")
+        if port == 993 and security == "plain":
+            self.add_error("imap_security", "Port 993 expects SSL/TLS.")
+        return cleaned
+
+    def save(self, commit: bool = True) -> MailAccount:
+        account = super().save(commit=False)
+        account.owner = self.owner
+        if self.cleaned_data.get("imap_password_input"):
+            account.imap_password = self.cleaned_data["imap_password_input"]
+        if self.cleaned_data.get("smtp_password_input"):
+            account.smtp_password = self.cleaned_data["smtp_password_input"]
+        if commit:
+            account.save()
+        return account
+
+
+class FolderSelectionForm(forms.Form):
+    folders = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Folders to sync")
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["folders"].choices = choices
+
+
+class MessageActionForm(forms.Form):
+    ACTIONS = [
+        ("mark_read", "Mark read"),
+        ("mark_unread", "Mark unread"),
+        ("flag", "Flag"),
+        ("unflag", "Remove flag"),
+        ("move", "Move"),
+        ("delete", "Delete"),
+        ("archive", "Archive"),
+    ]
+    action = forms.ChoiceField(choices=ACTIONS)
+    target_folder = forms.IntegerField(required=False)

@@ -1,0 +1,385 @@
+"""The one module that speaks IMAP (through imapclient).
+
+Everything above it works with plain dataclasses and four exception types, so the sync service
+and the views never see imapclient, imaplib or socket errors. Error messages are written for
+the user and never contain a password or mail content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import socket
+import ssl
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.conf import settings
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError, LoginError
+from imapclient.imapclient import seq_to_parenstr_upper
+from imapclient.response_parser import parse_fetch_response
+
+SEEN, FLAGGED, ANSWERED, DRAFT, DELETED = "\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Deleted"
+_SPECIAL_USE_FLAGS = {
+    b"\\sent": "sent",
+    b"\\trash": "trash",
+    b"\\drafts": "drafts",
+    b"\\junk": "junk",
+    b"\\archive": "archive",
+    b"\\all": "all",
+}
+_SPECIAL_USE_NAMES = {
+    "sent": "sent",
+    "sent items": "sent",
+    "sent messages": "sent",
+    "gesendet": "sent",
+    "trash": "trash",
+    "deleted items": "trash",
+    "deleted messages": "trash",
+    "papierkorb": "trash",
+    "drafts": "drafts",
+    "entwürfe": "drafts",
+    "junk": "junk",
+    "spam": "junk",
+    "archive": "archive",
+    "archiv": "archive",
+}
+
+
+class ImapError(Exception):
+    """Base class. `str(exc)` is a message fit to show the user."""
+
+
+class ImapConnectError(ImapError):
+    """Could not reach or talk to the server; worth retrying later. `kind` says why."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind  # dns | refused | tls | timeout | network | protocol
+
+
+class ImapAuthError(ImapError):
+    """The server refused the credentials: retrying will not help until the user fixes them."""
+
+
+class ImapFolderError(ImapError):
+    """One folder could not be used (deleted meanwhile, no permission); others may still work."""
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str
+    port: int
+    security: str  # "ssl" | "starttls" | "plain"
+    username: str
+    password: str = field(repr=False)
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ServerFolder:
+    name: str
+    delimiter: str
+    special_use: str
+    selectable: bool
+    messages: int | None = None
+    unseen: int | None = None
+
+
+@dataclass(frozen=True)
+class FolderState:
+    uidvalidity: int
+    uidnext: int | None
+    highestmodseq: int | None
+    exists: int
+
+
+@dataclass(frozen=True)
+class FlagState:
+    flags: tuple[str, ...]
+    modseq: int | None
+
+
+@dataclass(frozen=True)
+class FetchedMessage:
+    uid: int
+    flags: tuple[str, ...]
+    modseq: int | None
+    size: int
+    internal_date: datetime | None
+    raw: bytes
+
+
+def _ssl_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    extra_ca = getattr(settings, "MAILHELPER_EXTRA_CA_FILE", "")
+    if extra_ca:
+        context.load_verify_locations(cafile=extra_ca)
+    return context
+
+
+def _flags(raw: Iterable[bytes | str]) -> tuple[str, ...]:
+    return tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in raw)
+
+
+def _translate_connect_error(exc: BaseException, config: ServerConfig) -> ImapError:
+    where = f"{config.host}:{config.port}"
+    if isinstance(exc, socket.gaierror):
+        return ImapConnectError("dns", f"The server name {config.host!r} could not be found (DNS lookup failed).")
+    if isinstance(exc, ConnectionRefusedError):
+        return ImapConnectError("refused", f"{where} refused the connection: check the host, port and security.")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return ImapConnectError("tls", f"The TLS certificate of {where} is not trusted ({exc.verify_message}).")
+    if isinstance(exc, ssl.SSLError):
+        return ImapConnectError(
+            "tls", f"TLS with {where} failed ({exc.reason or 'handshake error'}): check the port and security setting."
+        )
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return ImapConnectError("timeout", f"{where} did not answer in time.")
+    if isinstance(exc, LoginError):
+        return ImapAuthError("The server rejected the user name or password.")
+    if isinstance(exc, OSError):
+        return ImapConnectError("network", f"Network error talking to {where} ({type(exc).__name__}).")
+    return ImapConnectError("protocol", f"{where} did not speak IMAP as expected ({type(exc).__name__}).")
+
+
+class ImapSession:
+    """A logged-in connection. Use as a context manager: `with ImapSession(config) as imap:`."""
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.client: IMAPClient | None = None
+        self.condstore = False
+        self.capabilities: frozenset[str] = frozenset()
+        self._selected: str | None = None
+        self._readonly = True
+
+    # -- connection -------------------------------------------------------------------------------
+    def __enter__(self) -> ImapSession:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        config = self.config
+        try:
+            client = IMAPClient(
+                config.host,
+                port=config.port,
+                ssl=config.security == "ssl",
+                ssl_context=_ssl_context() if config.security == "ssl" else None,
+                timeout=config.timeout,
+            )
+        except Exception as exc:  # noqa: BLE001 - translated into our own error types
+            raise _translate_connect_error(exc, config) from None
+        self.client = client
+        try:
+            if config.security == "starttls":
+                client.starttls(_ssl_context())
+            client.login(config.username, config.password)
+            self.capabilities = frozenset(c.decode().upper() for c in client.capabilities())
+            if "CONDSTORE" in self.capabilities:
+                client.enable("CONDSTORE")
+                self.condstore = True
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise _translate_connect_error(exc, config) from None
+
+    def close(self) -> None:
+        if self.client is None:
+            return
+        try:
+            self.client.logout()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            with contextlib.suppress(Exception):
+                self.client.shutdown()
+        self.client = None
+        self._selected = None
+
+    def _call(self, func, *args, **kwargs):
+        """Run an imapclient call, translating transport failures into ImapConnectError."""
+        if self.client is None:
+            raise ImapConnectError("network", "The connection to the server is closed.")
+        try:
+            return func(*args, **kwargs)
+        except (imaplib.IMAP4.abort, OSError, ssl.SSLError) as exc:
+            raise _translate_connect_error(exc, self.config) from None
+        except IMAPClientError as exc:
+            where = f" in {self._selected!r}" if self._selected else ""
+            raise ImapFolderError(f"The server refused a command{where} ({type(exc).__name__}).") from None
+
+    # -- folders ------------------------------------------------------------------------------------
+    def list_folders(self, with_counts: bool = False) -> list[ServerFolder]:
+        folders = []
+        for flags, delimiter, name in self._call(self.client.list_folders):
+            lowered = {f.lower() for f in flags}
+            special = next((v for k, v in _SPECIAL_USE_FLAGS.items() if k in lowered), "")
+            if name.upper() == "INBOX":
+                special = "inbox"
+            elif not special:
+                special = _SPECIAL_USE_NAMES.get(name.split(delimiter.decode() if delimiter else "/")[-1].lower(), "")
+            selectable = b"\\noselect" not in lowered and b"\\nonexistent" not in lowered
+            messages = unseen = None
+            if with_counts and selectable:
+                try:
+                    status = self._call(self.client.folder_status, name, [b"MESSAGES", b"UNSEEN"])
+                    messages, unseen = status.get(b"MESSAGES"), status.get(b"UNSEEN")
+                except ImapFolderError:
+                    pass
+            folders.append(
+                ServerFolder(name, delimiter.decode() if delimiter else "", special, selectable, messages, unseen)
+            )
+        return folders
+
+    def select(self, name: str, readonly: bool = True) -> FolderState:
+        """Open a folder. Read-only (EXAMINE) for syncing: nothing we do there can change flags."""
+        try:
+            resp = self._call(self.client.select_folder, name, readonly=readonly)
+        except ImapFolderError:
+            self._selected = None
+            raise ImapFolderError(f"The folder {name!r} cannot be opened.") from None
+        self._selected, self._readonly = name, readonly
+        modseq = resp.get(b"HIGHESTMODSEQ")
+        return FolderState(
+            uidvalidity=int(resp[b"UIDVALIDITY"]),
+            uidnext=int(resp[b"UIDNEXT"]) if b"UIDNEXT" in resp else None,
+            highestmodseq=int(modseq) if modseq is not None and self.condstore else None,
+            exists=int(resp.get(b"EXISTS", 0)),
+        )
+
+    def ensure_selected(self, name: str, readonly: bool) -> None:
+        if self._selected != name or (self._readonly and not readonly):
+            self.select(name, readonly=readonly)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def uids_from(self, first_uid: int) -> list[int]:
+        """UIDs >= first_uid. ("n:*" always matches the last message, hence the filter.)"""
+        found = self._call(self.client.search, ["UID", f"{max(first_uid, 1)}:*"])
+        return sorted(uid for uid in found if uid >= first_uid)
+
+    def all_uids(self) -> set[int]:
+        return set(self._call(self.client.search, ["ALL"]))
+
+    def flags(self, uids: Iterable[int] | str = "1:*", changed_since: int | None = None) -> dict[int, FlagState]:
+        items = ["FLAGS", "MODSEQ"] if self.condstore else ["FLAGS"]
+        modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None and self.condstore else None
+        if isinstance(uids, str):
+            resp = self._call(self._fetch_range, uids, items, modifiers)
+        else:
+            uids = list(uids)
+            if not uids:
+                return {}
+            resp = self._call(self.client.fetch, uids, items, modifiers=modifiers)
+        return {uid: FlagState(_flags(data.get(b"FLAGS", ())), _modseq(data)) for uid, data in resp.items()}
+
+    def _fetch_range(self, seqset: str, items: list[str], modifiers: list[str] | None) -> dict:
+        """UID FETCH over a range such as "1:*".
+
+        imapclient 4.1's fetch() drops every response whose UID is not in the list it was given,
+        which makes ranges (and CHANGEDSINCE over a whole folder) return nothing; this is the same
+        command without that filter.
+        """
+        client = self.client
+        args = ["UID", "FETCH", seqset, seq_to_parenstr_upper(items)]
+        if modifiers:
+            args.append(seq_to_parenstr_upper(modifiers))
+        tag = client._imap._command(*args)
+        typ, data = client._imap._command_complete("FETCH", tag)
+        client._checkok("fetch", typ, data)
+        typ, data = client._imap._untagged_response(typ, data, "FETCH")
+        return parse_fetch_response(data, client.normalise_times, True)
+
+    def message_ids(self, uids: list[int]) -> dict[int, str]:
+        """Message-ID header per UID, to recognise messages we already hold under another UID."""
+        if not uids:
+            return {}
+        resp = self._call(self.client.fetch, uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        result = {}
+        for uid, data in resp.items():
+            raw = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"") or b""
+            value = raw.decode("ascii", "replace").partition(":")[2].strip()
+            result[uid] = value.strip("<>").strip()
+        return result
+
+    def fetch_messages(self, uids: list[int]) -> Iterator[FetchedMessage]:
+        """Whole messages with BODY.PEEK, so that syncing never marks anything as read."""
+        if not uids:
+            return
+        items = ["BODY.PEEK[]", "FLAGS", "RFC822.SIZE", "INTERNALDATE"]
+        if self.condstore:
+            items.append("MODSEQ")
+        resp = self._call(self.client.fetch, uids, items)
+        for uid in sorted(resp):
+            data = resp[uid]
+            raw = data.get(b"BODY[]")
+            if raw is None:  # expunged between SEARCH and FETCH
+                continue
+            yield FetchedMessage(
+                uid=uid,
+                flags=_flags(data.get(b"FLAGS", ())),
+                modseq=_modseq(data),
+                size=int(data.get(b"RFC822.SIZE", len(raw))),
+                internal_date=data.get(b"INTERNALDATE"),
+                raw=bytes(raw),
+            )
+
+    # -- writing ------------------------------------------------------------------------------------
+    def add_flags(self, folder: str, uids: list[int], flags: list[str]) -> None:
+        self.ensure_selected(folder, readonly=False)
+        self._call(self.client.add_flags, uids, flags, silent=True)
+
+    def remove_flags(self, folder: str, uids: list[int], flags: list[str]) -> None:
+        self.ensure_selected(folder, readonly=False)
+        self._call(self.client.remove_flags, uids, flags, silent=True)
+
+    def move(self, folder: str, uids: list[int], destination: str) -> None:
+        self.ensure_selected(folder, readonly=False)
+        if "MOVE" in self.capabilities:
+            self._call(self.client.move, uids, destination)
+            return
+        self._call(self.client.copy, uids, destination)
+        self._call(self.client.add_flags, uids, [DELETED], silent=True)
+        if "UIDPLUS" in self.capabilities:
+            self._call(self.client.uid_expunge, uids)
+        else:
+            self._call(self.client.expunge)
+
+    def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = (), when: datetime | None = None) -> None:
+        self._call(self.client.append, folder, raw, flags=flags, msg_time=when)
+
+    def create_folder(self, name: str) -> None:
+        self._call(self.client.create_folder, name)
+
+
+def _modseq(data: dict) -> int | None:
+    value = data.get(b"MODSEQ")
+    if isinstance(value, tuple | list):
+        value = value[0] if value else None
+    return int(value) if value is not None else None
+
+
+@dataclass(frozen=True)
+class ConnectionReport:
+    ok: bool
+    message: str
+    kind: str = ""
+    folders: list[ServerFolder] = field(default_factory=list)
+    capabilities: frozenset[str] = frozenset()
+
+
+def check_connection(config: ServerConfig) -> ConnectionReport:
+    """Log in and list folders with counts; a precise message for each way it can fail."""
+    try:
+        with ImapSession(config) as session:
+            folders = session.list_folders(with_counts=True)
+            return ConnectionReport(True, f"Connected: {len(folders)} folders.", "", folders, session.capabilities)
+    except ImapAuthError as exc:
+        return ConnectionReport(False, str(exc), "auth")
+    except ImapConnectError as exc:
+        return ConnectionReport(False, str(exc), exc.kind)
+    except ImapError as exc:
+        return ConnectionReport(False, str(exc), "protocol")

@@ -1,0 +1,258 @@
+"""Mail accounts, folders with their server sync state, messages, attachments and sync runs.
+
+Content (subjects, bodies, raw source, attachment names and data, passwords) is encrypted with the
+owner's data key; metadata needed for queries (dates, flags, sizes, addresses, UIDs) stays plain.
+Rows holding encrypted content carry an `owner` so that every query can be scoped to it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
+
+
+class Security(models.TextChoices):
+    SSL = "ssl", "SSL/TLS"
+    STARTTLS = "starttls", "STARTTLS"
+    PLAIN = "plain", "none (plain text, loopback or testing only)"
+
+
+class MailAccount(EncryptedModel):
+    class Status(models.TextChoices):
+        NEW = "new", "not synced yet"
+        OK = "ok", "ok"
+        NEEDS_ATTENTION = "needs_attention", "needs attention"
+        LOCKED = "locked", "locked: log in to resume"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_accounts")
+    name = models.CharField(max_length=100, help_text="How the account is shown, e.g. 'Work'.")
+    email_address = models.EmailField(help_text="Your address on this account (used to recognise your own mail).")
+    imap_host = models.CharField("IMAP server", max_length=255)
+    imap_port = models.PositiveIntegerField("IMAP port", default=993)
+    imap_security = models.CharField("IMAP security", max_length=10, choices=Security.choices, default=Security.SSL)
+    imap_username = models.CharField("IMAP user name", max_length=255)
+    imap_password = EncryptedTextField(default="")
+    smtp_host = models.CharField("SMTP server", max_length=255, blank=True)
+    smtp_port = models.PositiveIntegerField("SMTP port", default=587)
+    smtp_security = models.CharField(
+        "SMTP security", max_length=10, choices=Security.choices, default=Security.STARTTLS
+    )
+    smtp_username = models.CharField("SMTP user name", max_length=255, blank=True)
+    smtp_password = EncryptedTextField(default="")
+    sync_interval_minutes = models.PositiveIntegerField(default=5)
+    enabled = models.BooleanField(default=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
+    status_message = models.CharField(
+        max_length=300, blank=True, help_text="Why the account needs attention; never a secret or mail content."
+    )
+    last_sync_at = models.DateTimeField(null=True, blank=True)
+    periodic_task = models.OneToOneField(
+        "django_celery_beat.PeriodicTask", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="account_name_unique_per_owner")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.imap_username}@{self.imap_host})"
+
+
+class Folder(models.Model):
+    class SpecialUse(models.TextChoices):
+        NONE = "", "-"
+        INBOX = "inbox", "Inbox"
+        SENT = "sent", "Sent"
+        DRAFTS = "drafts", "Drafts"
+        TRASH = "trash", "Trash"
+        JUNK = "junk", "Junk"
+        ARCHIVE = "archive", "Archive"
+        ALL = "all", "All mail"
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="folders")
+    name = models.CharField(max_length=500, help_text="The folder's name on the server.")
+    delimiter = models.CharField(max_length=4, blank=True)
+    special_use = models.CharField(max_length=10, choices=SpecialUse.choices, blank=True, default="")
+    sync_enabled = models.BooleanField(default=False)
+    exists_on_server = models.BooleanField(default=True)
+    # Server state after the last completed sync of this folder.
+    uidvalidity = models.BigIntegerField(null=True, blank=True)
+    uidnext = models.BigIntegerField(null=True, blank=True)
+    highestmodseq = models.BigIntegerField(null=True, blank=True)
+    server_exists = models.PositiveIntegerField(null=True, blank=True, help_text="EXISTS count at last sync.")
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["account", "name"]
+        constraints = [models.UniqueConstraint(fields=["account", "name"], name="folder_name_unique_per_account")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def display_name(self) -> str:
+        if self.name.upper() == "INBOX":
+            return "Inbox"
+        return self.name.split(self.delimiter)[-1] if self.delimiter else self.name
+
+
+class Message(EncryptedModel):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="messages")
+    folder = models.ForeignKey(Folder, on_delete=models.CASCADE, related_name="messages")
+    # Server identity. uid is NULL while a move made here waits for the next sync to learn the new UID.
+    uidvalidity = models.BigIntegerField(null=True)
+    uid = models.BigIntegerField(null=True)
+    modseq = models.BigIntegerField(null=True, blank=True)
+    # Plain metadata, for queries.
+    message_id = models.CharField(max_length=995, blank=True, db_index=True)
+    in_reply_to = models.CharField(max_length=995, blank=True)
+    references = ArrayField(models.CharField(max_length=995), default=list, blank=True)
+    thread_key = models.CharField(max_length=995, blank=True, db_index=True)
+    date = models.DateTimeField(null=True, blank=True, help_text="From the Date header; empty if missing.")
+    internal_date = models.DateTimeField(null=True, blank=True)
+    sort_date = models.DateTimeField(help_text="Date header, else the server's arrival time.")
+    from_address = models.CharField(max_length=320, blank=True, db_index=True)
+    from_name = models.CharField(max_length=300, blank=True)
+    to_addresses = ArrayField(models.CharField(max_length=320), default=list, blank=True)
+    cc_addresses = ArrayField(models.CharField(max_length=320), default=list, blank=True)
+    size = models.PositiveIntegerField(default=0)
+    seen = models.BooleanField(default=False)
+    flagged = models.BooleanField(default=False)
+    answered = models.BooleanField(default=False)
+    draft = models.BooleanField(default=False)
+    keywords = ArrayField(models.CharField(max_length=100), default=list, blank=True)
+    has_attachments = models.BooleanField(default=False)
+    list_id = models.CharField(max_length=300, blank=True)
+    has_list_unsubscribe = models.BooleanField(default=False)
+    precedence = models.CharField(max_length=20, blank=True)
+    auto_submitted = models.CharField(max_length=40, blank=True)
+    calendar_method = models.CharField(max_length=20, blank=True)
+    has_remote_images = models.BooleanField(default=False)
+    parse_warnings = models.JSONField(default=list, blank=True)
+    expunged_at = models.DateTimeField(null=True, blank=True, help_text="Gone from the server folder.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Encrypted content.
+    subject = EncryptedTextField(default="")
+    text_body = EncryptedTextField(default="")
+    html_body = EncryptedTextField(default="")
+    raw = EncryptedBinaryField(null=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["folder", "uidvalidity", "uid"], name="message_unique_server_identity")
+        ]
+        indexes = [
+            models.Index(fields=["owner", "-sort_date"], name="message_owner_date"),
+            models.Index(fields=["folder", "-sort_date"], name="message_folder_date"),
+        ]
+
+    def __str__(self) -> str:
+        return f"message {self.id}"
+
+
+class Attachment(EncryptedModel):
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="attachments")
+    position = models.PositiveSmallIntegerField(default=0)
+    content_type = models.CharField(max_length=200)
+    size = models.PositiveIntegerField(default=0)
+    content_id = models.CharField(max_length=300, blank=True)
+    is_inline = models.BooleanField(default=False)
+    filename = EncryptedTextField(default="")
+    data = EncryptedBinaryField(null=True)
+
+    class Meta:
+        ordering = ["position"]
+
+    def __str__(self) -> str:
+        return f"attachment {self.id}"
+
+
+class SyncRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "queued"
+        RUNNING = "running", "running"
+        SUCCESS = "success", "finished"
+        FAILED = "failed", "failed"
+        SKIPPED = "skipped", "skipped"
+
+    class Trigger(models.TextChoices):
+        SCHEDULE = "schedule", "schedule"
+        MANUAL = "manual", "sync now"
+        COMMAND = "command", "management command"
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="sync_runs")
+    trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    queued_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    folders_total = models.PositiveIntegerField(default=0)
+    folders_done = models.PositiveIntegerField(default=0)
+    current_folder = models.CharField(max_length=500, blank=True)
+    messages_new = models.PositiveIntegerField(default=0)
+    messages_updated = models.PositiveIntegerField(default=0)
+    messages_expunged = models.PositiveIntegerField(default=0)
+    bytes_fetched = models.BigIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="Per-folder problems; no content or secrets.")
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-queued_at"]
+        indexes = [models.Index(fields=["account", "-queued_at"])]
+
+    def __str__(self) -> str:
+        return f"sync of {self.account_id} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)
+
+    @property
+    def duration_seconds(self) -> float | None:
+        if self.started_at and self.finished_at:
+            return (self.finished_at - self.started_at).total_seconds()
+        return None
+
+
+class PendingAction(models.Model):
+    """A change made here (UI or rule) that still has to be written to the IMAP server.
+
+    The local row changes at once, so the user sees the result without waiting; this outbox row
+    carries the server-side identity the message had when the change was made, and is worked off
+    by a task that retries while the server is unreachable. Sync leaves messages with pending
+    actions alone, so a sync running first cannot undo the user's change.
+    """
+
+    class Kind(models.TextChoices):
+        MARK_READ = "mark_read", "mark read"
+        MARK_UNREAD = "mark_unread", "mark unread"
+        FLAG = "flag", "flag"
+        UNFLAG = "unflag", "unflag"
+        MOVE = "move", "move"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending_actions")
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="pending_actions")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    source_folder = models.CharField(max_length=500)
+    source_uidvalidity = models.BigIntegerField(null=True)
+    source_uid = models.BigIntegerField(null=True)
+    target_folder = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["account", "done_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} of {self.message_id}"

@@ -1,0 +1,45 @@
+"""Celery wrappers: ids in, service call, retry policy. No logic of their own."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from . import actions, imap, sync
+from .models import MailAccount
+
+log = logging.getLogger(__name__)
+
+
+def _backoff(retries: int) -> int:
+    return min(30 * 2**retries, 30 * 60)  # 30 s, 1, 2, 4, 8 min ... capped at 30 min
+
+
+@shared_task(bind=True, name="mail.sync_account", max_retries=None)
+def sync_account(self, account_id: str, run_id: int | None = None, trigger: str = "schedule") -> dict:
+    from django.conf import settings
+
+    if not MailAccount.objects.filter(pk=account_id).exists():
+        return {"status": "gone"}
+    outcome = sync.sync_account(account_id, run_id=run_id, trigger=trigger)
+    run = outcome.run
+    if outcome.retryable:
+        if self.request.retries < settings.MAILHELPER_SYNC_MAX_RETRIES:
+            countdown = _backoff(self.request.retries)
+            sync.mark_retrying(run, countdown)
+            raise self.retry(
+                countdown=countdown, kwargs={"account_id": account_id, "run_id": run.pk, "trigger": trigger}
+            )
+        sync.mark_unreachable(run)
+    return {"run": run.pk, "status": run.status, "new": run.messages_new}
+
+
+@shared_task(bind=True, name="mail.write_back", max_retries=8)
+def write_back(self, account_id: str) -> dict:
+    try:
+        done, failed = actions.write_back(account_id)
+    except (imap.ImapConnectError, imap.ImapAuthError) as exc:
+        log.info("write-back for account %s postponed: %s", account_id, type(exc).__name__)
+        raise self.retry(countdown=_backoff(self.request.retries)) from None
+    return {"done": done, "failed": failed}

@@ -1,0 +1,24 @@
+from django.urls import path
+
+from .views import accounts, messages
+
+app_name = "mail"
+
+urlpatterns = [
+    path("", messages.message_list, name="list"),
+    path("accounts/", accounts.account_list, name="accounts"),
+    path("accounts/add/", accounts.account_add, name="account-add"),
+    path("accounts/<uuid:account_id>/edit/", accounts.account_edit, name="account-edit"),
+    path("accounts/<uuid:account_id>/delete/", accounts.account_delete, name="account-delete"),
+    path("accounts/<uuid:account_id>/test/", accounts.account_test, name="account-test"),
+    path("accounts/<uuid:account_id>/folders/", accounts.account_folders, name="account-folders"),
+    path("accounts/<uuid:account_id>/sync/", accounts.sync_now, name="sync-now"),
+    path("sync-runs/<int:run_id>/", accounts.sync_run, name="sync-run"),
+    path("a/<uuid:account_id>/", messages.message_list, name="account-messages"),
+    path("a/<uuid:account_id>/f/<int:folder_id>/", messages.message_list, name="folder-messages"),
+    path("messages/bulk/", messages.bulk_action, name="bulk-action"),
+    path("messages/<uuid:message_id>/", messages.message_detail, name="message"),
+    path("messages/<uuid:message_id>/action/", messages.message_action, name="message-action"),
+    path("messages/<uuid:message_id>/cid/<path:cid>", messages.message_cid, name="message-cid"),
+    path("attachments/<uuid:attachment_id>/", messages.attachment_download, name="attachment"),
+]

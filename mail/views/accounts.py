@@ -1,0 +1,114 @@
+"""Mail account pages: list, add, edit, delete, connection test and folder choice, sync now."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .. import imap, queries, sync, tasks
+from ..forms import FolderSelectionForm, MailAccountForm
+from ..models import MailAccount, SyncRun
+
+
+def _account(request: HttpRequest, account_id) -> MailAccount:
+    return get_object_or_404(queries.accounts_of(request.user), pk=account_id)
+
+
+def account_list(request: HttpRequest) -> HttpResponse:
+    accounts = queries.accounts_of(request.user).select_related("periodic_task")
+    latest = {}
+    for run in queries.sync_runs_of(request.user).order_by("account_id", "-queued_at").distinct("account_id"):
+        latest[run.account_id] = run
+    rows = [(account, latest.get(account.pk)) for account in accounts]
+    return render(request, "mail/account_list.html", {"rows": rows})
+
+
+@require_http_methods(["GET", "POST"])
+def account_add(request: HttpRequest) -> HttpResponse:
+    form = MailAccountForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        account = form.save()
+        messages.success(request, f"Account “{account.name}” added. Choose the folders to sync.")
+        return redirect("mail:account-folders", account_id=account.pk)
+    return render(request, "mail/account_form.html", {"form": form, "adding": True})
+
+
+@require_http_methods(["GET", "POST"])
+def account_edit(request: HttpRequest, account_id) -> HttpResponse:
+    account = _account(request, account_id)
+    form = MailAccountForm(request.POST or None, instance=account, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Account saved.")
+        return redirect("mail:accounts")
+    return render(request, "mail/account_form.html", {"form": form, "account": account, "adding": False})
+
+
+@require_http_methods(["GET", "POST"])
+def account_delete(request: HttpRequest, account_id) -> HttpResponse:
+    account = _account(request, account_id)
+    if request.method == "POST":
+        name = account.name
+        account.delete()
+        messages.success(request, f"Account “{name}” and its stored mail were removed here (not on the server).")
+        return redirect("mail:accounts")
+    count = account.messages.count()
+    return render(request, "mail/account_confirm_delete.html", {"account": account, "message_count": count})
+
+
+@require_POST
+def account_test(request: HttpRequest, account_id) -> HttpResponse:
+    """htmx: test the stored settings and show the result in place."""
+    account = _account(request, account_id)
+    report = imap.check_connection(sync.server_config(account))
+    return render(request, "mail/_connection_report.html", {"report": report})
+
+
+@require_http_methods(["GET", "POST"])
+def account_folders(request: HttpRequest, account_id) -> HttpResponse:
+    account = _account(request, account_id)
+    report = None
+    if request.method == "GET" or not account.folders.exists():
+        report = imap.check_connection(sync.server_config(account))
+        if report.ok:
+            sync.refresh_folders(account, report.folders)
+    folders = list(account.folders.filter(exists_on_server=True).order_by("name"))
+    counts = {f.name: f for f in report.folders} if report and report.ok else {}
+    choices = [(f.name, f.display_name) for f in folders]
+    form = FolderSelectionForm(
+        request.POST or None, choices=choices, initial={"folders": [f.name for f in folders if f.sync_enabled]}
+    )
+    if request.method == "POST" and form.is_valid():
+        chosen = set(form.cleaned_data["folders"])
+        with transaction.atomic():
+            for folder in folders:
+                folder.sync_enabled = folder.name in chosen
+                folder.save(update_fields=["sync_enabled"])
+        messages.success(request, f"{len(chosen)} folder(s) will be synced.")
+        return redirect("mail:accounts")
+    rows = [(f, counts.get(f.name)) for f in folders]
+    return render(
+        request, "mail/account_folders.html", {"account": account, "form": form, "rows": rows, "report": report}
+    )
+
+
+@require_POST
+def sync_now(request: HttpRequest, account_id) -> HttpResponse:
+    account = _account(request, account_id)
+    run, created = sync.queue_run(account, SyncRun.Trigger.MANUAL)
+    if created:
+        transaction.on_commit(
+            lambda: tasks.sync_account.delay(account_id=str(account.pk), run_id=run.pk, trigger=run.trigger)
+        )
+    else:
+        messages.info(request, "A sync of this account is already running: showing its progress.")
+    return redirect("mail:sync-run", run_id=run.pk)
+
+
+def sync_run(request: HttpRequest, run_id: int) -> HttpResponse:
+    run = get_object_or_404(queries.sync_runs_of(request.user).select_related("account"), pk=run_id)
+    template = "mail/_sync_progress.html" if request.headers.get("HX-Request") else "mail/sync_run.html"
+    return render(request, template, {"run": run})

@@ -1,0 +1,176 @@
+"""Message list, detail, attachments and actions (read, flag, move, delete)."""
+
+from __future__ import annotations
+
+import html
+import re
+from urllib.parse import quote
+
+from django.contrib import messages as flash
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from .. import actions, queries, tasks
+from ..forms import MessageActionForm
+from ..models import Folder, Message
+from ..parsing import original_html, sanitize_html
+
+PAGE_SIZE = 50
+_CID_SRC = re.compile(r'src="cid:([^"]+)"')
+
+
+def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpResponse:
+    account = folder = None
+    if account_id is not None:
+        account = get_object_or_404(queries.accounts_of(request.user), pk=account_id)
+    if folder_id is not None:
+        folder = get_object_or_404(queries.folders_of(request.user), pk=folder_id, account=account)
+    page = Paginator(queries.message_list(request.user, account, folder), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "page": page,
+        "account": account,
+        "folder": folder,
+        "sidebar": list(queries.sidebar_folders(request.user)),
+        "has_accounts": account is not None or queries.accounts_of(request.user).exists(),
+        "move_targets": _move_targets(request.user, account),
+    }
+    return render(request, "mail/message_list.html", context)
+
+
+def _move_targets(user, account) -> list[Folder]:
+    qs = queries.folders_of(user).filter(exists_on_server=True).select_related("account")
+    if account is not None:
+        qs = qs.filter(account=account)
+    return list(qs.order_by("account__name", "name"))
+
+
+def _message(request: HttpRequest, message_id) -> Message:
+    return get_object_or_404(queries.messages_of(request.user).select_related("account", "folder"), pk=message_id)
+
+
+def message_detail(request: HttpRequest, message_id) -> HttpResponse:
+    message = _message(request, message_id)
+    if not message.seen:
+        _apply(message, "mark_read")
+    show_images = request.GET.get("images") == "1"
+    body_html = message.html_body
+    if show_images and message.has_remote_images and message.raw:
+        body_html, _ = sanitize_html(original_html(message.raw), allow_remote_images=True)
+    body_html = _CID_SRC.sub(lambda m: f'src="{_cid_url(message, m.group(1))}"', body_html)
+    context = {
+        "message": message,
+        "body_html": body_html,
+        "show_images": show_images,
+        "attachments": [a for a in message.attachments.all() if not a.is_inline or not a.content_id],
+        "move_targets": list(message.account.folders.filter(exists_on_server=True).exclude(pk=message.folder_id)),
+    }
+    return render(request, "mail/message_detail.html", context)
+
+
+def _cid_url(message: Message, cid: str) -> str:
+    return reverse("mail:message-cid", args=[message.pk, quote(html.unescape(cid), safe="")])
+
+
+def attachment_download(request: HttpRequest, attachment_id) -> FileResponse:
+    from ..models import Attachment
+
+    attachment = get_object_or_404(Attachment.objects.filter(owner=request.user), pk=attachment_id)
+    return _file_response(attachment, as_attachment=True)
+
+
+def message_cid(request: HttpRequest, message_id, cid: str) -> FileResponse:
+    message = _message(request, message_id)
+    attachment = message.attachments.filter(content_id=cid).first()
+    if attachment is None or not attachment.content_type.startswith("image/"):
+        raise Http404("No such inline image.")
+    return _file_response(attachment, as_attachment=False)
+
+
+def _file_response(attachment, as_attachment: bool) -> FileResponse:
+    import io
+
+    response = FileResponse(
+        io.BytesIO(attachment.data or b""),
+        as_attachment=as_attachment,
+        filename=attachment.filename or "attachment",
+        content_type=attachment.content_type if not as_attachment else "application/octet-stream",
+    )
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+def _apply(message: Message, kind: str, target: Folder | None = None) -> int:
+    changed = actions.apply([message], kind, target)
+    if changed:
+        account_id = str(message.account_id)
+        transaction.on_commit(lambda: tasks.write_back.delay(account_id=account_id))
+    return changed
+
+
+def _resolve(action: str, form_target: int | None, message: Message, user) -> tuple[str, Folder | None]:
+    if action == "delete":
+        return "move", actions.trash_folder(message.account)
+    if action == "archive":
+        return "move", actions.archive_folder(message.account)
+    if action == "move":
+        target = queries.folders_of(user).filter(pk=form_target, account=message.account_id).first()
+        if target is None:
+            raise actions.ActionError("Choose a folder of the same account.")
+        return "move", target
+    return action, None
+
+
+def _back(request: HttpRequest, default: str) -> str:
+    target = request.POST.get("next", "")
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+@require_POST
+def message_action(request: HttpRequest, message_id) -> HttpResponse:
+    message = _message(request, message_id)
+    form = MessageActionForm(request.POST)
+    if not form.is_valid():
+        flash.error(request, "Unknown action.")
+        return redirect(_back(request, reverse("mail:message", args=[message.pk])))
+    try:
+        kind, target = _resolve(form.cleaned_data["action"], form.cleaned_data["target_folder"], message, request.user)
+        _apply(message, kind, target)
+    except actions.ActionError as exc:
+        flash.error(request, str(exc))
+    else:
+        if kind == "move":
+            flash.success(request, f"Moved to {target.display_name}.")
+            return redirect(_back(request, reverse("mail:list")))
+    return redirect(_back(request, reverse("mail:message", args=[message.pk])))
+
+
+@require_POST
+def bulk_action(request: HttpRequest) -> HttpResponse:
+    form = MessageActionForm(request.POST)
+    ids = request.POST.getlist("ids")
+    back = _back(request, reverse("mail:list"))
+    if not form.is_valid() or not ids:
+        flash.error(request, "Select messages and an action.")
+        return redirect(back)
+    selected = list(queries.messages_of(request.user).filter(pk__in=ids).select_related("account", "folder"))
+    done = 0
+    try:
+        with transaction.atomic():
+            for message in selected:
+                kind, target = _resolve(
+                    form.cleaned_data["action"], form.cleaned_data["target_folder"], message, request.user
+                )
+                done += _apply(message, kind, target)
+    except actions.ActionError as exc:
+        flash.error(request, str(exc))
+        return redirect(back)
+    flash.success(request, f"{done} message(s) updated.")
+    return redirect(back)
