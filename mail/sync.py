@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts import keyring
 
 from . import imap
-from .models import Attachment, Folder, MailAccount, Message, SyncRun
+from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
 from .parsing import parse_message
 
 log = logging.getLogger(__name__)
@@ -179,10 +179,16 @@ class FolderSync:
             self.folder.save(update_fields=["highestmodseq"])
 
     def _fetch_new(self, state: imap.FolderState) -> None:
-        local_max = self._messages(state.uidvalidity).aggregate(m=Max("uid"))["m"] or 0
-        if state.uidnext is not None and state.uidnext <= local_max + 1 and not self._has_detached():
+        # Every UID below the uidnext of the last completed sync was handled then, even if its
+        # message has since been moved out locally (and is still here on the server until the
+        # write-back runs); above it, what we stored before a crash tells where to resume.
+        first_new = self._messages(state.uidvalidity).aggregate(m=Max("uid"))["m"] or 0
+        first_new += 1
+        if self.folder.uidvalidity == state.uidvalidity and self.folder.uidnext:
+            first_new = max(first_new, self.folder.uidnext)
+        if state.uidnext is not None and state.uidnext <= first_new and not self._has_detached():
             return  # nothing new: no SEARCH needed
-        uids = self.session.uids_from(local_max + 1)
+        uids = self.session.uids_from(first_new)
         for start in range(0, len(uids), self.batch):
             self._store_batch(state.uidvalidity, uids[start : start + self.batch])
         self._expunge_unmatched_detached()
@@ -265,6 +271,7 @@ class FolderSync:
             m.uid: m
             for m in self._messages(state.uidvalidity)
             .filter(uid__in=list(changed))
+            .exclude(pk__in=_pending_message_ids(self.account))  # the user's change wins until written back
             .only("id", "uid", "seen", "flagged", "answered", "draft", "keywords", "modseq")
         }
         updates = []
@@ -299,12 +306,13 @@ class FolderSync:
                 self.run.save(update_fields=["messages_expunged"])
 
 
-def _pending_move_ids(folder: Folder) -> list:
-    from .models import PendingAction
+def _pending_message_ids(account: MailAccount):
+    """Messages with a change not yet written to the server (a subquery)."""
+    return PendingAction.objects.filter(account=account, done_at__isnull=True).values("message_id")
 
-    return list(
-        PendingAction.objects.filter(message__folder=folder, done_at__isnull=True).values_list("message_id", flat=True)
-    )
+
+def _pending_move_ids(folder: Folder):
+    return PendingAction.objects.filter(message__folder=folder, done_at__isnull=True).values("message_id")
 
 
 def build_message(
