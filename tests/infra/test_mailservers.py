@@ -12,6 +12,7 @@ import re
 import smtplib
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -347,6 +348,21 @@ def test_smtp_sink_is_empty_again_and_clear_works(smtp_sink: SmtpSink) -> None:
     assert [m.rcpt_tos for m in smtp_sink.messages] == [["b@example.test"], ["c@example.test"]]
     smtp_sink.clear()
     assert smtp_sink.messages == []
+
+
+def test_smtp_sink_wait_for_messages_sent_from_another_thread(smtp_sink: SmtpSink) -> None:
+    def send_later() -> None:
+        time.sleep(0.3)
+        with smtplib.SMTP(smtp_sink.host, smtp_sink.port, timeout=10) as client:
+            client.sendmail("late@example.test", ["b@example.test"], b"Subject: late\r\n\r\nx\r\n")
+
+    sender = threading.Thread(target=send_later)
+    sender.start()
+    [received] = smtp_sink.wait_for_messages(1, timeout=10)
+    sender.join()
+    assert received.mail_from == "late@example.test"
+    with pytest.raises(AssertionError, match="expected 2 message"):
+        smtp_sink.wait_for_messages(2, timeout=0.2)
 
 
 def test_smtp_sink_tls_requires_starttls_and_auth(smtp_sink_tls: SmtpSink) -> None:

@@ -34,42 +34,52 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def service_env() -> dict[str, str]:
+    """Environment for a Celery process (worker or beat) working on the test database and broker."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": _database_url(),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def _database_url() -> str:
     db = settings.DATABASES["default"]
     auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
     return f"postgres://{auth}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
 
 
-def start_worker(log_path: Path, concurrency: int = 2, extra_args: tuple[str, ...] = ()) -> WorkerProcess:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": _database_url(),  # the test database pytest-django created
-        "PYTHONUNBUFFERED": "1",
-    }
+def start_worker(
+    log_path: Path,
+    concurrency: int = 2,
+    extra_args: tuple[str, ...] = (),
+    env_overrides: dict[str, str] | None = None,
+    hostname: str = "",
+) -> WorkerProcess:
+    env = {**service_env(), **(env_overrides or {})}
     cmd = [
         sys.executable, "-m", "celery", "-A", "mailhelper", "worker",
         "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
-        "--without-gossip", "--without-mingle", "-O", "fair", "--hostname", f"test-{os.getpid()}@%h",
+        "--without-gossip", "--without-mingle", "-O", "fair", "--hostname", hostname or f"test-{os.getpid()}@%h",
         *extra_args,
     ]  # fmt: skip
     log = log_path.open("ab")
-    process = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     worker = WorkerProcess(process, log_path)
-    _wait_until_ready(worker)
+    _wait_until_ready(worker, hostname)
     return worker
 
 
-def _wait_until_ready(worker: WorkerProcess, timeout: float = 30.0) -> None:
+def _wait_until_ready(worker: WorkerProcess, hostname: str = "", timeout: float = 30.0) -> None:
     from mailhelper.celery import app
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.process.poll() is not None:
             raise RuntimeError(f"celery worker exited with {worker.process.returncode}:\n{worker.log_tail()}")
-        if app.control.ping(timeout=0.5):
+        replies = app.control.ping(timeout=0.5, destination=[hostname] if hostname else None)
+        if replies:
             return
     stop_worker(worker)
     raise RuntimeError(f"celery worker did not answer within {timeout}s:\n{worker.log_tail()}")

@@ -661,9 +661,26 @@ class SmtpSink:
         """Forget received messages (called between tests when the sink is shared)."""
         self._handler.messages.clear()
 
+    def wait_for_messages(self, count: int = 1, timeout: float = 10.0) -> list[SinkMessage]:
+        """Wait until at least ``count`` messages arrived and return them.
+
+        For mail sent asynchronously (e.g. by a Celery worker): polling here beats a fixed sleep.
+        Raises AssertionError with what did arrive if the deadline passes.
+        """
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"expected {count} message(s) within {timeout}s, got {len(self.messages)}: "
+                    f"{[(m.mail_from, m.rcpt_tos) for m in self.messages]}"
+                )
+            time.sleep(0.02)
+        return list(self.messages)
+
     def _authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: object
     ) -> AuthResult:
+        """aiosmtpd authenticator: accept exactly the configured username/password."""
         ok = (
             isinstance(auth_data, LoginPassword)
             and self.username is not None

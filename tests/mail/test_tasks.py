@@ -1,0 +1,115 @@
+"""Sync through real Celery processes: the task, a worker killed mid-sync, and beat running the row."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+
+from mail import tasks
+from mail.models import Message, SyncRun
+from tests.plugins.celery_worker import ROOT, service_env, start_worker, stop_worker
+from tests.plugins.mail import create_account, make_raw
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+
+
+def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def test_sync_task_runs_in_a_real_worker_and_carries_only_ids(celery_worker, alice, imap_user, dovecot):
+    account = create_account(alice.user, imap_user, dovecot)
+    for i in range(20):
+        dovecot.deliver(imap_user, make_raw(i))
+    result = tasks.sync_account.delay(account_id=str(account.pk))
+    outcome = result.get(timeout=60)
+    assert outcome["status"] == "success" and outcome["new"] == 20
+    assert Message.objects.filter(account=account).count() == 20
+    from django_celery_results.models import TaskResult
+
+    stored = TaskResult.objects.get(task_id=result.id)
+    assert imap_user.password not in (stored.task_kwargs or "") + (stored.result or "")
+    assert "Message number" not in (stored.result or "")
+
+
+def test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicates(alice, imap_user, dovecot, tmp_path):
+    total = 600
+    for i in range(total):
+        dovecot.deliver(imap_user, make_raw(i, body_kb=20))
+    account = create_account(alice.user, imap_user, dovecot)
+    run = SyncRun.objects.create(account=account, trigger=SyncRun.Trigger.MANUAL)
+    env = {
+        "MAILHELPER_SYNC_BATCH": "10",
+        "CELERY_VISIBILITY_TIMEOUT": "3",  # redeliver 3 s after the kill, sweeping every second
+        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+    }
+    queue = f"killtest-{os.getpid()}"
+    worker = start_worker(
+        tmp_path / "w1.log", concurrency=1, extra_args=("-Q", queue), env_overrides=env, hostname=f"{queue}-1@test"
+    )
+    try:
+        tasks.sync_account.apply_async(kwargs={"account_id": str(account.pk), "run_id": run.pk}, queue=queue)
+        wait_for(lambda: SyncRun.objects.get(pk=run.pk).messages_new >= 30, 60, 0.02, "the sync to be under way")
+        os.killpg(worker.process.pid, signal.SIGKILL)  # the whole worker: main process and pool child
+        worker.process.wait(10)
+    finally:
+        stop_worker(worker)
+    stored_at_kill = Message.objects.filter(account=account).count()
+    assert 0 < stored_at_kill < total, "the kill must land mid-sync"
+    assert SyncRun.objects.get(pk=run.pk).status == SyncRun.Status.RUNNING
+
+    second = start_worker(
+        tmp_path / "w2.log", concurrency=1, extra_args=("-Q", queue), env_overrides=env, hostname=f"{queue}-2@test"
+    )
+    try:
+        finished = wait_for(
+            lambda: SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.SUCCESS).first(),
+            90,
+            0.2,
+            f"the redelivered task to finish (worker log: {second.log_path})",
+        )
+    finally:
+        stop_worker(second)
+    assert finished.attempts == 2
+    uids = sorted(Message.objects.filter(account=account).values_list("uid", flat=True))
+    assert uids == list(range(1, total + 1))  # nothing lost, nothing twice
+
+
+def test_the_beat_row_runs_the_sync_task(celery_worker, alice, imap_user, dovecot, tmp_path):
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, make_raw(1))
+    task = PeriodicTask.objects.get(pk=account.periodic_task_id)
+    assert json.loads(task.kwargs) == {"account_id": str(account.pk)}
+    # Due now: as if the last run was long ago.
+    PeriodicTask.objects.filter(pk=task.pk).update(last_run_at=timezone.now() - timedelta(hours=1))
+    log = (tmp_path / "beat.log").open("wb")
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "mailhelper", "beat", "--loglevel", "INFO",
+         "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile", "", "-s", str(tmp_path / "beat.db")],
+        cwd=ROOT, env=service_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        run = wait_for(
+            lambda: SyncRun.objects.filter(account=account, status=SyncRun.Status.SUCCESS).first(),
+            60,
+            0.3,
+            "beat to send the account's sync",
+        )
+    finally:
+        os.killpg(beat.pid, signal.SIGTERM)
+        beat.wait(10)
+    assert run.trigger == SyncRun.Trigger.SCHEDULE and run.messages_new == 1
