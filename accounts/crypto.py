@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import zlib
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -17,10 +18,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # AES-256-GCM over the plaintext
+FORMAT_DEFLATED = 2  # AES-256-GCM over the zlib-compressed plaintext (mail bodies, raw sources)
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _HEADER = bytes([FORMAT_VERSION])
+_HEADER_DEFLATED = bytes([FORMAT_DEFLATED])
+_COMPRESS_MIN = 512  # below this, compression rarely pays for its header
 
 
 class DecryptionError(Exception):
@@ -34,20 +38,37 @@ def new_key() -> bytes:
     return os.urandom(KEY_BYTES)
 
 
-def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
+def seal(key: bytes, plaintext: bytes, aad: bytes, compress: bool = False) -> bytes:
+    """Encrypt; with compress=True, deflate first when that makes the value smaller.
+
+    Compression is for bulky mail content stored at rest (it is written once and read rarely;
+    mail text shrinks 3-5x, which is most of the cost of storing it). The format byte records it,
+    and it is covered by the authentication tag like everything else.
+    """
+    header = _HEADER
+    if compress and len(plaintext) >= _COMPRESS_MIN:
+        deflated = zlib.compress(plaintext, 1)
+        if len(deflated) < len(plaintext) * 0.9:
+            header, plaintext = _HEADER_DEFLATED, deflated
     nonce = os.urandom(NONCE_BYTES)
-    return _HEADER + nonce + AESGCM(key).encrypt(nonce, plaintext, aad)
+    return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header + aad)
 
 
 def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
     blob = bytes(blob)
-    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] != FORMAT_VERSION:
+    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] not in (FORMAT_VERSION, FORMAT_DEFLATED):
         raise DecryptionError("unknown ciphertext format")
-    nonce, body = blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
+    header, nonce, body = blob[:1], blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
     try:
-        return AESGCM(key).decrypt(nonce, body, aad)
+        plaintext = AESGCM(key).decrypt(nonce, body, header + aad)
     except InvalidTag:
         raise DecryptionError("ciphertext does not open with this key and context") from None
+    if header == _HEADER_DEFLATED:
+        try:
+            return zlib.decompress(plaintext)
+        except zlib.error:
+            raise DecryptionError("compressed value is corrupt") from None
+    return plaintext
 
 
 def b64e(raw: bytes) -> str:

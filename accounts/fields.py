@@ -78,8 +78,9 @@ class _EncryptedAttribute(DeferredAttribute):
 class _EncryptedField(models.BinaryField):
     descriptor_class = _EncryptedAttribute
 
-    def __init__(self, *args, owner_field: str = "owner", **kwargs):
+    def __init__(self, *args, owner_field: str = "owner", compress: bool = False, **kwargs):
         self.owner_field = owner_field
+        self.compress = compress
         kwargs.setdefault("editable", False)
         super().__init__(*args, **kwargs)
 
@@ -87,6 +88,8 @@ class _EncryptedField(models.BinaryField):
         name, path, args, kwargs = super().deconstruct()
         if self.owner_field != "owner":
             kwargs["owner_field"] = self.owner_field
+        if self.compress:
+            kwargs["compress"] = True
         kwargs.pop("editable", None)
         return name, path, args, kwargs
 
@@ -137,7 +140,8 @@ class _EncryptedField(models.BinaryField):
         from .keyring import dek_for
 
         owner_id = getattr(instance, f"{self.owner_field}_id")
-        return Sealed(crypto.seal(dek_for(owner_id), self.to_plain_bytes(value), self._aad(instance)))
+        plaintext = self.to_plain_bytes(value)
+        return Sealed(crypto.seal(dek_for(owner_id), plaintext, self._aad(instance), compress=self.compress))
 
     def pre_save(self, model_instance, add):
         value = model_instance.__dict__.get(self.attname)

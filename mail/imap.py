@@ -267,13 +267,12 @@ class ImapSession:
     def flags(self, uids: Iterable[int] | str = "1:*", changed_since: int | None = None) -> dict[int, FlagState]:
         items = ["FLAGS", "MODSEQ"] if self.condstore else ["FLAGS"]
         modifiers = [f"CHANGEDSINCE {changed_since}"] if changed_since is not None and self.condstore else None
-        if isinstance(uids, str):
-            resp = self._call(self._fetch_range, uids, items, modifiers)
-        else:
+        if not isinstance(uids, str):
             uids = list(uids)
             if not uids:
                 return {}
-            resp = self._call(self.client.fetch, uids, items, modifiers=modifiers)
+            uids = seqset(uids)
+        resp = self._call(self._fetch_range, uids, items, modifiers)
         return {uid: FlagState(_flags(data.get(b"FLAGS", ())), _modseq(data)) for uid, data in resp.items()}
 
     def _fetch_range(self, seqset: str, items: list[str], modifiers: list[str] | None) -> dict:
@@ -297,13 +296,19 @@ class ImapSession:
         """Message-ID header per UID, to recognise messages we already hold under another UID."""
         if not uids:
             return {}
-        resp = self._call(self.client.fetch, uids, ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"])
+        resp = self._call(self._fetch_range, seqset(uids), ["BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"], None)
         result = {}
         for uid, data in resp.items():
             raw = next((v for k, v in data.items() if k.startswith(b"BODY[HEADER")), b"") or b""
             value = raw.decode("ascii", "replace").partition(":")[2].strip()
             result[uid] = value.strip("<>").strip()
         return result
+
+    def sizes(self, uids: list[int]) -> dict[int, int]:
+        if not uids:
+            return {}
+        resp = self._call(self._fetch_range, seqset(uids), ["RFC822.SIZE"], None)
+        return {uid: int(data.get(b"RFC822.SIZE", 0)) for uid, data in resp.items()}
 
     def fetch_messages(self, uids: list[int]) -> Iterator[FetchedMessage]:
         """Whole messages with BODY.PEEK, so that syncing never marks anything as read."""
@@ -312,7 +317,9 @@ class ImapSession:
         items = ["BODY.PEEK[]", "FLAGS", "RFC822.SIZE", "INTERNALDATE"]
         if self.condstore:
             items.append("MODSEQ")
-        resp = self._call(self.client.fetch, uids, items)
+        wanted = set(uids)
+        resp = self._call(self._fetch_range, seqset(uids), items, None)
+        resp = {uid: data for uid, data in resp.items() if uid in wanted}
         for uid in sorted(resp):
             data = resp[uid]
             raw = data.get(b"BODY[]")
@@ -353,6 +360,22 @@ class ImapSession:
 
     def create_folder(self, name: str) -> None:
         self._call(self.client.create_folder, name)
+
+
+def seqset(uids: list[int]) -> str:
+    """Compact IMAP sequence set ("1:200,205,210:300"): a plain list of 10,000 UIDs would pass the
+    server's command-line limit."""
+    ordered = sorted(set(uids))
+    ranges = []
+    start = prev = ordered[0]
+    for uid in ordered[1:]:
+        if uid == prev + 1:
+            prev = uid
+            continue
+        ranges.append(f"{start}:{prev}" if prev != start else str(start))
+        start = prev = uid
+    ranges.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(ranges)
 
 
 def _modseq(data: dict) -> int | None:

@@ -138,9 +138,9 @@ class Message(EncryptedModel):
     created_at = models.DateTimeField(auto_now_add=True)
     # Encrypted content.
     subject = EncryptedTextField(default="")
-    text_body = EncryptedTextField(default="")
-    html_body = EncryptedTextField(default="")
-    raw = EncryptedBinaryField(null=True)
+    text_body = EncryptedTextField(default="", compress=True)
+    html_body = EncryptedTextField(default="", compress=True)
+    raw = EncryptedBinaryField(null=True, compress=True)
 
     class Meta:
         constraints = [
@@ -164,7 +164,7 @@ class Attachment(EncryptedModel):
     content_id = models.CharField(max_length=300, blank=True)
     is_inline = models.BooleanField(default=False)
     filename = EncryptedTextField(default="")
-    data = EncryptedBinaryField(null=True)
+    data = EncryptedBinaryField(null=True, compress=True)
 
     class Meta:
         ordering = ["position"]

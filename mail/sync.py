@@ -16,7 +16,10 @@ command and the tests all run the same code. The rules it keeps (DESIGN.md, "Syn
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,6 +54,7 @@ class SyncOutcome:
 
 
 ProgressCallback = Callable[[SyncRun], None]
+_BATCH_BYTES = 32 * 1024 * 1024
 
 
 def server_config(account: MailAccount) -> imap.ServerConfig:
@@ -189,36 +193,62 @@ class FolderSync:
         if state.uidnext is not None and state.uidnext <= first_new and not self._has_detached():
             return  # nothing new: no SEARCH needed
         uids = self.session.uids_from(first_new)
-        for start in range(0, len(uids), self.batch):
-            self._store_batch(state.uidvalidity, uids[start : start + self.batch])
+        if uids:
+            existing = set(self._messages(state.uidvalidity).filter(uid__gte=uids[0]).values_list("uid", flat=True))
+            uids = [u for u in uids if u not in existing]
+        if uids and self._has_detached():
+            reattached: set[int] = set()
+            for start in range(0, len(uids), self.batch):
+                reattached |= self._reattach(state.uidvalidity, uids[start : start + self.batch])
+            uids = [u for u in uids if u not in reattached]
+        if uids:
+            self._fetch_and_store(state.uidvalidity, uids)
         self._expunge_unmatched_detached()
 
     def _has_detached(self) -> bool:
         return Message.objects.filter(folder=self.folder, uid__isnull=True, expunged_at__isnull=True).exists()
 
-    def _store_batch(self, uidvalidity: int, uids: list[int]) -> None:
-        existing = set(self._messages(uidvalidity).filter(uid__in=uids).values_list("uid", flat=True))
-        uids = [u for u in uids if u not in existing]
-        if not uids:
-            return
-        reattached = self._reattach(uidvalidity, uids)
-        to_fetch = [u for u in uids if u not in reattached]
-        messages, attachments, size = [], [], 0
-        for fetched in self.session.fetch_messages(to_fetch):
-            message, parts = build_message(self.account, self.folder, uidvalidity, fetched)
-            messages.append(message)
-            attachments.extend(parts)
-            size += len(fetched.raw)
-        with transaction.atomic():
-            Message.objects.bulk_create(messages)
-            Attachment.objects.bulk_create(attachments)
-            run = self.run
-            run.messages_new += len(messages)
-            run.messages_updated += len(reattached)
-            run.bytes_fetched += size
-            run.save(update_fields=["messages_new", "messages_updated", "bytes_fetched"])
-        if self.progress:
-            self.progress(self.run)
+    def _batches(self, uids: list[int]) -> list[list[int]]:
+        """Batches of at most `batch` messages and about 32 MB, so a folder of 25 MB messages
+        does not hold gigabytes in memory."""
+        sizes = self.session.sizes(uids)
+        batches: list[list[int]] = [[]]
+        batch_bytes = 0
+        for uid in uids:
+            size = sizes.get(uid, 0)
+            if batches[-1] and (len(batches[-1]) >= self.batch or batch_bytes + size > _BATCH_BYTES):
+                batches.append([])
+                batch_bytes = 0
+            batches[-1].append(uid)
+            batch_bytes += size
+        return [b for b in batches if b]
+
+    def _fetch_and_store(self, uidvalidity: int, uids: list[int]) -> None:
+        """Fetch and parse the next batch in a helper thread while this one writes the last.
+
+        The helper thread only talks IMAP and parses (no database); this thread only writes, so
+        network, CPU and PostgreSQL overlap instead of taking turns.
+        """
+
+        def build(batch: list[int]) -> tuple[list[Message], list[Attachment], int]:
+            messages, attachments, size = [], [], 0
+            for fetched in self.session.fetch_messages(batch):
+                message, parts = build_message(self.account, self.folder, uidvalidity, fetched)
+                messages.append(message)
+                attachments.extend(parts)
+                size += len(fetched.raw)
+            return messages, attachments, size
+
+        for messages, attachments, size in _prefetched(build, self._batches(uids)):
+            with transaction.atomic():
+                Message.objects.bulk_create(messages)
+                Attachment.objects.bulk_create(attachments)
+                run = self.run
+                run.messages_new += len(messages)
+                run.bytes_fetched += size
+                run.save(update_fields=["messages_new", "bytes_fetched"])
+            if self.progress:
+                self.progress(self.run)
 
     def _reattach(self, uidvalidity: int, uids: list[int]) -> set[int]:
         """Give held messages without a UID (moved here, or renumbered) their new UID."""
@@ -304,6 +334,40 @@ class FolderSync:
                 count = live.filter(uid__in=gone).update(expunged_at=timezone.now())
                 self.run.messages_expunged += count
                 self.run.save(update_fields=["messages_expunged"])
+
+
+def _prefetched(produce: Callable, items: list) -> Iterator:
+    """Yield produce(item) for each item, computing the next one in a thread meanwhile."""
+    results: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def worker() -> None:
+        try:
+            for item in items:
+                if stop.is_set():
+                    return
+                results.put(("ok", produce(item)))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            results.put(("error", exc))
+            return
+        results.put(("done", None))
+
+    thread = threading.Thread(target=worker, name="sync-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = results.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue, then let it end
+            with contextlib.suppress(queue.Empty):
+                results.get(timeout=0.1)
+        thread.join()
 
 
 def _pending_message_ids(account: MailAccount):
