@@ -35,6 +35,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Rotated {count} data key wrap(s) to key id {keyring.crypto.key_id(new_key)}. "
-                "Now set MAILHELPER_SYNC_KEY to the new key and restart web, worker and beat."
+                "Now put the new key in MAILHELPER_SYNC_KEY (or the file MAILHELPER_SYNC_KEY_FILE names) "
+                "and restart web, worker and beat."
             )
         )
