@@ -32,7 +32,7 @@ up: migrate
 	.venv/bin/honcho -f Procfile start
 
 test: deps
-	bash scripts/test.sh
+	bash scripts/test.sh $(ARGS)
 
 lint: deps
 	.venv/bin/ruff check .

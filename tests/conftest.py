@@ -25,3 +25,8 @@ def _clean_cache():
     keyring.forget_all()
     yield
     keyring.forget_all()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Real-browser tests run last: they are the slowest and need everything else working."""
+    items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)
