@@ -256,3 +256,24 @@ class PendingAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} of {self.message_id}"
+
+
+from .analysis.models import (  # noqa: E402  (models of this app, kept in the analysis package)
+    LearnedClassifier,
+    MessageAnalysis,
+    ProviderSettings,
+    TrustedSender,
+)
+
+__all__ = [
+    "Attachment",
+    "Folder",
+    "LearnedClassifier",
+    "MailAccount",
+    "Message",
+    "MessageAnalysis",
+    "PendingAction",
+    "ProviderSettings",
+    "SyncRun",
+    "TrustedSender",
+]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Prefetch, Q, QuerySet
 
-from .models import Folder, MailAccount, Message, SyncRun
+from tags.models import TagAssignment
+
+from .models import Folder, MailAccount, Message, MessageAnalysis, SyncRun
 
 LIST_DEFERRED = ("raw", "text_body", "html_body", "references", "parse_warnings")
 
@@ -25,14 +27,55 @@ def sync_runs_of(user) -> QuerySet[SyncRun]:
     return SyncRun.objects.filter(account__owner=user)
 
 
-def message_list(user, account: MailAccount | None = None, folder: Folder | None = None) -> QuerySet[Message]:
-    """Live messages, newest first, with only what a list row shows (content stays encrypted)."""
+def message_list(
+    user,
+    account: MailAccount | None = None,
+    folder: Folder | None = None,
+    *,
+    urgency: int | None = None,
+    importance: int | None = None,
+    category: str = "",
+    open_only: bool = False,
+    tag_ids: list[int] | None = None,
+) -> QuerySet[Message]:
+    """Live messages, newest first, with only what a list row shows (content stays encrypted).
+
+    urgency/importance select a cell of the priority matrix; open_only leaves out what the user
+    marked done and spam, as the matrix does.
+    """
     qs = messages_of(user).filter(expunged_at__isnull=True)
     if account is not None:
         qs = qs.filter(account=account)
     if folder is not None:
         qs = qs.filter(folder=folder)
-    return qs.select_related("account", "folder").defer(*LIST_DEFERRED).order_by("-sort_date", "-id")
+    if urgency:
+        qs = qs.filter(analysis__final_urgency=urgency)
+    if importance:
+        qs = qs.filter(analysis__final_importance=importance)
+    if category:
+        qs = qs.filter(analysis__final_category=category)
+    if open_only:
+        qs = qs.filter(analysis__done_at__isnull=True, analysis__final_spam=False)
+    for tag_id in tag_ids or ():
+        qs = qs.filter(tag_assignments__tag_id=tag_id)  # several tags: all of them
+    return (
+        qs.select_related("account", "folder", "analysis")
+        .prefetch_related(Prefetch("tag_assignments", queryset=TagAssignment.objects.select_related("tag")))
+        .defer(*LIST_DEFERRED)
+        .order_by("-sort_date", "-id")
+    )
+
+
+def matrix_counts(user, account: MailAccount | None = None) -> dict[tuple[int, int], int]:
+    """Open (not done, not spam) analysed messages per (urgency, importance) cell, in one query."""
+    qs = MessageAnalysis.objects.filter(
+        owner=user, state=MessageAnalysis.State.DONE, done_at__isnull=True, final_spam=False,
+        message__expunged_at__isnull=True,
+    )  # fmt: skip
+    if account is not None:
+        qs = qs.filter(message__account=account)
+    rows = qs.values("final_urgency", "final_importance").annotate(n=Count("id"))
+    return {(r["final_urgency"], r["final_importance"]): r["n"] for r in rows}
 
 
 def sidebar_folders(user) -> QuerySet[Folder]:

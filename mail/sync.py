@@ -33,7 +33,7 @@ from django.utils import timezone
 from accounts import keyring
 
 from . import imap
-from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
+from .models import Attachment, Folder, MailAccount, Message, MessageAnalysis, PendingAction, SyncRun
 from .parsing import parse_message
 
 log = logging.getLogger(__name__)
@@ -243,6 +243,8 @@ class FolderSync:
             with transaction.atomic():
                 Message.objects.bulk_create(messages)
                 Attachment.objects.bulk_create(attachments)
+                # Queued for analysis in the same transaction: a lost task delays, never skips.
+                MessageAnalysis.objects.bulk_create([MessageAnalysis(owner_id=m.owner_id, message=m) for m in messages])
                 run = self.run
                 run.messages_new += len(messages)
                 run.bytes_fetched += size

@@ -32,7 +32,35 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
                 countdown=countdown, kwargs={"account_id": account_id, "run_id": run.pk, "trigger": trigger}
             )
         sync.mark_unreachable(run)
+    if run.status == "success" and run.messages_new:
+        analyse_account.delay(account_id=account_id)
     return {"run": run.pk, "status": run.status, "new": run.messages_new}
+
+
+@shared_task(name="mail.analyse_account")
+def analyse_account(account_id: str) -> dict:
+    """Analyse the account's pending messages (queued by the sync that stored them)."""
+    from .analysis import pipeline
+
+    done, failed = pipeline.analyse_many(pipeline.pending_for_account(account_id).iterator(chunk_size=200))
+    return {"done": done, "failed": failed}
+
+
+@shared_task(name="mail.analyse_stragglers")
+def analyse_stragglers() -> dict:
+    """Periodic: pending analyses nobody picked up, failed ones worth another try."""
+    from .analysis import pipeline
+
+    done, failed = pipeline.analyse_many(pipeline.stragglers()[:2000])
+    return {"done": done, "failed": failed}
+
+
+@shared_task(name="mail.reanalyse")
+def reanalyse(job_id: int) -> dict:
+    """A user's "re-analyse" batch: parameters and progress live on the Job row."""
+    from .analysis import jobs
+
+    return jobs.run_reanalyse(job_id)
 
 
 @shared_task(bind=True, name="mail.write_back", max_retries=8)

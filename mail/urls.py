@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, messages
+from .views import accounts, analysis, messages
 
 app_name = "mail"
 
@@ -21,4 +21,14 @@ urlpatterns = [
     path("messages/<uuid:message_id>/action/", messages.message_action, name="message-action"),
     path("messages/<uuid:message_id>/cid/<path:cid>", messages.message_cid, name="message-cid"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_download, name="attachment"),
+    path("dashboard/", analysis.dashboard, name="dashboard"),
+    path("messages/<uuid:message_id>/correct/", analysis.correct, name="correct"),
+    path("messages/<uuid:message_id>/done/", analysis.mark_done, name="done"),
+    path("settings/analysis/", analysis.analysis_settings, name="analysis-settings"),
+    path("settings/analysis/test/", analysis.provider_test, name="provider-test"),
+    path("settings/analysis/reset/", analysis.reset_learning, name="reset-learning"),
+    path("settings/analysis/reanalyse/", analysis.start_reanalyse, name="reanalyse"),
+    path("jobs/<int:job_id>/", analysis.job_progress, name="job"),
+    path("trusted-senders/", analysis.trusted_senders, name="trusted-senders"),
+    path("trusted-senders/<int:pk>/delete/", analysis.trusted_sender_delete, name="trusted-sender-delete"),
 ]

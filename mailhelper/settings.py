@@ -66,6 +66,8 @@ INSTALLED_APPS = [
     "mailhelper",
     "accounts",
     "mail",
+    "tags",
+    "rules",
 ]
 
 MIDDLEWARE = [

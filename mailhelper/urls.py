@@ -10,6 +10,8 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("accounts/", include("accounts.urls")),
     path("mail/", include("mail.urls")),
+    path("tags/", include("tags.urls")),
+    path("rules/", include("rules.urls")),
     # The admin has no login of its own: it would skip the second factor.
     path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
     path("admin/", admin.site.urls),

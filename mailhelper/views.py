@@ -19,7 +19,7 @@ def home(request: HttpRequest) -> HttpResponse:
     from mail.queries import accounts_of
 
     if accounts_of(request.user).exists():
-        return redirect("mail:list")
+        return redirect("mail:dashboard")
     return render(request, "home.html")
 
 

@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.plugins.celery_worker",
     "tests.plugins.mailservers",
     "tests.plugins.mail",
+    "tests.plugins.llm_servers",
 ]
 
 

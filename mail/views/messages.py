@@ -15,12 +15,16 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from tags.models import Tag
+
 from .. import actions, queries, tasks
-from ..forms import MessageActionForm
+from ..analysis.types import Category
+from ..forms import CorrectionForm, MessageActionForm
 from ..models import Folder, Message
 from ..parsing import original_html, sanitize_html
 
 PAGE_SIZE = 50
+CATEGORY_VALUES = {c.value for c in Category}
 _CID_SRC = re.compile(r'src="cid:([^"]+)"')
 
 
@@ -30,16 +34,39 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
         account = get_object_or_404(queries.accounts_of(request.user), pk=account_id)
     if folder_id is not None:
         folder = get_object_or_404(queries.folders_of(request.user), pk=folder_id, account=account)
-    page = Paginator(queries.message_list(request.user, account, folder), PAGE_SIZE).get_page(request.GET.get("page"))
+    filters = _list_filters(request)
+    messages = queries.message_list(request.user, account, folder, **filters)
+    page = Paginator(messages, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
+        "filters": filters,
+        "filter_query": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),
         "page": page,
         "account": account,
         "folder": folder,
         "sidebar": list(queries.sidebar_folders(request.user)),
         "has_accounts": account is not None or queries.accounts_of(request.user).exists(),
         "move_targets": _move_targets(request.user, account),
+        "tags": list(Tag.objects.filter(owner=request.user)),
     }
     return render(request, "mail/message_list.html", context)
+
+
+def _list_filters(request: HttpRequest) -> dict:
+    """Matrix cell and category filters from the query string; anything malformed is ignored."""
+
+    def level(name: str) -> int | None:
+        value = request.GET.get(name, "")
+        return int(value) if value in {"1", "2", "3"} else None
+
+    category = request.GET.get("category", "")
+    tag_ids = [int(t) for t in request.GET.getlist("tag") if t.isdigit()][:5]
+    return {
+        "tag_ids": tag_ids,
+        "urgency": level("u"),
+        "importance": level("i"),
+        "category": category if category in CATEGORY_VALUES else "",
+        "open_only": request.GET.get("open") == "1",
+    }
 
 
 def _move_targets(user, account) -> list[Folder]:
@@ -64,10 +91,15 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
     body_html = _CID_SRC.sub(lambda m: f'src="{_cid_url(message, m.group(1))}"', body_html)
     context = {
         "message": message,
+        "analysis": getattr(message, "analysis", None),
+        "correction_form": CorrectionForm(),
         "body_html": body_html,
         "show_images": show_images,
         "attachments": [a for a in message.attachments.all() if not a.is_inline or not a.content_id],
         "move_targets": list(message.account.folders.filter(exists_on_server=True).exclude(pk=message.folder_id)),
+        "assignments": list(message.tag_assignments.select_related("tag")),
+        "suggestions": list(message.tag_suggestions.filter(state="open").select_related("tag")),
+        "tags": list(Tag.objects.filter(owner=request.user)),
     }
     return render(request, "mail/message_detail.html", context)
 

@@ -34,6 +34,14 @@ class WorkerProcess:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the worker if the test run dies, so no orphan keeps eating the test queue."""
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
 def service_env() -> dict[str, str]:
     """Environment for a Celery process (worker or beat) working on the test database and broker."""
     return {
@@ -65,7 +73,15 @@ def start_worker(
         *extra_args,
     ]  # fmt: skip
     log = log_path.open("ab")
-    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - a test helper; no threads exist yet here
+    )
     worker = WorkerProcess(process, log_path)
     _wait_until_ready(worker, hostname)
     return worker

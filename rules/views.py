@@ -1,0 +1,161 @@
+"""Rules pages: list, editor, templates, dry-run, run on existing mail, execution log."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.db.models import Max
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from mail.models import Folder, MailAccount
+from mailhelper.models import Job
+from tags.models import Tag
+
+from . import service, spec, tasks, templates
+from .forms import ALL_OPS, OP_LABELS, RuleEditor, read_editor, value_choices
+from .models import Rule, RuleLog
+
+
+def _rule(request: HttpRequest, rule_id: int) -> Rule:
+    return get_object_or_404(Rule.objects.filter(owner=request.user), pk=rule_id)
+
+
+def _names(owner) -> dict:
+    return {
+        "tag_names": dict(Tag.objects.filter(owner=owner).values_list("pk", "name")),
+        "folder_names": {f.pk: f.display_name for f in Folder.objects.filter(account__owner=owner)},
+        "account_names": {str(k): v for k, v in MailAccount.objects.filter(owner=owner).values_list("pk", "name")},
+    }
+
+
+def rule_list(request: HttpRequest) -> HttpResponse:
+    rules = list(Rule.objects.filter(owner=request.user))
+    names = _names(request.user)
+    rows = [(rule, spec.describe_rule(rule.definition, **names)) for rule in rules]
+    context = {"rows": rows, "templates": templates.TEMPLATES.values(), "tags": Tag.objects.filter(owner=request.user)}
+    return render(request, "rules/rule_list.html", context)
+
+
+def _editor_context(request: HttpRequest, editor: RuleEditor, rule: Rule | None) -> dict:
+    return {
+        "editor": editor,
+        "rule": rule,
+        "fields": spec.FIELD_CHOICES,
+        "ops": [(op, OP_LABELS[op]) for op in ALL_OPS],
+        "action_types": spec.ACTION_CHOICES,
+        "match_choices": spec.MATCH_CHOICES,
+        "value_choices": value_choices(request.user),
+    }
+
+
+@require_http_methods(["GET", "POST"])
+def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
+    rule = _rule(request, rule_id) if rule_id else None
+    editor = RuleEditor.from_rule(rule) if rule else RuleEditor()
+    if request.method == "POST":
+        editor = read_editor(request.POST)
+        if not editor.errors:
+            if rule is None:
+                order = (Rule.objects.filter(owner=request.user).aggregate(m=Max("order"))["m"] or 0) + 1
+                rule = Rule(owner=request.user, order=order)
+            rule.name, rule.enabled, rule.definition = (
+                editor.name,
+                editor.enabled,
+                spec.normalize_rule(editor.document()),
+            )
+            rule.save()
+            messages.success(request, f"Rule “{rule.name}” saved. Test it on your existing mail below.")
+            return redirect("rules:dry-run", rule_id=rule.pk)
+    return render(request, "rules/rule_form.html", _editor_context(request, editor, rule))
+
+
+@require_POST
+def rule_from_template(request: HttpRequest) -> HttpResponse:
+    info = templates.TEMPLATES.get(request.POST.get("template", ""))
+    if info is None:
+        messages.error(request, "Unknown template.")
+        return redirect("rules:list")
+    if info.needs_tag:
+        tag = Tag.objects.filter(owner=request.user, pk=request.POST.get("tag") or 0).first()
+        if tag is None:
+            messages.error(request, "Choose a tag for this template (create one on the Tags page first).")
+            return redirect("rules:list")
+        name, doc = info.build(tag.pk)
+    else:
+        name, doc = info.build()
+    order = (Rule.objects.filter(owner=request.user).aggregate(m=Max("order"))["m"] or 0) + 1
+    rule = Rule.objects.create(owner=request.user, name=name, order=order, definition=doc, enabled=False)
+    messages.success(request, "Template added, switched off: test it, adjust it, then enable it.")
+    return redirect("rules:edit", rule_id=rule.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    if request.method == "POST":
+        rule.delete()
+        messages.success(request, f"Rule “{rule.name}” deleted. Changes it made stay as they are.")
+        return redirect("rules:list")
+    return render(request, "rules/rule_confirm_delete.html", {"rule": rule})
+
+
+@require_POST
+def rule_move(request: HttpRequest, rule_id: int) -> HttpResponse:
+    """Move a rule one place up or down; renumbers all of the user's rules."""
+    rule = _rule(request, rule_id)
+    ordered = list(Rule.objects.filter(owner=request.user))
+    index = ordered.index(rule)
+    swap = index - 1 if request.POST.get("direction") == "up" else index + 1
+    if 0 <= swap < len(ordered):
+        ordered[index], ordered[swap] = ordered[swap], ordered[index]
+        with transaction.atomic():
+            for position, item in enumerate(ordered, start=1):
+                Rule.objects.filter(pk=item.pk).update(order=position)
+    return redirect("rules:list")
+
+
+@require_POST
+def rule_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    rule.enabled = not rule.enabled
+    rule.save(update_fields=["enabled"])
+    return redirect("rules:list")
+
+
+def rule_dry_run(request: HttpRequest, rule_id: int) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    names = _names(request.user)
+    try:
+        result, matched = service.dry_run(rule)
+        error = ""
+    except ValueError as exc:
+        result, matched, error = None, [], str(exc)
+    context = {
+        "rule": rule,
+        "result": result,
+        "matched": matched,
+        "error": error,
+        "description": spec.describe_rule(rule.definition, **names),
+        "actions": [
+            spec.describe_action(a, names["tag_names"], names["folder_names"]) for a in rule.definition["actions"]
+        ],
+    }
+    return render(request, "rules/dry_run.html", context)
+
+
+@require_POST
+def rule_run(request: HttpRequest, rule_id: int) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    job = Job.objects.create(owner=request.user, kind="rules", params={"rule_ids": [rule.pk]})
+    transaction.on_commit(lambda: tasks.run_rules_job.delay(job_id=job.pk))
+    return redirect("mail:job", job_id=job.pk)
+
+
+def rule_log(request: HttpRequest, rule_id: int) -> HttpResponse:
+    rule = _rule(request, rule_id)
+    logs = RuleLog.objects.filter(rule=rule).select_related("message")
+    page = Paginator(logs, 50).get_page(request.GET.get("page"))
+    return render(request, "rules/rule_log.html", {"rule": rule, "page": page})

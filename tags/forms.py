@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import re
+
+from django import forms
+
+from .models import Tag, TagSettings
+
+
+class TagForm(forms.ModelForm):
+    class Meta:
+        model = Tag
+        fields = ["name", "color", "description"]
+        widgets = {"color": forms.TextInput(attrs={"type": "color"})}
+
+    def __init__(self, *args, owner, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.owner = owner
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        clash = Tag.objects.filter(owner=self.owner, name__iexact=name).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("You already have a tag with this name.")
+        return name
+
+    def clean_color(self) -> str:
+        color = self.cleaned_data["color"].strip()
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", color):
+            raise forms.ValidationError("Use a colour like #3366ff.")
+        return color.lower()
+
+    def save(self, commit: bool = True) -> Tag:
+        tag = super().save(commit=False)
+        tag.owner = self.owner
+        if commit:
+            tag.save()
+        return tag
+
+
+class TagSettingsForm(forms.ModelForm):
+    class Meta:
+        model = TagSettings
+        fields = ["auto_apply", "auto_apply_threshold"]
+        labels = {
+            "auto_apply": "Apply confident suggestions automatically",
+            "auto_apply_threshold": "Confidence needed",
+        }
+
+    def clean_auto_apply_threshold(self) -> float:
+        value = self.cleaned_data["auto_apply_threshold"]
+        if not 0.5 <= value <= 1.0:
+            raise forms.ValidationError("Choose between 0.5 and 1.0.")
+        return value
