@@ -12,6 +12,7 @@ import os
 import zlib
 from dataclasses import dataclass
 
+import zstandard
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -19,11 +20,14 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 FORMAT_VERSION = 1  # AES-256-GCM over the plaintext
-FORMAT_DEFLATED = 2  # AES-256-GCM over the zlib-compressed plaintext (mail bodies, raw sources)
+FORMAT_DEFLATED = 2  # AES-256-GCM over the zlib-compressed plaintext (still read; no longer written)
+FORMAT_ZSTD = 3  # AES-256-GCM over the zstd-compressed plaintext (mail bodies, raw sources)
 KEY_BYTES = 32
 NONCE_BYTES = 12
 _HEADER = bytes([FORMAT_VERSION])
 _HEADER_DEFLATED = bytes([FORMAT_DEFLATED])
+_HEADER_ZSTD = bytes([FORMAT_ZSTD])
+_ZSTD_LEVEL = 1  # ~3x faster than zlib level 1 here, and smaller
 _COMPRESS_MIN = 512  # below this, compression rarely pays for its header
 
 
@@ -47,27 +51,29 @@ def seal(key: bytes, plaintext: bytes, aad: bytes, compress: bool = False) -> by
     """
     header = _HEADER
     if compress and len(plaintext) >= _COMPRESS_MIN:
-        deflated = zlib.compress(plaintext, 1)
-        if len(deflated) < len(plaintext) * 0.9:
-            header, plaintext = _HEADER_DEFLATED, deflated
+        packed = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(plaintext)
+        if len(packed) < len(plaintext) * 0.9:
+            header, plaintext = _HEADER_ZSTD, packed
     nonce = os.urandom(NONCE_BYTES)
     return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header + aad)
 
 
 def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
     blob = bytes(blob)
-    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] not in (FORMAT_VERSION, FORMAT_DEFLATED):
+    if len(blob) < 1 + NONCE_BYTES + 16 or blob[0] not in (FORMAT_VERSION, FORMAT_DEFLATED, FORMAT_ZSTD):
         raise DecryptionError("unknown ciphertext format")
     header, nonce, body = blob[:1], blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :]
     try:
         plaintext = AESGCM(key).decrypt(nonce, body, header + aad)
     except InvalidTag:
         raise DecryptionError("ciphertext does not open with this key and context") from None
-    if header == _HEADER_DEFLATED:
-        try:
+    try:
+        if header == _HEADER_ZSTD:
+            return zstandard.ZstdDecompressor().decompress(plaintext)
+        if header == _HEADER_DEFLATED:
             return zlib.decompress(plaintext)
-        except zlib.error:
-            raise DecryptionError("compressed value is corrupt") from None
+    except (zlib.error, zstandard.ZstdError):
+        raise DecryptionError("compressed value is corrupt") from None
     return plaintext
 
 

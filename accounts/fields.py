@@ -37,6 +37,13 @@ class Sealed(bytes):
 _raw_access: contextvars.ContextVar[bool] = contextvars.ContextVar("mailhelper_raw_access", default=False)
 
 
+def seal_fields(instance, dek: bytes, names: tuple[str, ...] | None = None) -> None:
+    """Encrypt an unsaved instance's encrypted fields now (see _EncryptedField.seal_with)."""
+    for field in instance._meta.concrete_fields:
+        if isinstance(field, _EncryptedField) and (names is None or field.name in names):
+            field.seal_with(instance, dek)
+
+
 class EncryptedModel(models.Model):
     """Base for models with encrypted fields: a UUID key known before the first save (it is part of
     each value's associated data), and a refresh_from_db that does not decrypt (so it works for a
@@ -142,6 +149,19 @@ class _EncryptedField(models.BinaryField):
         owner_id = getattr(instance, f"{self.owner_field}_id")
         plaintext = self.to_plain_bytes(value)
         return Sealed(crypto.seal(dek_for(owner_id), plaintext, self._aad(instance), compress=self.compress))
+
+    def seal_with(self, instance, dek: bytes) -> None:
+        """Encrypt the instance's value now, with a key the caller already holds.
+
+        For bulk work off the request/DB thread (sync encrypts in its fetch thread, so compression
+        and encryption overlap with database writes); save() then stores the ciphertext as is.
+        """
+        value = instance.__dict__.get(self.attname)
+        if value is None or isinstance(value, Sealed):
+            return
+        plaintext = self.to_plain_bytes(value)
+        sealed = crypto.seal(dek, plaintext, self._aad(instance), compress=self.compress)
+        instance.__dict__[self.attname] = Sealed(sealed)
 
     def pre_save(self, model_instance, add):
         value = model_instance.__dict__.get(self.attname)

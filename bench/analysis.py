@@ -3,8 +3,10 @@
     .venv/bin/python bench/analysis.py [--messages 2000] [--seed 7] [--verbose]
 
 Target (issue: analysis): >= 200 messages/s for the built-in analyser on a single worker. Agreement is
-measured on bench/labelled_messages.json (72 hand-written messages in German, English, French and
-Italian with a human's category, urgency and importance). Pure Python: no Django, no database.
+measured on bench/labelled_messages.json: 96 hand-written messages in German, English, French and
+Italian with a human's category, urgency and importance. The heuristics were tuned against the 72
+"tuning" messages; the 24 "holdout" messages were written afterwards and never tuned against, so their
+figure is the fairer one. Pure Python: no Django, no database.
 """
 
 from __future__ import annotations
@@ -157,9 +159,17 @@ def load_labelled(path: Path = LABELLED) -> list[tuple[dict, MessageInput, UserC
 
 def agreement(verbose: bool) -> None:
     labelled = load_labelled()
+    for split in ("tuning", "holdout", "all"):
+        chosen = [entry for entry in labelled if split in ("all", entry[0].get("split", "tuning"))]
+        if chosen:
+            _agreement(split, chosen, verbose and split != "all")
+
+
+def _agreement(split: str, labelled: list[tuple[dict, MessageInput, UserContext]], verbose: bool) -> None:
     hits: Counter[str] = Counter()
     per_lang: Counter[str] = Counter()
     lang_total: Counter[str] = Counter()
+    misses = []
     for item, msg, ctx in labelled:
         result = heuristics.analyse(msg, ctx)
         want = item["expected"]
@@ -174,15 +184,20 @@ def agreement(verbose: bool) -> None:
         hits.update(key for key, good in ok.items() if good)
         lang_total[item["lang"]] += 1
         per_lang[item["lang"]] += ok["category"]
-        if verbose and not ok["all three"]:
+        if not ok["all three"]:
             got = f"{result.category}/{result.urgency}/{result.importance}"
-            print(f"  {item['id']}: want {want['category']}/{want['urgency']}/{want['importance']}, got {got}")
+            misses.append(
+                f"    {item['id']}: want {want['category']}/{want['urgency']}/{want['importance']}, got {got}"
+            )
     total = len(labelled)
-    print(f"labelled set:            {total} messages ({', '.join(f'{k} {v}' for k, v in sorted(lang_total.items()))})")
+    langs = ", ".join(f"{k} {v}" for k, v in sorted(lang_total.items()))
+    print(f"labelled set ({split}):{' ' * (11 - len(split))}{total} messages ({langs})")
     for key in ["category", "urgency", "importance", "all three", "urgency ±1", "importance ±1"]:
         print(f"  agreement {key + ':':<15} {hits[key] / total:6.1%}  ({hits[key]}/{total})")
-    langs = ", ".join(f"{lang} {per_lang[lang] / lang_total[lang]:.0%}" for lang in sorted(lang_total))
-    print(f"  category by language:   {langs}")
+    by_lang = ", ".join(f"{lang} {per_lang[lang] / lang_total[lang]:.0%}" for lang in sorted(lang_total))
+    print(f"  category by language:   {by_lang}")
+    if verbose:
+        print("\n".join(misses))
 
 
 # --- throughput --------------------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -31,6 +31,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from accounts import keyring
+from accounts.fields import seal_fields
 
 from . import imap
 from .models import Attachment, Folder, MailAccount, Message, MessageAnalysis, PendingAction, SyncRun
@@ -224,16 +225,21 @@ class FolderSync:
         return [b for b in batches if b]
 
     def _fetch_and_store(self, uidvalidity: int, uids: list[int]) -> None:
-        """Fetch and parse the next batch in a helper thread while this one writes the last.
+        """Fetch, parse and encrypt the next batch in a helper thread while this one writes.
 
-        The helper thread only talks IMAP and parses (no database); this thread only writes, so
-        network, CPU and PostgreSQL overlap instead of taking turns.
+        The helper thread only talks IMAP, parses and encrypts (no database); this thread only
+        writes, so network, CPU and PostgreSQL overlap. It holds one batch ahead at most.
         """
+
+        dek = keyring.dek_for(self.account.owner_id)  # fetched here: the helper thread has no DB access
 
         def build(batch: list[int]) -> tuple[list[Message], list[Attachment], int]:
             messages, attachments, size = [], [], 0
             for fetched in self.session.fetch_messages(batch):
                 message, parts = build_message(self.account, self.folder, uidvalidity, fetched)
+                seal_fields(message, dek)  # compress + encrypt here, in parallel with the writes
+                for part in parts:
+                    seal_fields(part, dek)
                 messages.append(message)
                 attachments.extend(parts)
                 size += len(fetched.raw)
@@ -338,7 +344,7 @@ class FolderSync:
                 self.run.save(update_fields=["messages_expunged"])
 
 
-def _prefetched(produce: Callable, items: list) -> Iterator:
+def _prefetched(produce: Callable, items: Iterable) -> Iterator:
     """Yield produce(item) for each item, computing the next one in a thread meanwhile."""
     results: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()

@@ -160,6 +160,12 @@ WORDING = Lexicon(
         "il tuo account è stato sospeso/bloccato, conferma i tuoi dati, guadagnare soldi, caro amico",
     }
 )
+FUNCTION_WORDS = {
+    "de": frozenset(tokens("der die das und ist nicht ich wir mit für auf den dem ein eine zu bitte sie es auch")),
+    "en": frozenset(tokens("the and is are you to of for with this that please we it be have will")),
+    "fr": frozenset(tokens("le la les et est vous nous pour avec une des du que pas je merci dans")),
+    "it": frozenset(tokens("il lo gli e è che per con una non sono di del ti della grazie ho")),
+}
 SECOND_PERSON = frozenset(
     tokens(
         "you your sie ihnen ihr ihre du dir dich dein deine deinen euch vous tu te toi ton ta tes votre vos lei voi "
@@ -382,12 +388,12 @@ class _Text:
 def extract_signals(msg: MessageInput, ctx: UserContext, cleaned: str | None = None) -> Signals:
     """All facts the scoring needs, from headers, recipients, history and the cleaned text."""
     sig = Signals()
-    sig.cleaned = clean_body(msg.text[:MAX_SCAN_CHARS]) if cleaned is None else cleaned
+    sig.cleaned = clean_body((msg.text or "")[:MAX_SCAN_CHARS]) if cleaned is None else cleaned
     subject = _Text.of((msg.subject or "")[:1000])
     body = _Text.of(sig.cleaned[:SIGNAL_SCAN_CHARS])
     _sender_signals(sig, msg, ctx, subject)
     _recipient_signals(sig, msg, ctx)
-    _text_signals(sig, subject, body)
+    _text_signals(sig, subject, body, ctx.language_hint or "")
     today = _reference_date(msg, ctx)
     for text in (subject, body):
         _date_signals(sig, text, today)
@@ -427,16 +433,17 @@ def _recipient_signals(sig: Signals, msg: MessageInput, ctx: UserContext) -> Non
     sig.not_addressed = not sig.in_to and not sig.cc_only
 
 
-def _text_signals(sig: Signals, subject: _Text, body: _Text) -> None:
+def _text_signals(sig: Signals, subject: _Text, body: _Text, language_hint: str = "") -> None:
     subject_hits = WORDING.match(subject.words, subject.joined)
     hits = WORDING.match(body.words, body.joined)
     for label, found in subject_hits.items():
         hits.setdefault(label, []).extend(found)
     if "not_request" in hits:  # "please find attached" is no request: drop those words and look again
         hits = _without_polite_formulas(subject, body, hits["not_request"])
-    sig.urgency_languages = [lang for lang in LANGUAGES if f"urgent:{lang}" in hits]
+    main_language = language_hint[:2].lower() if language_hint[:2].lower() in LANGUAGES else _language(body.words)
+    sig.urgency_languages = _attribute(hits, "urgent", main_language)
     sig.urgent_in_subject = any(label.startswith("urgent:") for label in subject_hits)
-    sig.request_languages = [lang for lang in LANGUAGES if f"request:{lang}" in hits]
+    sig.request_languages = _attribute(hits, "request", main_language)
     sig.reply_request = "reply" in hits
     sig.action_words = bool(sig.request_languages) and "action" in hits and _request_to_act(subject, body)
     sig.unsubscribe_text = "unsubscribe" in hits
@@ -444,6 +451,24 @@ def _text_signals(sig: Signals, subject: _Text, body: _Text) -> None:
     for text in (subject, body):
         if "?" in text.raw:
             _count_questions(sig, text.raw)
+
+
+def _language(words: set[str]) -> str:
+    """The language with the most function words in the text ("" if none): only to attribute words
+    that several languages share ("urgent" is English and French)."""
+    counts = {lang: len(words & FUNCTION_WORDS[lang]) for lang in LANGUAGES}
+    best = max(counts, key=counts.__getitem__)
+    return best if counts[best] else ""
+
+
+def _attribute(hits: dict[str, list[str]], signal: str, main_language: str) -> list[str]:
+    """Languages whose ``signal`` words occur; a word shared by several lists counts once, for the
+    message's main language when it is one of them."""
+    found = {lang: set(hits[f"{signal}:{lang}"]) for lang in LANGUAGES if f"{signal}:{lang}" in hits}
+    own = [lang for lang in found if found[lang] - set().union(*(found[o] for o in found if o != lang))]
+    if found and not own:
+        own = [main_language if main_language in found else next(iter(found))]
+    return own
 
 
 def _request_to_act(subject: _Text, body: _Text) -> bool:

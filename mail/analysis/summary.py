@@ -114,6 +114,10 @@ _CUE_WORDS = _wordset(
 )
 _CUE_PHRASES = ("could you", "can you", "would you", "let me know", "by friday", "by monday", "end of",
                 "bis zum", "merci de", "avant le", "d'ici", "per favore", "ho bisogno")  # fmt: skip
+_BOILERPLATE = ("unsubscribe", "abbestellen", "abmelden", "désinscri", "désabonn", "disiscriv", "cancellarti",
+                "do not reply", "don't reply", "nicht antworten", "antworten sie nicht", "ne pas répondre",
+                "non rispondere", "you are receiving", "you receive this", "vous recevez cette", "ricevi questa",
+                "sie erhalten diese", "update preferences", "view in browser", "im browser ansehen")  # fmt: skip
 _PUNCTUATION = str.maketrans({ch: " " for ch in '!"#$%&()*+,./:;<=>?@[\\]^_`{|}~«»“”„…–—•·¡¿\t\r\n'} | {"’": "'"})
 STOPWORDS = _wordset(
     """re aw wg fw fwd tr rif r i you the and for with your our this that are was from have has will not but all
@@ -240,17 +244,25 @@ def split_sentences(text: str) -> list[str]:
 def _units(text: str) -> list[str]:
     units: list[str] = []
     current: list[str] = []
+    in_list = False
     for line in text.split("\n"):
         stripped = line.strip()
-        if not stripped or _BULLET.match(line):
+        if not stripped or (_BULLET.match(line) and (in_list or not _continues(current, stripped))):
             if current:
                 units.append(" ".join(current))
+            in_list = bool(stripped)
             current = [_BULLET.sub("", stripped, count=1)] if stripped else []
             continue
         current.append(stripped)
     if current:
         units.append(" ".join(current))
     return [unit for unit in units if unit]
+
+
+def _continues(current: list[str], line: str) -> bool:
+    """A hard-wrapped line that starts with a number ("am\\n29. März") continues the sentence before it;
+    a numbered item follows a blank line, another item or a finished sentence."""
+    return bool(current) and line[0].isdigit() and not current[-1].endswith((".", ":", "!", "?", ";"))
 
 
 def _split_unit(unit: str) -> list[str]:
@@ -299,14 +311,25 @@ def _words(text: str) -> set[str]:
     return {w for w in tokens(text) if len(w) > 2 and w not in STOPWORDS}
 
 
-def _score(sentence: str, position: int, subject_words: set[str]) -> float:
+def _unusable(sentence: str, words: list[str], from_end: int) -> bool:
+    """Greetings ("Hi Anna,"), sign-offs ("Grazie! Marco", "Ihre Verwaltung"), bare links, and mailing
+    boilerplate ("unsubscribe", "do not reply") are never a summary."""
+    ending = sentence.rstrip()[-1:]
+    if (_GREETING.match(sentence) or ending == ",") and (len(words) <= 4 or ending in ",:!"):
+        return True
+    if from_end < 2 and (len(words) <= 2 or (len(words) <= 4 and ending not in ".?!:")):
+        return True
+    if sum(len(w) for w in words if w[0].isalpha()) < 0.5 * len(sentence) or _URL_ONLY.match(sentence):
+        return True
+    lowered = sentence.lower()
+    return any(phrase in lowered for phrase in _BOILERPLATE)
+
+
+def _score(sentence: str, position: int, subject_words: set[str], from_end: int = 99) -> float:
     """Why these terms: early sentences state the point, subject words mark the topic, requests and
     deadlines are what the reader must not miss, and fragments or walls of text make poor summaries."""
     words = tokens(sentence)
-    if _GREETING.match(sentence) and (len(words) <= 4 or sentence.rstrip()[-1:] in ",:!"):
-        return -10.0
-    letters = sum(len(w) for w in words if w[0].isalpha())
-    if letters < 0.5 * len(sentence) or _URL_ONLY.match(sentence):
+    if not words or _unusable(sentence, words, from_end):
         return -10.0
     unique = set(words)
     score = 1.0 / (1.0 + 0.35 * position)
@@ -338,7 +361,8 @@ def summarise_clean(cleaned: str, subject: str = "", max_sentences: int = 3, max
         return ""
     sentences = split_sentences(cleaned[:SUMMARY_SCAN_CHARS])[:MAX_SENTENCES_SCORED]
     subject_words = _words(subject)
-    scored = [(_score(s, i, subject_words), i, s) for i, s in enumerate(sentences)]
+    last = len(sentences) - 1
+    scored = [(_score(s, i, subject_words, last - i), i, s) for i, s in enumerate(sentences)]
     candidates = [item for item in scored if item[0] > -5]
     if not candidates:
         return ""

@@ -1,6 +1,7 @@
 """The keyring: values bound to owner/model/field/row, wraps, strict mode, the sync key."""
 
 import io
+import os
 
 import pytest
 from django.core.management import call_command
@@ -192,3 +193,16 @@ def test_generate_and_rotate_sync_key_rewrap_without_touching_content(alice, bob
     assert set(DataKeyWrap.objects.filter(kind="sync").values_list("key_id", flat=True)) == {
         crypto.key_id(crypto.b64d(new_key_text))
     }
+
+
+def test_compressed_values_round_trip_and_are_authenticated():
+    key, aad = crypto.new_key(), b"owner|model|field|row"
+    text = ("Dear team, the quarterly report is attached. " * 200).encode()
+    sealed = crypto.seal(key, text, aad, compress=True)
+    assert sealed[0] == crypto.FORMAT_ZSTD and len(sealed) < len(text) / 5
+    assert crypto.open_sealed(key, sealed, aad) == text
+    tampered = bytes([crypto.FORMAT_VERSION]) + sealed[1:]  # claim "not compressed"
+    with pytest.raises(crypto.DecryptionError):
+        crypto.open_sealed(key, tampered, aad)
+    random_bytes = os.urandom(4096)  # incompressible: stored as is
+    assert crypto.seal(key, random_bytes, aad, compress=True)[0] == crypto.FORMAT_VERSION

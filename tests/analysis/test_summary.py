@@ -255,3 +255,27 @@ def test_nothing_to_summarise_gives_an_empty_string(text):
 )  # fmt: skip
 def test_summaries_in_four_languages(text, expected):
     assert summarise(text) == expected
+
+
+def test_a_wrapped_line_starting_with_a_date_is_not_a_numbered_item():
+    text = "Wir laden herzlich zum Frühlingsfest am\n29. März auf dem Marktplatz ein.\n\n1. Punkt eins\n2. Punkt zwei"
+    assert split_sentences(text) == [
+        "Wir laden herzlich zum Frühlingsfest am 29. März auf dem Marktplatz ein.",
+        "Punkt eins",
+        "Punkt zwei",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "unwanted"),
+    [
+        ("Ciao Alex,\n\nmi mandi le slide per domani?\n\nGrazie! Marco", "Marco"),
+        ("Liebe Kolleginnen und Kollegen,\n\nab April gilt eine neue Regelung.\n\nIhre Verwaltung", "Verwaltung"),
+        ("Alex,\n\nCould you review the slides before Thursday?\n\nHelen", "Alex,"),
+        ("Your order has shipped.\n\nPlease do not reply to this email.", "reply"),
+        ("Les nouveautés du mois sont en ligne.\n\nVous recevez cette lettre car vous êtes abonné.", "abonné"),
+    ],
+)
+def test_greetings_sign_offs_and_boilerplate_stay_out_of_summaries(text, unwanted):
+    summary = summarise(text)
+    assert summary and unwanted not in summary

@@ -1,6 +1,6 @@
 """Rules engine throughput: 50 rules over 10,000 in-memory messages, the dry-run ("test this rule") path.
 
-    .venv/bin/python bench/rules.py [--rules 50] [--messages 10000] [--seed 1]
+    .venv/bin/python bench/rules_throughput.py [--rules 50] [--messages 10000] [--seed 1]
 
 No Django, no database: the engine is pure, so this measures only evaluation. Messages are built in
 memory (seeded, so runs are comparable); a fifth of them have 5-50 KB bodies. Rules mix contains,
