@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
@@ -134,6 +135,8 @@ class Message(EncryptedModel):
     calendar_method = models.CharField(max_length=20, blank=True)
     has_remote_images = models.BooleanField(default=False)
     parse_warnings = models.JSONField(default=list, blank=True)
+    # Blind keyword index: keyed hashes of the words of subject, body and addresses (mail/search.py).
+    search_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     expunged_at = models.DateTimeField(null=True, blank=True, help_text="Gone from the server folder.")
     created_at = models.DateTimeField(auto_now_add=True)
     # Encrypted content.
@@ -147,6 +150,7 @@ class Message(EncryptedModel):
             models.UniqueConstraint(fields=["folder", "uidvalidity", "uid"], name="message_unique_server_identity")
         ]
         indexes = [
+            GinIndex(fields=["search_ids"], name="message_search_ids"),
             models.Index(fields=["owner", "-sort_date"], name="message_owner_date"),
             models.Index(fields=["folder", "-sort_date"], name="message_folder_date"),
         ]

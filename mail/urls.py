@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, analysis, messages
+from .views import accounts, analysis, messages, search
 
 app_name = "mail"
 
@@ -22,6 +22,7 @@ urlpatterns = [
     path("messages/<uuid:message_id>/cid/<path:cid>", messages.message_cid, name="message-cid"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_download, name="attachment"),
     path("dashboard/", analysis.dashboard, name="dashboard"),
+    path("search/", search.search_page, name="search"),
     path("messages/<uuid:message_id>/correct/", analysis.correct, name="correct"),
     path("messages/<uuid:message_id>/done/", analysis.mark_done, name="done"),
     path("settings/analysis/", analysis.analysis_settings, name="analysis-settings"),

@@ -45,7 +45,11 @@ def test_sync_task_runs_in_a_real_worker_and_carries_only_ids(celery_worker, ali
     assert "Message number" not in (stored.result or "")
 
 
-def test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicates(alice, imap_user, dovecot, tmp_path):
+def test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicates(
+    celery_worker, alice, imap_user, dovecot, tmp_path
+):
+    # celery_worker: the session worker runs the analysis the finished sync chains (default queue)
+    # and is waited for before the database is flushed.
     total = 600
     for i in range(total):
         dovecot.deliver(imap_user, make_raw(i, body_kb=20))

@@ -112,8 +112,31 @@ def stop_worker(worker: WorkerProcess, sig: int = signal.SIGTERM, timeout: float
         worker.process.wait(5)
 
 
+def wait_until_worker_idle(timeout: float = 30.0) -> None:
+    """Wait until the Celery worker on the test broker has nothing running, reserved or queued.
+
+    Returns at once when no worker answers (nobody would run queued tasks anyway).
+    """
+    from mailhelper.celery import app
+
+    deadline = time.monotonic() + timeout
+    while True:
+        inspect = app.control.inspect(timeout=1.0, limit=1)  # one worker per test session; answers in ms
+        active = inspect.active()
+        if active is None:
+            return
+        busy = any(active.values()) or any((inspect.reserved() or {}).values())
+        with app.connection_for_read() as connection:  # the Redis broker keeps a queue as a list
+            queued = connection.default_channel.client.llen(app.conf.task_default_queue)
+        if not busy and not queued:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the celery worker was still busy {timeout} s after the test: {active}")
+        time.sleep(0.2)
+
+
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WorkerProcess]:
+def celery_worker_process(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[WorkerProcess]:
     """One worker for the session; tests that kill workers start their own with start_worker()."""
     from mailhelper.celery import app
 
@@ -121,3 +144,15 @@ def celery_worker(django_db_setup, django_db_blocker, tmp_path_factory) -> Itera
     worker = start_worker(tmp_path_factory.mktemp("celery") / "worker.log")
     yield worker
     stop_worker(worker)
+
+
+@pytest.fixture
+def celery_worker(celery_worker_process: WorkerProcess) -> Iterator[WorkerProcess]:
+    """The session's worker, left idle after the test.
+
+    Tasks a test started (a sync chains analysis, a page queues a write-back) keep writing after
+    the test body ends; flushing the database under them deadlocks. This fixture is torn down
+    before the database fixtures, so it waits for the worker first.
+    """
+    yield celery_worker_process
+    wait_until_worker_idle()

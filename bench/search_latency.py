@@ -1,0 +1,88 @@
+"""Keyword search latency on 100,000 messages of one user (issue 6 target: p95 < 100 ms).
+
+    .venv/bin/python bench/search_latency.py [--messages 100000] [--queries 200]
+
+Messages get blind-index ids drawn from a Zipf-like vocabulary (as real mail has a few very common
+words and many rare ones), inserted directly (no IMAP); queries of one to three words are then
+timed through mail.search.search(), the code the search page runs, including the page's count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+from datetime import UTC, datetime, timedelta
+
+from common import fresh_user, setup_django
+
+VOCABULARY = 50_000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--messages", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    args = parser.parse_args()
+    setup_django()
+    from django.db import connection
+
+    from mail.models import Folder, MailAccount, Message
+    from mail.search import SearchFilters, search, search_key_for
+
+    owner = fresh_user("bench-search")
+    account = MailAccount.objects.create(
+        owner=owner, name="bench", email_address="me@example.test", imap_host="127.0.0.1", imap_username="u"
+    )
+    folder = Folder.objects.create(account=account, name="INBOX", special_use="inbox", sync_enabled=True)
+    key = search_key_for(owner.pk)
+    words = [f"w{i}" for i in range(VOCABULARY)]
+    weights = [1 / (rank + 1) for rank in range(VOCABULARY)]
+    rnd = random.Random(3)
+    start = datetime(2020, 1, 1, tzinfo=UTC)
+    started = time.perf_counter()
+    batch = []
+    for n in range(args.messages):
+        tokens = set(rnd.choices(words, weights, k=rnd.randint(40, 400)))
+        batch.append(
+            Message(
+                owner=owner,
+                account=account,
+                folder=folder,
+                uidvalidity=1,
+                uid=n + 1,
+                sort_date=start + timedelta(minutes=n),
+                search_ids=key.token_ids(tokens),
+                subject=f"m{n}",
+            )  # fmt: skip
+        )
+        if len(batch) == 1000:
+            Message.objects.bulk_create(batch)
+            batch = []
+    Message.objects.bulk_create(batch)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mail_message")
+    print(f"inserted {args.messages} messages in {time.perf_counter() - started:.0f} s")
+
+    timings, hits = [], []
+    for _ in range(args.queries):
+        query = " ".join(rnd.choices(words[:5000], weights[:5000], k=rnd.randint(1, 3)))
+        t = time.perf_counter()
+        qs = search(owner, query, SearchFilters())
+        count = qs.count()
+        page = list(qs[:50])
+        for message in page:
+            _ = message.subject  # decrypt what the page shows
+        timings.append(time.perf_counter() - t)
+        hits.append(count)
+    timings.sort()
+    p = lambda q: timings[min(len(timings) - 1, int(q * len(timings)))] * 1000  # noqa: E731
+    print(f"queries: {len(timings)}, median hits {statistics.median(hits):.0f}, max hits {max(hits)}")
+    print(f"latency: p50 {p(0.5):.1f} ms, p95 {p(0.95):.1f} ms, max {timings[-1] * 1000:.1f} ms  (target p95 < 100 ms)")
+    account.delete()
+    owner.delete()
+
+
+if __name__ == "__main__":
+    main()
