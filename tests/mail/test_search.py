@@ -7,6 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
+from mail import tasks
 from mail.models import Message
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, run_sync
@@ -32,6 +33,7 @@ def account(dovecot, imap_user, alice):
     dovecot.deliver(imap_user, raw(2, "Café meeting", "See you at the café tomorrow.", sender="bob@cafe.example"))
     dovecot.deliver(imap_user, raw(3, "Project Müller", "Status update for the Müller project."), flags="S")
     run_sync(account)
+    tasks.analyse_account(str(account.pk))  # the index is built with the analysis, right after sync
     return account
 
 
@@ -87,6 +89,7 @@ def test_another_user_cannot_find_these_messages(account, bob, dovecot, imap_use
     bob_account = create_account(bob.user, other_user, dovecot)
     dovecot.deliver(other_user, raw(9, "Müller again", "hello"))
     run_sync(bob_account)
+    tasks.analyse_account(str(bob_account.pk))
     assert subjects(bob_client, q="muller") == ["Müller again"]
     alice_ids = set(Message.objects.get(account=account, uid=1).search_ids)
     bob_ids = set(Message.objects.get(account=bob_account).search_ids)
