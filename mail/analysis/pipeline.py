@@ -74,7 +74,11 @@ class OwnerContext:
             vips.setdefault(account_id, []).append(pattern)
         provider = ProviderSettings.objects.filter(owner_id=owner_id, enabled=True).first()
         row = LearnedClassifier.objects.filter(owner_id=owner_id).first()
-        classifier = learning.OnlineClassifier.from_state(row.state if row and row.state else None)
+        try:
+            classifier = learning.OnlineClassifier.from_state(row.state if row and row.state else None)
+        except ValueError:  # damaged or from an unknown version: analyse without it rather than not at all
+            log.warning("learned classifier of user %s could not be loaded; ignoring it", owner_id)
+            classifier = learning.OnlineClassifier.from_state(None)
         return cls(owner_id, addresses, vips, provider, classifier, row, search_key_for(owner_id))
 
     def user_context(self, message: Message) -> UserContext:

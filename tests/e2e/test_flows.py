@@ -424,3 +424,26 @@ def test_dashboard_accounts_rules_and_tags_fit_a_phone_screen(live_server, dovec
         page.goto(path)
         shot(path.strip("/").replace("/", "-").replace("?", "-"))
         assert_no_sideways_scroll(page)
+
+
+def test_keyboard_shortcuts_move_open_search_and_mark_done(live_server, dovecot, imap_user, page: Page, shot):
+    eve = phone_user_with_mail(dovecot, imap_user)
+    from mail import tasks
+    from mail.models import MailAccount
+
+    tasks.analyse_account(str(MailAccount.objects.get(owner=eve.user).pk))
+    log_in(page, eve)
+    page.goto("/mail/")
+    page.keyboard.press("j")
+    page.keyboard.press("j")
+    rows = page.locator("tr[data-message]")
+    expect(rows.nth(1)).to_have_class(re.compile(r"\bis-current\b"))
+    page.keyboard.press("k")
+    expect(rows.nth(0)).to_have_class(re.compile(r"\bis-current\b"))
+    shot("list-with-selection")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"/mail/messages/"))
+    page.keyboard.press("e")
+    expect(page.get_by_text("Marked done")).to_be_visible()
+    page.keyboard.press("/")
+    expect(page.locator("#top-search")).to_be_focused()

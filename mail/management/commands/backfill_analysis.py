@@ -1,0 +1,51 @@
+"""`manage.py backfill_analysis`: analyse stored mail that has no result yet (e.g. after an import).
+
+Resumable by construction: it selects only rows still pending (and failed ones with --failed), and a
+row leaves that state as soon as it is analysed, so an interrupted run continues where it stopped
+and a finished one finds nothing. --all re-analyses everything selected (corrections are kept).
+Strict-mode users who are logged out are skipped: their rows stay pending for a later run.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+
+from django.core.management.base import BaseCommand, CommandError
+
+from accounts.models import User
+from mail.analysis.jobs import reanalyse, selection
+from mail.models import MessageAnalysis
+
+
+class Command(BaseCommand):
+    help = "Analyse pending messages (resumable); --failed retries failed ones too, --all re-analyses everything."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--user", help="username")
+        parser.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (message date)")
+        parser.add_argument("--failed", action="store_true", help="also retry failed analyses")
+        parser.add_argument("--all", action="store_true", help="re-analyse done rows too")
+
+    def handle(self, *args, **options) -> None:
+        owner_id = None
+        if options["user"]:
+            owner_id = User.objects.filter(username=options["user"]).values_list("pk", flat=True).first()
+            if owner_id is None:
+                raise CommandError(f"no user named {options['user']!r}")
+        qs = selection(owner_id=owner_id, since=options["since"])
+        if not options["all"]:
+            states = [MessageAnalysis.State.PENDING]
+            if options["failed"]:
+                states.append(MessageAnalysis.State.FAILED)
+            qs = qs.filter(state__in=states)
+        tty = sys.stdout.isatty()
+
+        def progress(processed: int, total: int) -> None:
+            if tty:
+                self.stdout.write(f"\r{processed}/{total} messages", ending="")
+
+        done, failed = reanalyse(qs, progress)
+        if tty:
+            self.stdout.write("")
+        self.stdout.write(self.style.SUCCESS(f"Analysed {done} message(s), {failed} failed."))

@@ -1,0 +1,268 @@
+"""Fault tests on the real services: each fault lands mid-sync, and the data and account state must come out right.
+
+Why: the sync is the product's heartbeat, and the system it replaces lost mail to exactly these
+faults. Every test here interrupts a sync at a known point (the progress callback, or a worker's
+stored progress), then checks that nothing was stored half-way and that the next sync completes
+with every message exactly once.
+
+A worker killed mid-sync is covered in tests/mail/test_tasks.py
+(test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicates) and not repeated here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from django.db import Error as DjangoDbError
+from django.db import connection
+
+from mail.models import Folder, MailAccount, Message, MessageAnalysis, SyncRun
+from mail.sync import sync_account
+from tests.plugins.celery_worker import ROOT, WorkerProcess, service_env, stop_worker
+from tests.plugins.mail import create_account, make_raw, run_sync
+from tests.plugins.mailservers import free_port
+
+pytestmark = pytest.mark.slow
+
+TOTAL = 60
+
+
+def seed(dovecot, user, count: int, start: int = 0) -> None:
+    for i in range(start, start + count):
+        dovecot.deliver(user, make_raw(i))
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.1, what: str = "condition"):
+    """Poll with a deadline: a fault test must never hang the suite."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def assert_complete_and_consistent(account: MailAccount, expected: int | None = None) -> None:
+    """Every stored message is whole (raw source present, analysis queued) and no UID is stored twice."""
+    messages = Message.objects.filter(account=account)
+    uids = list(messages.values_list("folder_id", "uidvalidity", "uid"))
+    assert len(uids) == len(set(uids)), "a message is stored twice"
+    assert all(m.raw for m in messages), "a message was stored without its source"
+    assert MessageAnalysis.objects.filter(message__account=account).count() == messages.count()
+    if expected is not None:
+        inbox = Folder.objects.get(account=account, name="INBOX")
+        assert sorted(inbox.messages.values_list("uid", flat=True)) == list(range(1, expected + 1))
+
+
+@pytest.mark.django_db
+def test_imap_server_stopped_mid_fetch_fails_retryably_and_the_next_sync_completes(dovecot, imap_user, alice, settings):
+    settings.MAILHELPER_SYNC_BATCH = 10
+    seed(dovecot, imap_user, TOTAL)
+    account = create_account(alice.user, imap_user, dovecot)
+    stopped: list[int] = []
+
+    def stop_midway(run: SyncRun) -> None:
+        if not stopped and run.messages_new >= 20:
+            stopped.append(run.messages_new)
+            dovecot.stop()
+
+    try:
+        outcome = sync_account(account.pk, progress=stop_midway)
+    finally:
+        if not dovecot.running:
+            dovecot.start()
+
+    assert stopped, "the server must have been stopped during the sync"
+    assert outcome.run.status == SyncRun.Status.FAILED and outcome.retryable, outcome.run.error
+    stored = Message.objects.filter(account=account).count()
+    assert 20 <= stored < TOTAL, "the stop must land mid-fetch"
+    assert outcome.run.messages_new == stored  # the run's count matches what was committed
+    assert_complete_and_consistent(account)
+
+    again = run_sync(account)
+    assert again.status == SyncRun.Status.SUCCESS, again.error
+    assert again.messages_new == TOTAL - stored
+    assert_complete_and_consistent(account, TOTAL)
+    account.refresh_from_db()
+    assert account.status == MailAccount.Status.OK and account.last_sync_at is not None
+
+
+def _terminate_backend(pid: int) -> None:
+    """Kill one PostgreSQL backend from a separate connection, as a server restart or a network drop would."""
+    db = connection.settings_dict
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db.get("PASSWORD") or None,
+        dbname=db["NAME"], autocommit=True,
+    ) as other:  # fmt: skip
+        assert other.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchone()[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_postgres_connection_dropped_mid_sync_then_a_rerun_completes_without_duplicates(
+    dovecot, imap_user, alice, settings
+):
+    settings.MAILHELPER_SYNC_BATCH = 10
+    seed(dovecot, imap_user, TOTAL)
+    account = create_account(alice.user, imap_user, dovecot)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        sync_pid = cursor.fetchone()[0]
+    dropped: list[int] = []
+
+    def drop_midway(run: SyncRun) -> None:
+        if not dropped and run.messages_new >= 20:
+            dropped.append(run.messages_new)
+            _terminate_backend(sync_pid)
+
+    with pytest.raises(DjangoDbError):
+        sync_account(account.pk, progress=drop_midway)
+    assert dropped
+    connection.close()  # what Django does between requests / tasks: the next query reconnects
+
+    stale = SyncRun.objects.get(account=account)
+    assert stale.status == SyncRun.Status.RUNNING  # the dead run could not record its end; the rerun is not blocked
+    stored = Message.objects.filter(account=account).count()
+    assert 20 <= stored < TOTAL
+    assert stale.messages_new == stored  # counts were committed with their batch, nothing half-stored
+    assert_complete_and_consistent(account)
+
+    rerun = run_sync(account)
+    assert rerun.status == SyncRun.Status.SUCCESS, rerun.error
+    assert rerun.messages_new == TOTAL - stored
+    assert_complete_and_consistent(account, TOTAL)
+    account.refresh_from_db()
+    assert account.status == MailAccount.Status.OK and account.last_sync_at is not None
+
+
+# ---- Redis restarted during a sync ---------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def private_redis(port: int) -> Iterator[Callable[[], None]]:
+    """A redis-server of this test's own (the machine's shared Redis must never be restarted).
+
+    Yields a function that kills and restarts it on the same port without persistence: the queue,
+    the unacked hash and the cache are all gone, as after a crash of an in-memory Redis.
+    """
+    state: dict[str, subprocess.Popen] = {}
+
+    def start() -> None:
+        state["p"] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for(lambda: _redis_pings(port), 10, 0.05, "redis-server to accept connections")
+
+    def restart() -> None:
+        state["p"].kill()
+        state["p"].wait(10)
+        start()
+
+    start()
+    try:
+        yield restart
+    finally:
+        state["p"].kill()
+        state["p"].wait(10)
+
+
+def _redis_pings(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def _start_private_worker(log_path: Path, env: dict[str, str], queue: str) -> WorkerProcess:
+    """A worker on the private broker; readiness read from its log (it answers no ping on the shared broker)."""
+    log = log_path.open("ab")
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "mailhelper", "worker", "--loglevel", "INFO", "--concurrency", "1",
+        "--pool", "prefork", "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", f"{queue}@test",
+    ]  # fmt: skip
+    process = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    worker = WorkerProcess(process, log_path)
+    try:
+        wait_for(
+            lambda: process.poll() is not None or " ready." in log_path.read_text(errors="replace"),
+            30,
+            0.1,
+            "the worker to be ready",
+        )
+    except AssertionError:
+        stop_worker(worker)
+        raise
+    if process.poll() is not None:
+        raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
+    return worker
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redis_restarted_mid_sync_the_sync_completes_and_the_worker_reconnects(dovecot, imap_user, alice, tmp_path):
+    from mail import tasks
+    from mailhelper.celery import app
+
+    total = 400
+    for i in range(total):
+        dovecot.deliver(imap_user, make_raw(i, body_kb=20))
+    account = create_account(alice.user, imap_user, dovecot)
+    run = SyncRun.objects.create(account=account, trigger=SyncRun.Trigger.MANUAL)
+    port = free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    queue = f"redistest-{os.getpid()}"
+    env = {
+        **service_env(),
+        "CELERY_BROKER_URL": broker,
+        "REDIS_URL": f"redis://127.0.0.1:{port}/1",
+        "MAILHELPER_SYNC_BATCH": "10",
+    }
+    with private_redis(port) as restart_redis:
+        worker = _start_private_worker(tmp_path / "worker.log", env, queue)
+        try:
+            with app.connection_for_write(broker) as conn:
+                tasks.sync_account.apply_async(
+                    kwargs={"account_id": str(account.pk), "run_id": run.pk}, queue=queue, connection=conn
+                )
+            wait_for(lambda: SyncRun.objects.get(pk=run.pk).messages_new >= 30, 60, 0.02, "the sync to be under way")
+            restart_redis()
+            assert SyncRun.objects.get(pk=run.pk).messages_new < total, "the restart must land mid-sync"
+            finished = wait_for(
+                lambda: SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.SUCCESS).first(),
+                90,
+                0.2,
+                f"the sync to finish (worker log: {worker.log_path})",
+            )
+            assert finished.messages_new == total
+            assert_complete_and_consistent(account, total)
+
+            # The worker reconnected to the restarted broker: a task sent now is consumed and run.
+            dovecot.deliver(imap_user, make_raw(total))
+            second = SyncRun.objects.create(account=account, trigger=SyncRun.Trigger.MANUAL)
+            with app.connection_for_write(broker) as conn:
+                tasks.sync_account.apply_async(
+                    kwargs={"account_id": str(account.pk), "run_id": second.pk}, queue=queue, connection=conn
+                )
+            after = wait_for(
+                lambda: SyncRun.objects.filter(pk=second.pk, status=SyncRun.Status.SUCCESS).first(),
+                60,
+                0.2,
+                f"a task sent after the restart to run (worker log: {worker.log_path})",
+            )
+            assert after.messages_new == 1
+        finally:
+            stop_worker(worker)
+    assert_complete_and_consistent(account, total + 1)
+    account.refresh_from_db()
+    assert account.status == MailAccount.Status.OK
