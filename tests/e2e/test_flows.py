@@ -447,3 +447,54 @@ def test_keyboard_shortcuts_move_open_search_and_mark_done(live_server, dovecot,
     expect(page.get_by_text("Marked done")).to_be_visible()
     page.keyboard.press("/")
     expect(page.locator("#top-search")).to_be_focused()
+
+
+def test_tag_a_message_write_and_test_a_rule_search_and_correct_a_score(
+    live_server, dovecot, imap_user, page: Page, shot
+):
+    eve = phone_user_with_mail(dovecot, imap_user)
+    from mail import tasks
+    from mail.models import MailAccount
+
+    tasks.analyse_account(str(MailAccount.objects.get(owner=eve.user).pk))  # what the worker does after sync
+    log_in(page, eve)
+
+    # Create a tag and put it on a message from its page.
+    page.goto("/tags/")
+    page.get_by_label("Name").fill("Planning")
+    page.get_by_role("button", name="Create").click()
+    expect(page.get_by_text("Tag “Planning” created.")).to_be_visible()
+    page.goto("/mail/")
+    page.get_by_role("link", name=re.compile(r"the agenda for Thursday")).click()
+    page.get_by_label("Add a tag").select_option(label="Planning")
+    page.get_by_role("button", name="Add tag").click()
+    expect(page.get_by_role("button", name="Remove tag Planning")).to_be_visible()
+    shot("tagged")
+
+    # Correct the analysis: the page says it was corrected.
+    page.get_by_text("Correct this analysis").click()
+    page.get_by_label("Urgency", exact=True).select_option("3")
+    page.get_by_label("Importance", exact=True).select_option("3")
+    page.get_by_role("button", name="Save correction").click()
+    expect(page.get_by_text("Urgency 3 · Importance 3")).to_be_visible()
+    expect(page.get_by_text("corrected by you")).to_be_visible()
+    shot("corrected")
+
+    # Write a rule without JSON and see its dry-run.
+    page.goto("/rules/new/")
+    page.get_by_label("Name").fill("Invoices")
+    page.get_by_label("Condition 1 field").select_option(label="Subject")
+    page.get_by_label("Condition 1 test").select_option("contains")
+    page.get_by_label("Condition 1 value", exact=True).fill("invoice")
+    page.get_by_label("Action 1", exact=True).select_option("flag")
+    page.get_by_role("button", name="Save and test").click()
+    expect(page.get_by_test_id("dry-run-summary")).to_contain_text("Would match 1 of 3")
+    expect(page.get_by_role("link", name="Invoice")).to_be_visible()
+    shot("rule-dry-run")
+
+    # Search the encrypted mail from the top bar.
+    page.get_by_label("Search mail").fill("agenda thursday")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("search-count")).to_contain_text("1 message")
+    expect(page.get_by_role("link", name=re.compile(r"the agenda for Thursday"))).to_be_visible()
+    shot("search")
