@@ -87,3 +87,13 @@ def sidebar_folders(user) -> QuerySet[Folder]:
         .annotate(unread=Count("messages", filter=Q(messages__seen=False, messages__expunged_at__isnull=True)))
         .order_by("account__name", "name")
     )
+
+
+def thread_of(user, message: Message) -> QuerySet[Message]:
+    """The conversation a message belongs to (same thread key), oldest first, across folders.
+
+    A message without a key (no Message-ID, no subject) is a conversation of one.
+    """
+    qs = messages_of(user).filter(expunged_at__isnull=True)
+    qs = qs.filter(thread_key=message.thread_key) if message.thread_key else qs.filter(pk=message.pk)
+    return qs.select_related("folder", "account", "analysis").defer("raw", "html_body").order_by("sort_date", "id")

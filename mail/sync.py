@@ -36,6 +36,8 @@ from accounts.fields import seal_fields
 from . import imap
 from .models import Attachment, Folder, MailAccount, Message, MessageAnalysis, PendingAction, SyncRun
 from .parsing import parse_message
+from .search_tokens import SearchKey
+from .threading_keys import storable_thread_key
 
 log = logging.getLogger(__name__)
 
@@ -232,11 +234,13 @@ class FolderSync:
         """
 
         dek = keyring.dek_for(self.account.owner_id)  # fetched here: the helper thread has no DB access
+        search_key = SearchKey.from_data_key(dek)
 
         def build(batch: list[int]) -> tuple[list[Message], list[Attachment], int]:
             messages, attachments, size = [], [], 0
             for fetched in self.session.fetch_messages(batch):
                 message, parts = build_message(self.account, self.folder, uidvalidity, fetched)
+                message.thread_key = storable_thread_key(message.thread_key, search_key)
                 seal_fields(message, dek)  # compress + encrypt here, in parallel with the writes
                 for part in parts:
                     seal_fields(part, dek)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, analysis, messages, search
+from .views import accounts, analysis, messages, search, threads
 
 app_name = "mail"
 
@@ -19,6 +19,7 @@ urlpatterns = [
     path("messages/bulk/", messages.bulk_action, name="bulk-action"),
     path("messages/<uuid:message_id>/", messages.message_detail, name="message"),
     path("messages/<uuid:message_id>/action/", messages.message_action, name="message-action"),
+    path("messages/<uuid:message_id>/conversation/", threads.conversation, name="conversation"),
     path("messages/<uuid:message_id>/cid/<path:cid>", messages.message_cid, name="message-cid"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_download, name="attachment"),
     path("dashboard/", analysis.dashboard, name="dashboard"),

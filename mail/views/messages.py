@@ -100,6 +100,7 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
         "assignments": list(message.tag_assignments.select_related("tag")),
         "suggestions": list(message.tag_suggestions.filter(state="open").select_related("tag")),
         "tags": list(Tag.objects.filter(owner=request.user)),
+        "thread_size": queries.thread_of(request.user, message).count() if message.thread_key else 1,
     }
     return render(request, "mail/message_detail.html", context)
 
