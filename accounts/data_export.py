@@ -141,7 +141,13 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         ]
         zf.writestr("tags.json", _dumps({"tags": tags, "message_paths": paths}))
         rules = [
-            {"name": r.name, "order": r.order, "enabled": r.enabled, "definition": r.definition, "created_at": r.created_at}
+            {
+                "name": r.name,
+                "order": r.order,
+                "enabled": r.enabled,
+                "definition": r.definition,
+                "created_at": r.created_at,
+            }
             for r in Rule.objects.filter(owner=user)
         ]
         zf.writestr("rules.json", _dumps({"rules": rules}))

@@ -43,6 +43,7 @@ def delete_user(user: User) -> dict[str, int]:
 
     Keys are model labels ("mail.Message"); counts are rows, never content.
     """
+    user_pk = user.pk  # Model.delete() clears it
     with transaction.atomic():
         account_ids = [str(pk) for pk in user.mail_accounts.values_list("pk", flat=True)]
         job_ids = list(Job.objects.filter(owner=user).values_list("pk", flat=True))
@@ -58,5 +59,5 @@ def delete_user(user: User) -> dict[str, int]:
     if beat_removed:
         removed["django_celery_beat.PeriodicTask"] = beat_removed
     # After the commit: the cached strict-mode key and this process's unwrapped copy of the DEK.
-    keyring.drop_session_key(user)
+    keyring.drop_session_key(User(pk=user_pk))
     return removed

@@ -19,6 +19,8 @@ from accounts import keyring
 from accounts.models import User
 from mail.models import Message
 from mail.parsing import parse_message
+from mail.search import search_key_for
+from mail.threading_keys import storable_thread_key
 
 CHUNK = 200
 
@@ -48,7 +50,8 @@ def backfill_threads(
             break
         changed = []
         for message in chunk:
-            key = parse_message(bytes(message.raw)).thread_key[:995]
+            parsed_key = parse_message(bytes(message.raw)).thread_key
+            key = storable_thread_key(parsed_key, search_key_for(message.owner_id))[:995]  # never a subject
             if key != message.thread_key:
                 message.thread_key = key
                 changed.append(message)

@@ -46,9 +46,7 @@ def check_allowed_hosts() -> tuple[bool, str]:
 
 
 def check_secure_cookies() -> tuple[bool, str]:
-    insecure = [
-        name for name in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE") if not getattr(settings, name, False)
-    ]
+    insecure = [name for name in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE") if not getattr(settings, name, False)]
     if insecure:
         return False, f"{' and '.join(insecure)} off: set SECURE_COOKIES=1 (HTTPS only)"
     return True, "session and CSRF cookies are HTTPS-only"
