@@ -498,3 +498,18 @@ def test_tag_a_message_write_and_test_a_rule_search_and_correct_a_score(
     expect(page.get_by_test_id("search-count")).to_contain_text("1 message")
     expect(page.get_by_role("link", name=re.compile(r"the agenda for Thursday"))).to_be_visible()
     shot("search")
+
+
+def test_dark_mode_follows_the_system_setting(live_server, page: Page, shot):
+    page.goto("/accounts/login/")
+    light = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    page.emulate_media(color_scheme="dark")
+    page.reload()
+    dark = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    shot("login-dark")
+
+    def brightness(rgb: str) -> float:
+        r, g, b = (int(v) for v in re.findall(r"\d+", rgb)[:3])
+        return (r + g + b) / 3
+
+    assert brightness(light) > 200 and brightness(dark) < 60, (light, dark)
