@@ -9,12 +9,11 @@ Strict-mode users who are logged out are skipped: their rows stay pending for a 
 from __future__ import annotations
 
 import sys
-from datetime import date
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from accounts.models import User
 from mail.analysis.jobs import reanalyse, selection
+from mail.management.selection import add_selection_arguments, owner_id_from
 from mail.models import MessageAnalysis
 
 
@@ -22,17 +21,12 @@ class Command(BaseCommand):
     help = "Analyse pending messages (resumable); --failed retries failed ones too, --all re-analyses everything."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--user", help="username")
-        parser.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (message date)")
+        add_selection_arguments(parser)
         parser.add_argument("--failed", action="store_true", help="also retry failed analyses")
         parser.add_argument("--all", action="store_true", help="re-analyse done rows too")
 
     def handle(self, *args, **options) -> None:
-        owner_id = None
-        if options["user"]:
-            owner_id = User.objects.filter(username=options["user"]).values_list("pk", flat=True).first()
-            if owner_id is None:
-                raise CommandError(f"no user named {options['user']!r}")
+        owner_id = owner_id_from(options)
         qs = selection(owner_id=owner_id, since=options["since"])
         if not options["all"]:
             states = [MessageAnalysis.State.PENDING]

@@ -1,9 +1,8 @@
 import sys
-from datetime import date
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from accounts.models import User
+from mail.management.selection import add_selection_arguments, owner_id_from
 from mail.search import backfill
 
 
@@ -14,16 +13,11 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--user", help="username")
-        parser.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (message date)")
+        add_selection_arguments(parser)
         parser.add_argument("--rebuild", action="store_true")
 
     def handle(self, *args, **options):
-        owner_id = None
-        if options["user"]:
-            owner_id = User.objects.filter(username=options["user"]).values_list("pk", flat=True).first()
-            if owner_id is None:
-                raise CommandError(f"no user named {options['user']!r}")
+        owner_id = owner_id_from(options)
 
         def progress(done: int, total: int) -> None:
             if sys.stdout.isatty():

@@ -12,11 +12,11 @@ import sys
 from collections.abc import Callable
 from datetime import date
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from accounts import keyring
-from accounts.models import User
+from mail.management.selection import add_selection_arguments, owner_id_from
 from mail.models import Message
 from mail.parsing import parse_message
 from mail.search import search_key_for
@@ -70,16 +70,11 @@ class Command(BaseCommand):
     help = "Compute thread keys for messages without one (resumable); --all recomputes every key selected."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--user", help="username")
-        parser.add_argument("--since", type=date.fromisoformat, help="YYYY-MM-DD (message date)")
+        add_selection_arguments(parser)
         parser.add_argument("--all", action="store_true", help="recompute keys that are already set")
 
     def handle(self, *args, **options) -> None:
-        owner_id = None
-        if options["user"]:
-            owner_id = User.objects.filter(username=options["user"]).values_list("pk", flat=True).first()
-            if owner_id is None:
-                raise CommandError(f"no user named {options['user']!r}")
+        owner_id = owner_id_from(options)
         tty = sys.stdout.isatty()
 
         def progress(processed: int, total: int) -> None:

@@ -4,8 +4,8 @@ from datetime import date
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.models import User
 from mail.analysis import jobs
+from mail.management.selection import owner_id_from
 from mail.models import MailAccount
 
 
@@ -23,11 +23,7 @@ class Command(BaseCommand):
         parser.add_argument("--dry-run", action="store_true", help="count what would be analysed, change nothing")
 
     def handle(self, *args, **options):
-        owner_id = None
-        if options["user"]:
-            owner_id = User.objects.filter(username=options["user"]).values_list("pk", flat=True).first()
-            if owner_id is None:
-                raise CommandError(f"no user named {options['user']!r}")
+        owner_id = owner_id_from(options)
         if options["account"]:
             try:
                 account = MailAccount.objects.get(pk=options["account"])
