@@ -16,6 +16,7 @@ stored twice (messages are unique per (folder, uidvalidity, uid); this checks th
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from collections import Counter
@@ -71,14 +72,14 @@ def main() -> None:
 
         app.control.purge()  # leftovers of an interrupted earlier run must not count
         log_path = Path(tempfile.mkdtemp(prefix="mailhelper-burst-")) / "worker.log"
-        worker = start_worker(log_path, concurrency=args.concurrency, hostname="bench-burst@%h")
+        worker = start_worker(log_path, concurrency=args.concurrency, hostname=f"bench-burst-{os.getpid()}@bench")
 
         sync_ids: list[str] = []
         analyse_ids: list[str] = []
         started = time.perf_counter()
         with app.producer_or_acquire() as producer:
             for n in range(args.tasks):
-                account_id = str(accounts[n % len(accounts)].pk)
+                account_id = str(accounts[(n // 2) % len(accounts)].pk)  # each account: a sync and an analysis
                 if n % 2 == 0:
                     result = tasks.sync_account.apply_async(
                         kwargs={"account_id": account_id, "trigger": "manual"}, producer=producer

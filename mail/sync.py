@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -96,12 +97,28 @@ def is_sync_running(account: MailAccount) -> bool:
         return not acquired
 
 
+STALE_QUEUED = timedelta(minutes=15)
+
+
 def queue_run(account: MailAccount, trigger: str) -> tuple[SyncRun, bool]:
-    """The run to show for a "sync now": an active one if there is one, else a new queued run."""
+    """The run to show for a "sync now": an active one if there is one, else a new queued run.
+
+    A run left "running" by a worker that died (its advisory lock is gone), or "queued" for longer
+    than any broker delay, is marked interrupted instead of blocking every later "sync now".
+    """
     active = account.sync_runs.filter(status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING]).first()
+    if active is not None and _is_stale(account, active):
+        _finish(active, SyncRun.Status.FAILED, "Interrupted (the worker stopped); a new sync was started.")
+        active = None
     if active is not None:
         return active, False
     return SyncRun.objects.create(account=account, trigger=trigger), True
+
+
+def _is_stale(account: MailAccount, run: SyncRun) -> bool:
+    if run.status == SyncRun.Status.RUNNING:
+        return not is_sync_running(account)
+    return run.queued_at < timezone.now() - STALE_QUEUED
 
 
 # --- folders -------------------------------------------------------------------------------------
@@ -496,7 +513,14 @@ def sync_account(
         if keyring.is_locked(account.owner_id):
             _set_account_status(account, MailAccount.Status.LOCKED, "locked: log in to resume")
             return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "locked: log in to resume"))
-        return _sync_locked(account, run, progress)
+        try:
+            return _sync_locked(account, run, progress)
+        except Exception as exc:
+            # Unexpected (a database error...): record it if the database still answers, then let
+            # the task fail loudly. Messages committed so far stay; the next sync resumes from them.
+            with contextlib.suppress(Exception):
+                _finish(run, SyncRun.Status.FAILED, f"Interrupted: {type(exc).__name__}")
+            raise
 
 
 def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback | None) -> SyncOutcome:

@@ -22,4 +22,3 @@ def owner_id_from(options: dict) -> int | None:
     if owner_id is None:
         raise CommandError(f"no user named {options['user']!r}")
     return owner_id
-

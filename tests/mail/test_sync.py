@@ -227,3 +227,15 @@ def test_folders_are_discovered_with_special_use(mail_account):
     assert uses["Archive"] == "archive"
     assert list(mail_account.folders.filter(sync_enabled=True).values_list("name", flat=True)) == ["INBOX"]
     assert Folder.objects.filter(account=mail_account).count() >= 5
+
+
+def test_a_run_left_running_by_a_dead_worker_does_not_block_sync_now(mail_account):
+    from mail.sync import queue_run
+
+    stale = SyncRun.objects.create(account=mail_account, status=SyncRun.Status.RUNNING)
+    run, created = queue_run(mail_account, SyncRun.Trigger.MANUAL)  # nobody holds the account's lock
+    stale.refresh_from_db()
+    assert created and run.pk != stale.pk
+    assert stale.status == SyncRun.Status.FAILED and "Interrupted" in stale.error
+    again, created_again = queue_run(mail_account, SyncRun.Trigger.MANUAL)
+    assert again.pk == run.pk and not created_again  # a fresh queued run is shown, not duplicated
