@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
+from django.db.models import Q
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
 
@@ -151,6 +152,9 @@ class Message(EncryptedModel):
         ]
         indexes = [
             GinIndex(fields=["search_ids"], name="message_search_ids"),
+            models.Index(
+                fields=["folder"], condition=Q(seen=False, expunged_at__isnull=True), name="message_unread_by_folder"
+            ),
             models.Index(fields=["owner", "-sort_date"], name="message_owner_date"),
             models.Index(fields=["folder", "-sort_date"], name="message_folder_date"),
         ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Prefetch, QuerySet
 
 from tags.models import TagAssignment
 
@@ -78,15 +78,26 @@ def matrix_counts(user, account: MailAccount | None = None) -> dict[tuple[int, i
     return {(r["final_urgency"], r["final_importance"]): r["n"] for r in rows}
 
 
-def sidebar_folders(user) -> QuerySet[Folder]:
-    """Synced folders with their unread counts, in one query."""
-    return (
-        folders_of(user)
-        .filter(sync_enabled=True, exists_on_server=True)
-        .select_related("account")
-        .annotate(unread=Count("messages", filter=Q(messages__seen=False, messages__expunged_at__isnull=True)))
+def sidebar_folders(user) -> list[Folder]:
+    """Synced folders with their unread counts, in two queries.
+
+    The counts come from the partial index of unread live messages (message_unread_by_folder), so
+    they cost what the unread mail costs, not what the whole mailbox does.
+    """
+    folders = list(
+        folders_of(user).filter(sync_enabled=True, exists_on_server=True).select_related("account")
         .order_by("account__name", "name")
+    )  # fmt: skip
+    counts = dict(
+        messages_of(user)
+        .filter(seen=False, expunged_at__isnull=True, folder__in=[f.pk for f in folders])
+        .values("folder_id")
+        .annotate(n=Count("id"))
+        .values_list("folder_id", "n")
     )
+    for folder in folders:
+        folder.unread = counts.get(folder.pk, 0)
+    return folders
 
 
 def thread_of(user, message: Message) -> QuerySet[Message]:

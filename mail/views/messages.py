@@ -7,7 +7,6 @@ import re
 from urllib.parse import quote
 
 from django.contrib import messages as flash
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,6 +20,7 @@ from .. import actions, queries, tasks
 from ..analysis.types import Category
 from ..forms import CorrectionForm, MessageActionForm
 from ..models import Folder, Message
+from ..paging import CappedPaginator
 from ..parsing import original_html, sanitize_html
 
 PAGE_SIZE = 50
@@ -36,7 +36,7 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
         folder = get_object_or_404(queries.folders_of(request.user), pk=folder_id, account=account)
     filters = _list_filters(request)
     messages = queries.message_list(request.user, account, folder, **filters)
-    page = Paginator(messages, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = CappedPaginator(messages, PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "filters": filters,
         "filter_query": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),

@@ -4,31 +4,17 @@ from __future__ import annotations
 
 from datetime import date
 
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils.functional import cached_property
 
 from tags.models import Tag
 
 from .. import queries
+from ..paging import CappedPaginator
 from ..search import SearchFilters, search
 
 PAGE_SIZE = 50
 COUNT_CAP = 1000
-
-
-class CappedPaginator(Paginator):
-    """Counts at most COUNT_CAP + 1 hits: an exact count of a common word's 90,000 hits costs more
-    than the search itself, and "1,000+" tells the user enough."""
-
-    @cached_property
-    def count(self) -> int:
-        return self.object_list[: COUNT_CAP + 1].count()
-
-    @property
-    def capped(self) -> bool:
-        return self.count > COUNT_CAP
 
 
 def _date(value: str) -> date | None:
@@ -53,7 +39,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         has_attachment=get.get("attachment") == "1",
     )
     results = search(request.user, query, filters) if query else None
-    page = CappedPaginator(results, PAGE_SIZE).get_page(get.get("page")) if results is not None else None
+    page = CappedPaginator(results, PAGE_SIZE, cap=COUNT_CAP).get_page(get.get("page")) if results is not None else None
     context = {
         "query": query,
         "filters": filters,
