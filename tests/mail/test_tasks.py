@@ -60,6 +60,8 @@ def test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicate
         "CELERY_VISIBILITY_TIMEOUT": "3",  # redeliver 3 s after the kill, sweeping every second
         "CELERY_UNACKED_RESTORE_INTERVAL": "1",
         "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+        # The killed worker may die holding the sweep's mutex (it sweeps every second here).
+        "CELERY_UNACKED_MUTEX_EXPIRE": "2",
     }
     queue = f"killtest-{os.getpid()}"
     worker = start_worker(
