@@ -2,7 +2,9 @@
 
 `apply()` changes the local rows and records a PendingAction in one transaction; `write_back()`
 (run by a task) replays the pending actions over IMAP. Rules will call `apply()` too, so UI and
-rules share one path to the server.
+rules share one path to the server. Sending a reply uses the same outbox (`record_sent()`): the
+\\Answered flag on the original and the copy in the Sent folder are retried while IMAP is down,
+never lost.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import imap
-from .models import Folder, MailAccount, Message, PendingAction
+from .models import Draft, Folder, MailAccount, Message, PendingAction
 from .sync import server_config
 
 log = logging.getLogger(__name__)
@@ -25,7 +27,9 @@ _LOCAL_FLAG_CHANGES = {
     Kind.MARK_UNREAD: ("seen", False),
     Kind.FLAG: ("flagged", True),
     Kind.UNFLAG: ("flagged", False),
+    Kind.MARK_ANSWERED: ("answered", True),
 }
+FORWARDED = "$Forwarded"  # the keyword mail clients use for "forwarded" (RFC 5550)
 
 
 class ActionError(Exception):
@@ -62,6 +66,11 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
                 raise ActionError("Choose a folder of the same account.")
             if message.folder_id == target.pk:
                 continue
+        elif kind == Kind.MARK_FORWARDED:
+            if FORWARDED in message.keywords:
+                continue
+            message.keywords = [*message.keywords, FORWARDED]
+            Message.objects.filter(pk=message.pk).update(keywords=message.keywords)
         else:
             raise ActionError(f"Unknown action {kind!r}.")
         action = PendingAction(
@@ -81,6 +90,26 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
         action.save()
         changed += 1
     return changed
+
+
+def record_sent(draft: Draft) -> None:
+    """After a draft went out over SMTP: flag the original and queue the copy for the Sent folder.
+
+    Call inside the transaction that marks the draft sent, so either both are recorded or neither.
+    """
+    original = draft.original
+    kind = Kind.MARK_FORWARDED if draft.kind == Draft.Kind.FORWARD else Kind.MARK_ANSWERED
+    apply([original], kind)
+    sent = draft.account.folders.filter(special_use=Folder.SpecialUse.SENT, exists_on_server=True).first()
+    PendingAction.objects.create(
+        owner_id=draft.owner_id,
+        account_id=draft.account_id,
+        message=original,
+        draft=draft,
+        kind=Kind.APPEND_SENT,
+        source_folder=original.folder.name,
+        target_folder=sent.name if sent else "",
+    )
 
 
 def write_back(account_id) -> tuple[int, int]:
@@ -112,6 +141,9 @@ def write_back(account_id) -> tuple[int, int]:
 
 
 def _perform(session: imap.ImapSession, action: PendingAction) -> None:
+    if action.kind == Kind.APPEND_SENT:
+        _append_sent(session, action)
+        return
     if action.source_uid is None:
         return  # the message had no server identity yet (moved twice before a sync): nothing to do
     uids = [action.source_uid]
@@ -128,3 +160,30 @@ def _perform(session: imap.ImapSession, action: PendingAction) -> None:
         session.remove_flags(action.source_folder, uids, [imap.FLAGGED])
     elif action.kind == Kind.MOVE:
         session.move(action.source_folder, uids, action.target_folder)
+    elif action.kind == Kind.MARK_ANSWERED:
+        session.add_flags(action.source_folder, uids, [imap.ANSWERED])
+    elif action.kind == Kind.MARK_FORWARDED:
+        session.add_flags(action.source_folder, uids, [FORWARDED])
+
+
+def _append_sent(session: imap.ImapSession, action: PendingAction) -> None:
+    """Put the sent message into the Sent folder once, even if an earlier attempt got halfway."""
+    draft = Draft.objects.filter(pk=action.draft_id).first()
+    if draft is None or draft.sent_raw is None:
+        return  # already appended (the copy is dropped then), or the draft is gone
+    folder = action.target_folder or _sent_folder(session, action.account)
+    if not draft.rfc_message_id or not session.find_message_id(folder, draft.rfc_message_id):
+        session.append(folder, draft.sent_raw, flags=(imap.SEEN,), when=draft.sent_at)
+    Draft.objects.filter(pk=draft.pk).update(sent_raw=None)  # the server holds it now
+
+
+def _sent_folder(session: imap.ImapSession, account: MailAccount) -> str:
+    """The account's Sent folder: known from sync, else as the server names it, else a new "Sent"."""
+    known = account.folders.filter(special_use=Folder.SpecialUse.SENT, exists_on_server=True).first()
+    if known is not None:
+        return known.name
+    for folder in session.list_folders():
+        if folder.special_use == "sent" and folder.selectable:
+            return folder.name
+    session.create_folder("Sent")
+    return "Sent"

@@ -356,7 +356,19 @@ class ImapSession:
             self._call(self.client.expunge)
 
     def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = (), when: datetime | None = None) -> None:
-        self._call(self.client.append, folder, raw, flags=flags, msg_time=when)
+        """Store a whole message in a folder (e.g. the copy of a sent reply in Sent, with \\Seen)."""
+        try:
+            self._call(self.client.append, folder, raw, flags=flags, msg_time=when)
+        except ImapFolderError:
+            raise ImapFolderError(f"The server refused to store a message in {folder!r}.") from None
+
+    def find_message_id(self, folder: str, message_id: str) -> list[int]:
+        """UIDs in `folder` whose Message-ID header is `message_id` (without angle brackets).
+
+        Lets an APPEND that may already have happened (a retry after a lost answer) be skipped.
+        """
+        self.ensure_selected(folder, readonly=True)
+        return list(self._call(self.client.search, ["HEADER", "Message-ID", f"<{message_id}>"]))
 
     def create_folder(self, name: str) -> None:
         self._call(self.client.create_folder, name)

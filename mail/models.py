@@ -244,10 +244,16 @@ class PendingAction(models.Model):
         FLAG = "flag", "flag"
         UNFLAG = "unflag", "unflag"
         MOVE = "move", "move"
+        MARK_ANSWERED = "mark_answered", "mark answered"
+        MARK_FORWARDED = "mark_forwarded", "mark forwarded"
+        APPEND_SENT = "append_sent", "copy to Sent"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending_actions")
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="pending_actions")
+    # APPEND_SENT only: the sent draft whose stored MIME source goes into the Sent folder
+    # (`message` is then the message it answered, which sync leaves alone until this is done).
+    draft = models.ForeignKey("Draft", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=20, choices=Kind.choices)
     source_folder = models.CharField(max_length=500)
     source_uidvalidity = models.BigIntegerField(null=True)
@@ -266,6 +272,106 @@ class PendingAction(models.Model):
         return f"{self.kind} of {self.message_id}"
 
 
+class ReplySettings(EncryptedModel):
+    """How a user's reply drafts begin and end, for the built-in templates and the LLM prompt alike.
+
+    Greeting, closing and instructions are text the user wrote (they may name people, e.g.
+    "Viele Grüße, Peter"), so they are encrypted like mail; the form of address is a plain choice.
+    A greeting may contain "{name}": the recipient's full name (formal) or first name (informal).
+    """
+
+    class AddressForm(models.TextChoices):
+        FORMAL = "formal", "formal (full name: 'Dear Anna Schmidt')"
+        INFORMAL = "informal", "informal (first name: 'Hi Anna')"
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    greeting = EncryptedTextField(default="")
+    closing = EncryptedTextField(default="")
+    address_form = models.CharField(max_length=10, choices=AddressForm.choices, default=AddressForm.FORMAL)
+    instructions = EncryptedTextField(default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"reply settings of user {self.owner_id}"
+
+
+class AccountSignature(EncryptedModel):
+    """The signature appended to drafts written from one account (encrypted: it is the user's text)."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    account = models.OneToOneField(MailAccount, on_delete=models.CASCADE, related_name="signature")
+    text = EncryptedTextField(default="")
+
+    def __str__(self) -> str:
+        return f"signature of account {self.account_id}"
+
+
+class Draft(EncryptedModel):
+    """A reply, reply-all or forward being written, sent, or sent.
+
+    Recipients, subject and body are the user's mail content and are encrypted; the threading
+    headers (In-Reply-To, References, the new Message-ID) are plain metadata like Message's.
+    Sending moves the status draft/failed -> sending -> sent/failed under a row lock, so a
+    double click or a redelivered task never sends twice: `send_started_at` marks an attempt
+    that began talking to the SMTP server, and an attempt found half-done is failed for the
+    user to check instead of being repeated. `error` is written for the user and never holds
+    a secret or mail content. `sent_raw` keeps the exact bytes sent until the copy is in the
+    Sent folder. A draft belongs to the message it answers and goes with it.
+    """
+
+    class Kind(models.TextChoices):
+        REPLY = "reply", "reply"
+        REPLY_ALL = "reply_all", "reply all"
+        FORWARD = "forward", "forward"
+
+    class Style(models.TextChoices):
+        FORMAL = "formal", "formal"
+        FRIENDLY = "friendly", "friendly"
+        BRIEF = "brief", "brief"
+        DECLINE = "decline", "decline"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "draft"
+        SENDING = "sending", "sending"
+        SENT = "sent", "sent"
+        FAILED = "failed", "failed"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="drafts")
+    original = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="drafts")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REPLY)
+    style = models.CharField(max_length=10, choices=Style.choices, default=Style.FRIENDLY)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
+    # Encrypted content.
+    to = EncryptedTextField(default="")
+    cc = EncryptedTextField(default="")
+    subject = EncryptedTextField(default="")
+    body = EncryptedTextField(default="", compress=True)
+    sent_raw = EncryptedBinaryField(null=True, compress=True)
+    # Plain metadata.
+    in_reply_to = models.CharField(max_length=995, blank=True)
+    references = ArrayField(models.CharField(max_length=995), default=list, blank=True)
+    rfc_message_id = models.CharField("Message-ID", max_length=995, blank=True)
+    generated_by = models.CharField(max_length=160, blank=True, help_text="'template' or the LLM that wrote it.")
+    fallback_reason = models.CharField(max_length=300, blank=True, help_text="Why the LLM was not used.")
+    error = models.CharField(max_length=300, blank=True)
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+        indexes = [models.Index(fields=["owner", "-updated_at"], name="draft_owner_updated")]
+
+    def __str__(self) -> str:
+        return f"draft {self.id} ({self.status})"
+
+    @property
+    def editable(self) -> bool:
+        return self.status in (self.Status.DRAFT, self.Status.FAILED)
+
+
 from .analysis.models import (  # noqa: E402  (models of this app, kept in the analysis package)
     LearnedClassifier,
     MessageAnalysis,
@@ -274,7 +380,9 @@ from .analysis.models import (  # noqa: E402  (models of this app, kept in the a
 )
 
 __all__ = [
+    "AccountSignature",
     "Attachment",
+    "Draft",
     "Folder",
     "LearnedClassifier",
     "MailAccount",
@@ -282,6 +390,7 @@ __all__ = [
     "MessageAnalysis",
     "PendingAction",
     "ProviderSettings",
+    "ReplySettings",
     "SyncRun",
     "TrustedSender",
 ]

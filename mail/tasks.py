@@ -71,3 +71,20 @@ def write_back(self, account_id: str) -> dict:
         log.info("write-back for account %s postponed: %s", account_id, type(exc).__name__)
         raise self.retry(countdown=_backoff(self.request.retries)) from None
     return {"done": done, "failed": failed}
+
+
+@shared_task(name="mail.send_draft")
+def send_draft(draft_id: str) -> dict:
+    """Send one draft (queued by sending.queue_send); then write the Sent copy and flags back.
+
+    Not retried automatically: a failed send waits for the user's "try again", so nothing goes out
+    later by surprise. The service makes a redelivered task harmless (it never sends twice).
+    """
+    from . import sending
+    from .models import Draft
+
+    status = sending.send_draft(draft_id)
+    if status == "sent":
+        account_id = Draft.objects.filter(pk=draft_id).values_list("account_id", flat=True).first()
+        write_back.delay(account_id=str(account_id))
+    return {"status": status}

@@ -1,0 +1,297 @@
+"""Sending drafts over SMTP: the MIME message, the SMTP conversation, and what happens after.
+
+The one module that speaks SMTP (as mail/imap.py is for IMAP). A service: no request, no Celery.
+
+* ``queue_send(draft)`` moves a draft (or a failed one) to "sending" under a row lock; only the
+  call that made that move may start the sending, so a double click queues one send.
+* ``send_draft(draft_id)`` does the sending. It marks the attempt as started before talking to the
+  server; an attempt found started but unfinished (a worker killed mid-send, its task redelivered)
+  is failed with a message asking the user to check their Sent folder, never repeated blindly:
+  sending twice is worse than asking.
+* On success the exact bytes sent are kept (encrypted) and the outbox gets the \\Answered flag for
+  the original and an APPEND to the Sent folder (mail/actions.py), so an unreachable IMAP server
+  delays them instead of losing them. On failure the draft keeps everything and gets an error
+  written for the user: it names the server and what went wrong, never a password or mail content.
+"""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
+from email.utils import format_datetime, make_msgid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.keyring import KeyringLocked
+
+from . import actions
+from .models import Draft, MailAccount
+from .replies import AddressListError, parse_address_list
+
+log = logging.getLogger(__name__)
+
+Status = Draft.Status
+
+
+class SendError(Exception):
+    """Sending failed. `str(exc)` is for the user; `kind` says why (for logs and tests)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind  # config | dns | refused | tls | timeout | network | auth | sender | recipients | data | ...
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str
+    port: int
+    security: str  # "ssl" | "starttls" | "plain"
+    username: str
+    password: str = field(repr=False)
+    timeout: float = 30.0
+
+
+def smtp_config(account: MailAccount) -> SmtpConfig:
+    """The account's SMTP settings; an empty SMTP user name or password means "the IMAP one"."""
+    if not account.smtp_host:
+        raise SendError("config", "This account has no SMTP server: add one in the account's settings.")
+    return SmtpConfig(
+        host=account.smtp_host,
+        port=account.smtp_port,
+        security=account.smtp_security,
+        username=account.smtp_username or account.imap_username,
+        password=account.smtp_password or account.imap_password,
+        timeout=settings.MAILHELPER_SMTP_TIMEOUT,
+    )
+
+
+def _ssl_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if settings.MAILHELPER_EXTRA_CA_FILE:
+        context.load_verify_locations(cafile=settings.MAILHELPER_EXTRA_CA_FILE)
+    return context
+
+
+# --------------------------------------------------------------------------------------------------
+# The message
+# --------------------------------------------------------------------------------------------------
+
+
+def _addresses(text: str, label: str) -> list[Address]:
+    try:
+        pairs = parse_address_list(text)
+    except AddressListError as exc:
+        raise SendError("address", f"{label}: {exc}") from None
+    try:
+        return [Address(display_name=name, addr_spec=address) for name, address in pairs]
+    except (ValueError, IndexError) as exc:
+        problem = type(exc).__name__
+        raise SendError("address", f"{label}: an address cannot be written in a mail header ({problem}).") from None
+
+
+def build_message(draft: Draft, when: datetime) -> EmailMessage:
+    """The MIME message for a draft: headers (threading included), text, forwarded attachments."""
+    account = draft.account
+    to, cc = _addresses(draft.to, "To"), _addresses(draft.cc, "Cc")
+    if not to and not cc:
+        raise SendError("address", "Add at least one recipient.")
+    msg = EmailMessage(policy=SMTP_POLICY)
+    display = draft.owner.get_full_name() if draft.owner_id else ""
+    msg["From"] = Address(display_name=display, addr_spec=account.email_address)
+    if to:
+        msg["To"] = to
+    if cc:
+        msg["Cc"] = cc
+    msg["Subject"] = draft.subject
+    msg["Date"] = format_datetime(when)
+    msg["Message-ID"] = f"<{draft.rfc_message_id}>"
+    if draft.in_reply_to:
+        msg["In-Reply-To"] = f"<{draft.in_reply_to}>"
+    if draft.references:
+        msg["References"] = " ".join(f"<{r}>" for r in draft.references)
+    msg.set_content(draft.body.replace("\r\n", "\n"))
+    if draft.kind == Draft.Kind.FORWARD:
+        for attachment in draft.original.attachments.all():
+            if attachment.is_inline and attachment.content_id:
+                continue  # images of the HTML body: the forward carries the text
+            maintype, _, subtype = (attachment.content_type or "application/octet-stream").partition("/")
+            msg.add_attachment(
+                attachment.data or b"",
+                maintype=maintype or "application",
+                subtype=subtype or "octet-stream",
+                filename=attachment.filename or "attachment",
+            )
+    return msg
+
+
+def new_message_id(account: MailAccount) -> str:
+    domain = account.email_address.rpartition("@")[2] or "mailhelper.invalid"
+    return make_msgid(domain=domain).strip("<>")
+
+
+# --------------------------------------------------------------------------------------------------
+# SMTP
+# --------------------------------------------------------------------------------------------------
+
+
+def _translate(exc: BaseException, config: SmtpConfig) -> SendError:
+    where = f"{config.host}:{config.port}"
+    if isinstance(exc, SendError):
+        return exc
+    if isinstance(exc, socket.gaierror):
+        return SendError("dns", f"The SMTP server name {config.host!r} could not be found (DNS lookup failed).")
+    if isinstance(exc, ConnectionRefusedError):
+        return SendError("refused", f"{where} refused the connection: check the SMTP host, port and security.")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return SendError("tls", f"The TLS certificate of {where} is not trusted ({exc.verify_message}).")
+    if isinstance(exc, ssl.SSLError):
+        return SendError(
+            "tls", f"TLS with {where} failed ({exc.reason or 'handshake error'}): check the SMTP port and security."
+        )
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return SendError("timeout", f"{where} did not answer in time.")
+    if isinstance(exc, smtplib.SMTPAuthenticationError):
+        return SendError("auth", f"{where} rejected the SMTP user name or password.")
+    if isinstance(exc, smtplib.SMTPNotSupportedError):
+        return SendError("unsupported", f"{where} does not offer what is needed ({_reply_text(exc)}).")
+    if isinstance(exc, smtplib.SMTPSenderRefused):
+        return SendError("sender", f"{where} refused the sender address ({exc.smtp_code} {_reply_text(exc)}).")
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = sorted({str(code) for code, _msg in exc.recipients.values()})
+        return SendError("recipients", f"{where} refused every recipient (code {', '.join(codes)}).")
+    if isinstance(exc, smtplib.SMTPDataError):
+        return SendError("data", f"{where} refused the message ({exc.smtp_code} {_reply_text(exc)}).")
+    if isinstance(exc, smtplib.SMTPServerDisconnected):
+        return SendError("network", f"{where} closed the connection unexpectedly.")
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return SendError("protocol", f"{where} answered with an error ({exc.smtp_code}).")
+    if isinstance(exc, smtplib.SMTPException):
+        return SendError("protocol", f"{where} did not speak SMTP as expected ({type(exc).__name__}).")
+    if isinstance(exc, OSError):
+        return SendError("network", f"Network error talking to {where} ({type(exc).__name__}).")
+    return SendError("protocol", f"Sending through {where} failed ({type(exc).__name__}).")
+
+
+def _reply_text(exc: Exception) -> str:
+    """The server's short reason ("5.7.1 Relaying denied"), printable and bounded, or the error type."""
+    raw = getattr(exc, "smtp_error", b"") or (exc.args[0] if exc.args and isinstance(exc.args[0], str) else b"")
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    text = " ".join("".join(c for c in text if c.isprintable()).split())
+    return text[:120] or type(exc).__name__
+
+
+def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, bytes]]:
+    """One SMTP conversation: connect (SSL, STARTTLS or plain), log in if offered, send.
+
+    Returns the recipients the server refused (when it accepted others). Raises SendError.
+    """
+    try:
+        if config.security == "ssl":
+            client: smtplib.SMTP = smtplib.SMTP_SSL(
+                config.host, config.port, timeout=config.timeout, context=_ssl_context()
+            )
+        else:
+            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+    except Exception as exc:  # noqa: BLE001 - translated into SendError
+        raise _translate(exc, config) from None
+    try:
+        client.ehlo()
+        if config.security == "starttls":
+            if not client.has_extn("starttls"):
+                raise SendError(
+                    "tls", f"{config.host}:{config.port} does not offer STARTTLS: choose SSL/TLS or another port."
+                )
+            client.starttls(context=_ssl_context())
+            client.ehlo()
+        if client.has_extn("auth") and config.username:
+            client.login(config.username, config.password)
+        return client.sendmail(sender, recipients, raw)
+    except Exception as exc:  # noqa: BLE001
+        raise _translate(exc, config) from None
+    finally:
+        try:
+            client.quit()
+        except Exception:  # noqa: BLE001 - the connection may already be gone
+            client.close()
+
+
+# --------------------------------------------------------------------------------------------------
+# The draft's life cycle
+# --------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def queue_send(draft: Draft) -> bool:
+    """Mark the draft for sending. True only for the call that did so (the caller then starts it)."""
+    locked = Draft.objects.select_for_update().get(pk=draft.pk)
+    if locked.status not in (Status.DRAFT, Status.FAILED):
+        draft.status = locked.status
+        return False
+    locked.status, locked.error, locked.send_started_at = Status.SENDING, "", None
+    locked.save(update_fields=["status", "error", "send_started_at", "updated_at"])
+    draft.status, draft.error = locked.status, ""
+    return True
+
+
+def _fail(draft_id, message: str) -> str:
+    Draft.objects.filter(pk=draft_id, status=Status.SENDING).update(
+        status=Status.FAILED, error=message[:300], send_started_at=None, updated_at=timezone.now()
+    )
+    return Status.FAILED
+
+
+def send_draft(draft_id) -> str:
+    """Send a draft that queue_send() marked; returns the resulting status. Safe to call twice."""
+    with transaction.atomic():
+        draft = (
+            Draft.objects.select_for_update(of=("self",))
+            .select_related("account", "owner", "original__folder")
+            .filter(pk=draft_id)
+            .first()
+        )
+        if draft is None or draft.status != Status.SENDING:
+            return draft.status if draft else "gone"
+        if draft.send_started_at is not None:
+            log.warning("send of draft %s was interrupted; not repeating it", draft_id)
+            return _fail(
+                draft_id,
+                "Sending was interrupted and may or may not have gone out: check your Sent folder "
+                "(or ask the recipient) before trying again.",
+            )
+        draft.send_started_at = timezone.now()
+        if not draft.rfc_message_id:
+            draft.rfc_message_id = new_message_id(draft.account)
+        draft.save(update_fields=["send_started_at", "rfc_message_id", "updated_at"])
+    try:
+        when = timezone.now()
+        config = smtp_config(draft.account)
+        try:
+            message = build_message(draft, when)
+            raw = message.as_bytes(policy=SMTP_POLICY)
+        except (SendError, KeyringLocked):
+            raise
+        except Exception as exc:  # noqa: BLE001 - e.g. a header the email package cannot write
+            raise SendError("build", f"The message could not be put together ({type(exc).__name__}).") from None
+        envelope = [a.addr_spec for header in ("To", "Cc") if message[header] for a in message[header].addresses]
+        refused = deliver(config, draft.account.email_address, envelope, raw)
+    except SendError as exc:
+        log.info("send of draft %s failed: %s", draft_id, exc.kind)
+        return _fail(draft_id, str(exc))
+    except KeyringLocked:
+        return _fail(draft_id, "locked: log in to resume, then send again.")
+    with transaction.atomic():
+        draft.status, draft.sent_at, draft.sent_raw, draft.send_started_at = Status.SENT, when, raw, None
+        draft.error = f"Sent, but the server refused {len(refused)} of {len(envelope)} recipients." if refused else ""
+        draft.save(update_fields=["status", "sent_at", "sent_raw", "send_started_at", "error", "updated_at"])
+        actions.record_sent(draft)
+    log.info("draft %s sent (%d recipients, %d bytes)", draft_id, len(envelope), len(raw))
+    return Status.SENT
