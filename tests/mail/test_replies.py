@@ -140,7 +140,12 @@ def test_reply_subjects_do_not_stack(subject, expected):
 
 @pytest.mark.parametrize(
     ("subject", "expected"),
-    [("Lunch", "Fwd: Lunch"), ("Fwd: Lunch", "Fwd: Lunch"), ("FW: Lunch", "FW: Lunch"), ("Re: Lunch", "Fwd: Re: Lunch")],
+    [
+        ("Lunch", "Fwd: Lunch"),
+        ("Fwd: Lunch", "Fwd: Lunch"),
+        ("FW: Lunch", "FW: Lunch"),
+        ("Re: Lunch", "Fwd: Re: Lunch"),
+    ],
 )
 def test_forward_subjects_do_not_stack(subject, expected):
     assert replies.forward_subject(subject) == expected
@@ -154,7 +159,7 @@ def test_reply_carries_the_thread_and_quotes_the_original(stored):
     assert draft.references == ["root@example.test", "middle@example.test", message.message_id]
     assert draft.body.startswith("Dear Anna Schmidt,\n\nThank you for your message.")
     assert (
-        "On Thu, 5 Mar 2026 at 09:30, \"Schmidt, Anna\" <anna@example.test> wrote:\n"
+        'On Thu, 5 Mar 2026 at 09:30, "Schmidt, Anna" <anna@example.test> wrote:\n'
         "> Hello,\n>\n> please send the report by Friday.\n>\n> Anna"
     ) in draft.body
     assert draft.generated_by == "template" and draft.fallback_reason == ""
@@ -194,9 +199,7 @@ def test_the_four_templates(stored, style, start, end):
 
 
 def test_greeting_closing_address_form_and_signature_are_used(stored, mail_account, alice):
-    settings = ReplySettings(
-        owner=alice.user, greeting="Hallo {name},", closing="Viele Grüße", address_form="informal"
-    )
+    settings = ReplySettings(owner=alice.user, greeting="Hallo {name},", closing="Viele Grüße", address_form="informal")
     settings.save()
     AccountSignature.objects.create(owner=alice.user, account=mail_account, text="Alice\nACME Ltd.")
     body = replies.create_draft(stored(), "reply", style="brief").body

@@ -1,0 +1,249 @@
+"""Sending drafts (mail/sending.py) through the real aiosmtpd sink, with the Sent copy and the
+\\Answered flag written to the real Dovecot by the outbox. No mocks."""
+
+from __future__ import annotations
+
+import email
+from email.policy import default as default_policy
+
+import pytest
+from django.utils import timezone
+
+from mail import actions, imap, replies, sending
+from mail.models import Draft, Message, PendingAction
+from tests.mail import imap_helpers as srv
+from tests.mail.test_replies import raw_message
+from tests.plugins.mail import run_sync, select_folders
+from tests.plugins.mailservers import free_port
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def original(mail_account, imap_user, dovecot) -> Message:
+    dovecot.deliver(imap_user, raw_message(attachment=b"%PDF-1.4 the report"))
+    select_folders(mail_account, "INBOX", "Sent")
+    assert run_sync(mail_account).status == "success"
+    return Message.objects.get(account=mail_account, folder__name="INBOX")
+
+
+def use_smtp(account, sink, security: str = "plain", **fields) -> None:
+    account.smtp_host, account.smtp_port, account.smtp_security = sink.host, sink.port, security
+    for name, value in fields.items():
+        setattr(account, name, value)
+    account.save()
+
+
+def send(draft: Draft) -> Draft:
+    assert sending.queue_send(draft)
+    sending.send_draft(draft.pk)
+    return Draft.objects.get(pk=draft.pk)
+
+
+def parsed(sink_message) -> email.message.EmailMessage:
+    return email.message_from_bytes(sink_message.data, policy=default_policy)
+
+
+def test_a_reply_is_delivered_threaded_copied_to_sent_and_the_original_answered(
+    original, mail_account, smtp_sink, imap_user, dovecot
+):
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply_all", style="brief")
+    replies.update_draft(draft, to=draft.to, cc=draft.cc, subject=draft.subject, body="Thanks, Anna – on its way.")
+    draft = send(draft)
+
+    assert draft.status == "sent" and draft.error == "" and draft.sent_at is not None
+    [delivered] = smtp_sink.messages
+    assert delivered.mail_from == "me@example.test"
+    assert sorted(delivered.rcpt_tos) == ["anna@example.test", "bob@example.test", "carol@example.test"]
+    msg = parsed(delivered)
+    assert msg["From"] == "me@example.test"
+    assert msg["To"] == '"Schmidt, Anna" <anna@example.test>, Bob Builder <bob@example.test>'
+    assert msg["Cc"] == "carol@example.test"
+    assert msg["Subject"] == "Re: Quarterly report"
+    assert msg["In-Reply-To"] == f"<{original.message_id}>"
+    assert msg["References"] == f"<root@example.test> <middle@example.test> <{original.message_id}>"
+    assert msg["Message-ID"] == f"<{draft.rfc_message_id}>" and draft.rfc_message_id.endswith("@example.test")
+    assert msg.get_content().replace("\r\n", "\n") == "Thanks, Anna – on its way.\n"
+    assert msg["Date"] is not None and not msg.is_multipart()
+
+    # Locally at once; on the server through the outbox.
+    original.refresh_from_db()
+    assert original.answered
+    assert set(PendingAction.objects.filter(draft=draft).values_list("kind", flat=True)) == {"append_sent"}
+    assert actions.write_back(mail_account.pk) == (2, 0)
+    uid = original.uid
+    assert "\\Answered" in srv.server_flags(dovecot, imap_user)[uid]
+    assert srv.subjects(dovecot, imap_user, "Sent") == ["Re: Quarterly report"]
+    assert [flags - {"\\Recent"} for flags in srv.server_flags(dovecot, imap_user, "Sent").values()] == [{"\\Seen"}]
+    assert Draft.objects.get(pk=draft.pk).sent_raw is None  # the server holds the copy now
+    assert actions.write_back(mail_account.pk) == (0, 0)
+    assert srv.message_count(dovecot, imap_user, "Sent") == 1
+
+
+def test_the_sent_copy_is_the_message_that_was_delivered(original, mail_account, smtp_sink, imap_user, dovecot):
+    use_smtp(mail_account, smtp_sink)
+    draft = send(replies.create_draft(original, "reply"))
+    actions.write_back(mail_account.pk)
+    conn = srv.connect(dovecot, imap_user)
+    try:
+        conn.select("Sent", readonly=True)
+        _typ, data = conn.uid("FETCH", "1:*", "(BODY.PEEK[])")
+        stored = data[0][1]
+    finally:
+        conn.logout()
+    assert stored == smtp_sink.messages[0].data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    assert f"<{draft.rfc_message_id}>".encode() in stored
+
+
+def test_a_forward_carries_the_attachment_and_marks_the_original_forwarded(
+    original, mail_account, smtp_sink, imap_user, dovecot
+):
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "forward")
+    replies.update_draft(draft, to="Dave <dave@example.test>", cc="", subject=draft.subject, body=draft.body)
+    draft = send(draft)
+    msg = parsed(smtp_sink.messages[0])
+    assert msg["Subject"] == "Fwd: Quarterly report" and msg["In-Reply-To"] is None
+    [attachment] = list(msg.iter_attachments())
+    assert attachment.get_filename() == "report.pdf" and attachment.get_content() == b"%PDF-1.4 the report"
+    assert "---------- Forwarded message ----------" in msg.get_body(("plain",)).get_content()
+    actions.write_back(mail_account.pk)
+    assert "$Forwarded" in srv.server_flags(dovecot, imap_user)[original.uid]
+    assert "\\Answered" not in srv.server_flags(dovecot, imap_user)[original.uid]
+
+
+def test_starttls_with_auth(original, mail_account, smtp_sink_tls, settings):
+    settings.MAILHELPER_EXTRA_CA_FILE = str(smtp_sink_tls.cert_path)
+    use_smtp(
+        mail_account, smtp_sink_tls, "starttls", smtp_username=smtp_sink_tls.username,
+        smtp_password=smtp_sink_tls.password,
+    )  # fmt: skip
+    draft = send(replies.create_draft(original, "reply"))
+    assert draft.status == "sent"
+    [delivered] = smtp_sink_tls.messages
+    assert delivered.tls and delivered.auth_login == smtp_sink_tls.username
+
+
+def test_a_wrong_smtp_password_keeps_the_draft_with_the_error_and_try_again_works(
+    original, mail_account, smtp_sink_tls, settings
+):
+    settings.MAILHELPER_EXTRA_CA_FILE = str(smtp_sink_tls.cert_path)
+    use_smtp(
+        mail_account, smtp_sink_tls, "starttls", smtp_username=smtp_sink_tls.username, smtp_password="wrong-pass-123"
+    )
+    draft = replies.create_draft(original, "reply")
+    replies.update_draft(draft, to=draft.to, cc="", subject="Re: mine", body="My carefully written answer.")
+    draft = send(draft)
+    assert draft.status == "failed"
+    assert draft.error == f"{smtp_sink_tls.host}:{smtp_sink_tls.port} rejected the SMTP user name or password."
+    assert draft.body == "My carefully written answer." and draft.subject == "Re: mine"
+    assert smtp_sink_tls.messages == [] and not PendingAction.objects.filter(draft=draft).exists()
+    original.refresh_from_db()
+    assert not original.answered
+
+    mail_account.smtp_password = smtp_sink_tls.password
+    mail_account.save()
+    draft = send(draft)  # "try again"
+    assert draft.status == "sent" and draft.error == ""
+    assert len(smtp_sink_tls.messages) == 1
+
+
+def test_an_untrusted_certificate_is_reported(original, mail_account, smtp_sink_tls):
+    use_smtp(mail_account, smtp_sink_tls, "starttls", smtp_username="x", smtp_password="y")
+    draft = send(replies.create_draft(original, "reply"))
+    assert draft.status == "failed" and "is not trusted" in draft.error
+
+
+def test_smtp_down_keeps_the_draft(original, mail_account):
+    mail_account.smtp_host, mail_account.smtp_port, mail_account.smtp_security = "127.0.0.1", free_port(), "plain"
+    mail_account.save()
+    draft = send(replies.create_draft(original, "reply"))
+    assert draft.status == "failed" and "refused the connection" in draft.error
+    assert draft.body.startswith("Hi Anna Schmidt,") and draft.sent_raw is None
+
+
+@pytest.mark.parametrize(
+    ("security", "host", "expected"),
+    [
+        ("ssl", None, "TLS with"),  # SSL/TLS chosen for a plain-text port
+        ("starttls", None, "does not offer STARTTLS"),
+        ("plain", "no-such-host.invalid", "could not be found"),
+    ],
+)
+def test_precise_errors(original, mail_account, smtp_sink, security, host, expected):
+    use_smtp(mail_account, smtp_sink, security)
+    if host:
+        mail_account.smtp_host = host
+        mail_account.save()
+    draft = send(replies.create_draft(original, "reply"))
+    assert draft.status == "failed" and expected in draft.error, draft.error
+    assert smtp_sink.messages == []
+
+
+def test_no_smtp_server_and_no_recipients(original, mail_account, smtp_sink):
+    draft = send(replies.create_draft(original, "reply"))
+    assert draft.status == "failed" and "no SMTP server" in draft.error
+    use_smtp(mail_account, smtp_sink)
+    replies.update_draft(draft, to="", cc="", subject="x", body="y")
+    draft = send(draft)
+    assert draft.status == "failed" and draft.error == "Add at least one recipient."
+
+
+def test_sending_twice_sends_once(original, mail_account, smtp_sink):
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply")
+    assert sending.queue_send(draft) is True
+    assert sending.queue_send(draft) is False  # the double click
+    assert sending.send_draft(draft.pk) == "sent"
+    assert sending.send_draft(draft.pk) == "sent"  # a redelivered task
+    assert sending.queue_send(draft) is False
+    assert len(smtp_sink.messages) == 1
+    assert PendingAction.objects.filter(draft=draft).count() == 1
+
+
+def test_an_interrupted_send_is_not_repeated_blindly(original, mail_account, smtp_sink):
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply")
+    sending.queue_send(draft)
+    Draft.objects.filter(pk=draft.pk).update(send_started_at=timezone.now())  # a worker died mid-send
+    assert sending.send_draft(draft.pk) == "failed"
+    draft.refresh_from_db()
+    assert "check your Sent folder" in draft.error and smtp_sink.messages == []
+
+
+def test_imap_down_after_sending_is_retried_not_lost(original, mail_account, smtp_sink, imap_user, dovecot):
+    use_smtp(mail_account, smtp_sink)
+    draft = send(replies.create_draft(original, "reply"))
+    assert draft.status == "sent"
+    dovecot.stop()
+    try:
+        with pytest.raises(imap.ImapConnectError):
+            actions.write_back(mail_account.pk)
+    finally:
+        dovecot.start()
+    assert PendingAction.objects.filter(account=mail_account, done_at__isnull=True).count() == 2
+    assert actions.write_back(mail_account.pk) == (2, 0)
+    assert srv.subjects(dovecot, imap_user, "Sent") == ["Re: Quarterly report"]
+
+
+def test_an_append_that_already_happened_is_not_repeated(original, mail_account, smtp_sink, imap_user, dovecot):
+    use_smtp(mail_account, smtp_sink)
+    draft = send(replies.create_draft(original, "reply"))
+    raw = Draft.objects.get(pk=draft.pk).sent_raw
+    actions.write_back(mail_account.pk)
+    # As if the answer to the first APPEND was lost: the copy and the pending row are still here.
+    draft = Draft.objects.get(pk=draft.pk)
+    draft.sent_raw = raw
+    draft.save()
+    PendingAction.objects.filter(draft=draft).update(done_at=None)
+    assert actions.write_back(mail_account.pk) == (1, 0)
+    assert srv.message_count(dovecot, imap_user, "Sent") == 1
+
+
+def test_without_a_known_sent_folder_the_servers_is_found(original, mail_account, smtp_sink, imap_user, dovecot):
+    mail_account.folders.filter(name="Sent").update(special_use="")
+    use_smtp(mail_account, smtp_sink)
+    send(replies.create_draft(original, "reply"))
+    assert actions.write_back(mail_account.pk) == (2, 0)
+    assert srv.subjects(dovecot, imap_user, "Sent") == ["Re: Quarterly report"]
