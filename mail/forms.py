@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 
 from .analysis.models import CATEGORY_CHOICES
-from .models import MailAccount, ProviderSettings, TrustedSender
+from .models import Draft, MailAccount, ProviderSettings, ReplySettings, TrustedSender
 
 
 class MailAccountForm(forms.ModelForm):
@@ -202,3 +202,76 @@ class TrustedSenderForm(forms.ModelForm):
         if commit:
             row.save()
         return row
+
+
+class DraftForm(forms.Form):
+    """A reply or forward as the user edits it; recipients are checked, saved as typed (normalised)."""
+
+    to = forms.CharField(
+        label="To", required=False, max_length=10_000, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    cc = forms.CharField(
+        label="Cc", required=False, max_length=10_000, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    subject = forms.CharField(label="Subject", required=False, max_length=998)
+    body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 18}))
+    style = forms.ChoiceField(label="Style", required=False, choices=Draft.Style.choices)
+
+    def _addresses(self, name: str) -> str:
+        from .replies import AddressListError, format_list, parse_address_list
+
+        try:
+            return format_list(parse_address_list(self.cleaned_data[name]))
+        except AddressListError as exc:
+            raise forms.ValidationError(f"{exc} Separate addresses with commas.") from None
+
+    def clean_to(self) -> str:
+        return self._addresses("to")
+
+    def clean_cc(self) -> str:
+        return self._addresses("cc")
+
+    def clean_subject(self) -> str:
+        return " ".join(self.cleaned_data["subject"].split())  # no line breaks in a header
+
+    def require_recipient(self) -> bool:
+        if self.is_valid() and not (self.cleaned_data["to"] or self.cleaned_data["cc"]):
+            self.add_error("to", "Add at least one recipient.")
+        return self.is_valid()
+
+
+class ReplySettingsForm(forms.Form):
+    """Reply style (one per user) and a signature per account, on one page."""
+
+    greeting = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="e.g. 'Dear {name},' — {name} becomes the recipient's name. Empty: each style's own.",
+    )
+    closing = forms.CharField(
+        required=False, max_length=200, help_text="e.g. 'Kind regards,'. Empty: each style's own."
+    )
+    address_form = forms.ChoiceField(label="Form of address", choices=ReplySettings.AddressForm.choices)
+    instructions = forms.CharField(
+        label="Instructions for the language model",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Only used when a language model writes your drafts, e.g. 'Never promise dates.'",
+    )
+
+    def __init__(self, *args, accounts, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.accounts = list(accounts)
+        for account in self.accounts:
+            self.fields[self.signature_field(account)] = forms.CharField(
+                label=f"Signature for {account.name}",
+                required=False,
+                max_length=2000,
+                strip=False,
+                widget=forms.Textarea(attrs={"rows": 4}),
+            )
+
+    @staticmethod
+    def signature_field(account) -> str:
+        return f"signature_{account.pk.hex}"

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, analysis, messages, search, threads
+from .views import accounts, analysis, drafts, messages, search, threads
 
 app_name = "mail"
 
@@ -21,6 +21,12 @@ urlpatterns = [
     path("messages/<uuid:message_id>/action/", messages.message_action, name="message-action"),
     path("messages/<uuid:message_id>/conversation/", threads.conversation, name="conversation"),
     path("messages/<uuid:message_id>/cid/<path:cid>", messages.message_cid, name="message-cid"),
+    path("messages/<uuid:message_id>/reply/", drafts.start, name="reply"),
+    path("drafts/", drafts.draft_list, name="drafts"),
+    path("drafts/<uuid:draft_id>/", drafts.compose, name="draft"),
+    path("drafts/<uuid:draft_id>/status/", drafts.draft_status, name="draft-status"),
+    path("drafts/<uuid:draft_id>/delete/", drafts.draft_delete, name="draft-delete"),
+    path("settings/replies/", drafts.reply_settings, name="reply-settings"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_download, name="attachment"),
     path("dashboard/", analysis.dashboard, name="dashboard"),
     path("search/", search.search_page, name="search"),

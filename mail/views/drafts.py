@@ -1,0 +1,158 @@
+"""Reply, reply all and forward: start a draft, edit it, rewrite it in a style, send it; drafts list;
+reply style and signature settings.
+
+Thin: the work is in mail/replies.py (composing) and mail/sending.py (sending, run by a task).
+Every query starts from the request user's own rows, so another user's ids are a 404.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages as flash
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .. import queries, replies, sending, tasks
+from ..forms import DraftForm, ReplySettingsForm
+from ..models import Draft
+
+PAGE_SIZE = 25
+KIND_TITLES = {Draft.Kind.REPLY: "Reply", Draft.Kind.REPLY_ALL: "Reply all", Draft.Kind.FORWARD: "Forward"}
+
+
+def _drafts(request: HttpRequest):
+    return Draft.objects.filter(owner=request.user)
+
+
+def _draft(request: HttpRequest, draft_id) -> Draft:
+    return get_object_or_404(_drafts(request).select_related("account", "original__folder"), pk=draft_id)
+
+
+@require_POST
+def start(request: HttpRequest, message_id) -> HttpResponse:
+    """Reply / Reply all / Forward on a message's page: write the draft and open it."""
+    message = get_object_or_404(queries.messages_of(request.user).select_related("account", "folder"), pk=message_id)
+    kind = request.POST.get("kind", "")
+    style = request.POST.get("style") or Draft.Style.FRIENDLY
+    if kind not in Draft.Kind.values or style not in Draft.Style.values:
+        flash.error(request, "Choose reply, reply all or forward.")
+        return redirect("mail:message", message_id=message.pk)
+    draft = replies.create_draft(message, kind, style)
+    return redirect("mail:draft", draft_id=draft.pk)
+
+
+@require_http_methods(["GET", "POST"])
+def compose(request: HttpRequest, draft_id) -> HttpResponse:
+    draft = _draft(request, draft_id)
+    if request.method == "GET" or not draft.editable:
+        if request.method == "POST":
+            flash.info(request, "This message is being sent or was sent; it can no longer be changed.")
+            return redirect("mail:draft", draft_id=draft.pk)
+        form = DraftForm(initial={f: getattr(draft, f) for f in ("to", "cc", "subject", "body", "style")})
+        return _render(request, draft, form)
+
+    form = DraftForm(request.POST)
+    action = request.POST.get("action", "save")
+    if action == "regenerate" and request.headers.get("HX-Request"):
+        # Only the text is rewritten; the fields in the browser keep what the user typed meanwhile.
+        style = request.POST.get("style") or draft.style
+        if style in Draft.Style.values:
+            replies.rewrite(draft, style)
+        return render(request, "mail/_draft_body.html", {"draft": draft, "form": _body_form(draft)})
+    valid = form.require_recipient() if action == "send" else form.is_valid()
+    if not valid:
+        return _render(request, draft, form, status=200)
+    data = form.cleaned_data
+    if not replies.update_draft(draft, to=data["to"], cc=data["cc"], subject=data["subject"], body=data["body"]):
+        return redirect("mail:draft", draft_id=draft.pk)  # a second click while the first one sends
+    if action == "regenerate" and data["style"]:
+        replies.rewrite(draft, data["style"])
+    elif action == "send":
+        if sending.queue_send(draft):
+            draft_pk = str(draft.pk)
+            transaction.on_commit(lambda: tasks.send_draft.delay(draft_id=draft_pk))
+    else:
+        flash.success(request, "Draft saved.")
+    return redirect("mail:draft", draft_id=draft.pk)
+
+
+def _body_form(draft: Draft) -> DraftForm:
+    return DraftForm(initial={"body": draft.body, "style": draft.style})
+
+
+def _render(request: HttpRequest, draft: Draft, form: DraftForm, status: int = 200) -> HttpResponse:
+    context = {
+        "draft": draft,
+        "form": form,
+        "title": KIND_TITLES.get(draft.kind, "Reply"),
+        "attachments": (
+            [a for a in draft.original.attachments.all() if not (a.is_inline and a.content_id)]
+            if draft.kind == Draft.Kind.FORWARD
+            else []
+        ),
+    }
+    return render(request, "mail/compose.html", context, status=status)
+
+
+def draft_status(request: HttpRequest, draft_id) -> HttpResponse:
+    """The sending progress (htmx polls it); once sending is over the page reloads to show the result."""
+    draft = _draft(request, draft_id)
+    response = render(request, "mail/_draft_status.html", {"draft": draft})
+    if request.headers.get("HX-Request") and draft.status != Draft.Status.SENDING:
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@require_POST
+def draft_delete(request: HttpRequest, draft_id) -> HttpResponse:
+    draft = _draft(request, draft_id)
+    with transaction.atomic():
+        locked = Draft.objects.select_for_update().get(pk=draft.pk)
+        if locked.status == Draft.Status.SENDING:
+            flash.error(request, "This message is being sent right now.")
+            return redirect("mail:draft", draft_id=draft.pk)
+        if locked.status == Draft.Status.SENT and locked.sent_raw is not None:
+            flash.error(request, "The copy for your Sent folder is not saved on the server yet; try again later.")
+            return redirect("mail:draft", draft_id=draft.pk)
+        locked.delete()
+    flash.success(request, "Draft deleted." if draft.status != Draft.Status.SENT else "Removed from this list.")
+    return redirect("mail:drafts")
+
+
+def draft_list(request: HttpRequest) -> HttpResponse:
+    drafts = _drafts(request).select_related("account").defer("body", "sent_raw").order_by("-updated_at", "-id")
+    page = Paginator(drafts, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "mail/draft_list.html", {"page": page})
+
+
+@require_http_methods(["GET", "POST"])
+def reply_settings(request: HttpRequest) -> HttpResponse:
+    accounts = list(queries.accounts_of(request.user).select_related("signature"))
+    current = replies.reply_settings(request.user.pk)
+    initial = {
+        "greeting": current.greeting,
+        "closing": current.closing,
+        "address_form": current.address_form,
+        "instructions": current.instructions,
+    }
+    for account in accounts:
+        signature = getattr(account, "signature", None)
+        initial[ReplySettingsForm.signature_field(account)] = signature.text if signature else ""
+    form = ReplySettingsForm(request.POST or None, initial=initial, accounts=accounts)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        with transaction.atomic():
+            replies.save_settings(
+                request.user.pk,
+                greeting=data["greeting"],
+                closing=data["closing"],
+                address_form=data["address_form"],
+                instructions=data["instructions"],
+            )
+            for account in accounts:
+                replies.save_signature(account, data[ReplySettingsForm.signature_field(account)])
+        flash.success(request, "Reply settings saved.")
+        return redirect("mail:reply-settings")
+    return render(request, "mail/reply_settings.html", {"form": form, "accounts": accounts})
