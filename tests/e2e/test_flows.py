@@ -19,7 +19,8 @@ import pytest
 from django_otp.oath import hotp
 from playwright.sync_api import Page, expect
 
-from mail.models import Folder, Message, SyncRun
+from mail import replies
+from mail.models import Draft, Folder, Message, SyncRun
 from tests.mail import imap_helpers as srv
 from tests.plugins.accounts import create_test_user, totp_code
 from tests.plugins.mail import create_account, make_raw, run_sync
@@ -291,6 +292,7 @@ def test_pages_have_titles_labels_and_make_no_third_party_requests(
     assert run.status == SyncRun.Status.SUCCESS
     inbox = Folder.objects.get(account=account, name="INBOX")
     message = Message.objects.filter(account=account).order_by("uid").first()
+    draft = replies.create_draft(message, "reply")
     problems: list[str] = []
     visited: list[str] = []
 
@@ -348,6 +350,9 @@ def test_pages_have_titles_labels_and_make_no_third_party_requests(
         f"/mail/accounts/{account.pk}/folders/",
         f"/mail/accounts/{account.pk}/delete/",
         f"/mail/sync-runs/{run.pk}/",
+        "/mail/drafts/",
+        f"/mail/drafts/{draft.pk}/",
+        "/mail/settings/replies/",
         "/accounts/settings/",
         "/accounts/settings/password/",
         "/accounts/settings/recovery-codes/",
@@ -513,3 +518,50 @@ def test_dark_mode_follows_the_system_setting(live_server, page: Page, shot):
         return (r + g + b) / 3
 
     assert brightness(light) > 200 and brightness(dark) < 60, (light, dark)
+
+
+def test_reply_rewrite_in_a_style_and_send(celery_worker, live_server, dovecot, imap_user, smtp_sink, page: Page, shot):
+    dovecot.deliver(imap_user, make_raw(1, subject="Can you come on Friday?", sender="anna@example.test"))
+    frank = create_test_user("frank")
+    account = create_account(
+        frank.user, imap_user, dovecot, name="Work", smtp_host="127.0.0.1", smtp_port=smtp_sink.port,
+        smtp_security="plain",
+    )  # fmt: skip
+    assert run_sync(account).status == SyncRun.Status.SUCCESS
+    page.set_viewport_size(PHONE)
+    log_in(page, frank)
+    page.goto("/mail/")
+    page.get_by_role("link", name="Can you come on Friday?").click()
+    page.get_by_role("button", name="Reply", exact=True).click()
+    expect(page).to_have_url(re.compile(r"/mail/drafts/[0-9a-f-]{36}/$"))
+    expect(page.get_by_role("heading", level=1)).to_have_text("Reply")
+    expect(page.get_by_label("To", exact=True)).to_have_value("Sender 1 <anna@example.test>")
+    expect(page.get_by_label("Subject")).to_have_value("Re: Can you come on Friday?")
+    assert_page_basics(page)
+    assert_no_sideways_scroll(page)
+    shot("compose-375")
+
+    # The style picker rewrites the text in place (htmx), the rest of the form stays as typed.
+    page.get_by_label("Subject").fill("Re: Friday")
+    page.get_by_label("Style").select_option("decline")
+    page.get_by_role("button", name="Write the text again in this style").click()
+    body = page.get_by_label("Message")
+    expect(body).to_have_value(re.compile(r"Unfortunately I have to decline"))
+    expect(page.get_by_label("Subject")).to_have_value("Re: Friday")
+    body.fill("Sorry, I cannot make it on Friday.\n\nFrank")
+    shot("compose-declined")
+
+    # Send: the status polls until the worker has sent it, then the page shows the result.
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("#draft-status")).to_have_attribute("data-status", "sent", timeout=30_000)
+    expect(page.locator("pre.text-body")).to_contain_text("Sorry, I cannot make it on Friday.")
+    shot("sent")
+    [delivered] = smtp_sink.wait_for_messages(1)
+    assert delivered.rcpt_tos == ["anna@example.test"] and b"Subject: Re: Friday" in delivered.data
+    wait_for(lambda: srv.message_count(dovecot, imap_user, "Sent") == 1, 15, "the copy in Sent")
+    assert Draft.objects.get().status == "sent"
+
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Drafts").click()
+    expect(page.locator("tr[data-draft]")).to_have_count(1)
+    expect(page.locator("tr[data-draft]")).to_contain_text("sent")
+    assert_no_sideways_scroll(page)
