@@ -22,6 +22,7 @@ from ..forms import CorrectionForm, MessageActionForm
 from ..models import Folder, Message
 from ..paging import CappedPaginator
 from ..parsing import original_html, sanitize_html
+from ..rows import message_rows
 
 PAGE_SIZE = 50
 CATEGORY_VALUES = {c.value for c in Category}
@@ -41,6 +42,7 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
         "filters": filters,
         "filter_query": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),
         "page": page,
+        "rows": message_rows(page.object_list),
         "account": account,
         "folder": folder,
         "sidebar": list(queries.sidebar_folders(request.user)),

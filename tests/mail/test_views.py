@@ -8,7 +8,9 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
+from mail.analysis import pipeline
 from mail.models import Folder, MailAccount, Message, PendingAction
+from tags.models import Tag, TagAssignment
 from tests.mail import imap_helpers as srv
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
@@ -130,7 +132,15 @@ def test_list_pages_use_a_constant_number_of_queries(alice_client, mail_account,
     for i in range(1, 45):
         dovecot.deliver(imap_user, make_raw(i, attachment=b"x" if i % 3 else None))
     run_sync(mail_account)
+    # Rows with everything a row can show: analysis (summary, category, scores) and tags.
+    pipeline.analyse_many(pipeline.pending_for_account(mail_account.pk))
+    urgent = Tag.objects.create(owner=mail_account.owner, name="Urgent-ish", color="#aa0000")
+    for message in Message.objects.filter(account=mail_account)[:10]:
+        TagAssignment.objects.create(owner=message.owner, tag=urgent, message=message)
     assert [queries_for(u) for u in urls] == few
+    html = alice_client.get(reverse("mail:list")).content.decode()
+    assert html.count(">Urgent-ish</span>") == 10
+    assert len(re.findall(r'class="score u\d i\d"', html)) == 45 and html.count('class="muted summary"') == 45
 
 
 def test_detail_marks_read_and_writes_back_to_the_server(alice_client, mail_account, imap_user, dovecot):
