@@ -21,7 +21,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
@@ -40,6 +40,10 @@ from .replies import AddressListError, parse_address_list
 log = logging.getLogger(__name__)
 
 Status = Draft.Status
+INTERRUPTED = (
+    "Sending was interrupted and may or may not have gone out: check your Sent folder "
+    "(or ask the recipient) before trying again."
+)
 
 
 class SendError(Exception):
@@ -229,10 +233,37 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
 # --------------------------------------------------------------------------------------------------
 
 
+# A send still queued after this long lost its task (broker restarted, worker queue purged): it may be
+# queued again, which is safe because send_draft() only ever sends a draft whose attempt it started.
+QUEUED_STUCK_AFTER = timedelta(minutes=2)
+# A send started this long ago is over, one way or another (the task's hard time limit is 30 min).
+STARTED_STUCK_AFTER = timedelta(minutes=35)
+
+
+def is_stuck(draft: Draft) -> bool:
+    """Is this "sending" draft waiting for a task that will not come? (The page then offers a retry.)"""
+    if draft.status != Status.SENDING or draft.updated_at is None:
+        return False
+    limit = STARTED_STUCK_AFTER if draft.send_started_at else QUEUED_STUCK_AFTER
+    return timezone.now() - draft.updated_at > limit
+
+
 @transaction.atomic
 def queue_send(draft: Draft) -> bool:
-    """Mark the draft for sending. True only for the call that did so (the caller then starts it)."""
+    """Mark the draft for sending. True only for the call that did so (the caller then starts it).
+
+    A draft already "sending" is left alone (a double click), unless it is stuck: one never started
+    is queued again (True); one started long ago is failed for the user to check (False).
+    """
     locked = Draft.objects.select_for_update().get(pk=draft.pk)
+    if locked.status == Status.SENDING and is_stuck(locked):
+        if locked.send_started_at is None:
+            locked.save(update_fields=["updated_at"])
+            draft.status = locked.status
+            return True
+        _fail(locked.pk, INTERRUPTED)
+        draft.status = Status.FAILED
+        return False
     if locked.status not in (Status.DRAFT, Status.FAILED):
         draft.status = locked.status
         return False
@@ -262,11 +293,7 @@ def send_draft(draft_id) -> str:
             return draft.status if draft else "gone"
         if draft.send_started_at is not None:
             log.warning("send of draft %s was interrupted; not repeating it", draft_id)
-            return _fail(
-                draft_id,
-                "Sending was interrupted and may or may not have gone out: check your Sent folder "
-                "(or ask the recipient) before trying again.",
-            )
+            return _fail(draft_id, INTERRUPTED)
         draft.send_started_at = timezone.now()
         if not draft.rfc_message_id:
             draft.rfc_message_id = new_message_id(draft.account)

@@ -46,12 +46,15 @@ def start(request: HttpRequest, message_id) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def compose(request: HttpRequest, draft_id) -> HttpResponse:
     draft = _draft(request, draft_id)
-    if request.method == "GET" or not draft.editable:
-        if request.method == "POST":
-            flash.info(request, "This message is being sent or was sent; it can no longer be changed.")
-            return redirect("mail:draft", draft_id=draft.pk)
+    if request.method == "GET":
         form = DraftForm(initial={f: getattr(draft, f) for f in ("to", "cc", "subject", "body", "style")})
         return _render(request, draft, form)
+    if not draft.editable:
+        if request.POST.get("action") == "send" and sending.queue_send(draft):  # a stuck send, queued again
+            _start_sending(draft)
+        elif draft.status == Draft.Status.SENDING:
+            flash.info(request, "This message is being sent; it can no longer be changed.")
+        return redirect("mail:draft", draft_id=draft.pk)
 
     form = DraftForm(request.POST)
     action = request.POST.get("action", "save")
@@ -71,11 +74,15 @@ def compose(request: HttpRequest, draft_id) -> HttpResponse:
         replies.rewrite(draft, data["style"])
     elif action == "send":
         if sending.queue_send(draft):
-            draft_pk = str(draft.pk)
-            transaction.on_commit(lambda: tasks.send_draft.delay(draft_id=draft_pk))
+            _start_sending(draft)
     else:
         flash.success(request, "Draft saved.")
     return redirect("mail:draft", draft_id=draft.pk)
+
+
+def _start_sending(draft: Draft) -> None:
+    draft_pk = str(draft.pk)
+    transaction.on_commit(lambda: tasks.send_draft.delay(draft_id=draft_pk))
 
 
 def _body_form(draft: Draft) -> DraftForm:
@@ -85,6 +92,7 @@ def _body_form(draft: Draft) -> DraftForm:
 def _render(request: HttpRequest, draft: Draft, form: DraftForm, status: int = 200) -> HttpResponse:
     context = {
         "draft": draft,
+        "stuck": sending.is_stuck(draft),
         "form": form,
         "title": KIND_TITLES.get(draft.kind, "Reply"),
         "attachments": (
@@ -99,7 +107,7 @@ def _render(request: HttpRequest, draft: Draft, form: DraftForm, status: int = 2
 def draft_status(request: HttpRequest, draft_id) -> HttpResponse:
     """The sending progress (htmx polls it); once sending is over the page reloads to show the result."""
     draft = _draft(request, draft_id)
-    response = render(request, "mail/_draft_status.html", {"draft": draft})
+    response = render(request, "mail/_draft_status.html", {"draft": draft, "stuck": sending.is_stuck(draft)})
     if request.headers.get("HX-Request") and draft.status != Draft.Status.SENDING:
         response["HX-Refresh"] = "true"
     return response

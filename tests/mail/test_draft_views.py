@@ -256,3 +256,20 @@ def test_sending_through_the_worker(celery_worker, alice, imap_user, dovecot, sm
 
     stored = TaskResult.objects.filter(task_name="mail.send_draft").first()
     assert stored is not None and "Done." not in (stored.task_kwargs or "") + (stored.result or "")
+
+
+def test_a_stuck_send_offers_check_again(alice_client, original, django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    draft = start(alice_client, original)
+    assert sending.queue_send(draft)
+    url = reverse("mail:draft", args=[draft.pk])
+    assert "Check again" not in alice_client.get(url).content.decode()
+    Draft.objects.filter(pk=draft.pk).update(updated_at=timezone.now() - timedelta(minutes=5))
+    assert "Check again</button>" in alice_client.get(url).content.decode()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = alice_client.post(url, {"action": "send"})
+    assert response.status_code == 302 and len(callbacks) == 1
+    assert "Check again" not in alice_client.get(url).content.decode()

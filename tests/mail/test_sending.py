@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import email
+from datetime import timedelta
 from email.policy import default as default_policy
 
 import pytest
@@ -247,3 +248,27 @@ def test_without_a_known_sent_folder_the_servers_is_found(original, mail_account
     send(replies.create_draft(original, "reply"))
     assert actions.write_back(mail_account.pk) == (2, 0)
     assert srv.subjects(dovecot, imap_user, "Sent") == ["Re: Quarterly report"]
+
+
+def test_a_send_whose_task_was_lost_can_be_queued_again_and_still_goes_out_once(original, mail_account, smtp_sink):
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply")
+    assert sending.queue_send(draft)
+    assert not sending.is_stuck(Draft.objects.get(pk=draft.pk))
+    Draft.objects.filter(pk=draft.pk).update(updated_at=timezone.now() - timedelta(minutes=3))  # no task came
+    assert sending.is_stuck(Draft.objects.get(pk=draft.pk))
+    assert sending.queue_send(draft) is True  # "check again" queues it again
+    assert sending.send_draft(draft.pk) == "sent"
+    assert sending.send_draft(draft.pk) == "sent"  # the lost task turning up after all
+    assert len(smtp_sink.messages) == 1
+
+
+def test_a_send_started_long_ago_is_failed_for_the_user_to_check(original, mail_account, smtp_sink):
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply")
+    sending.queue_send(draft)
+    long_ago = timezone.now() - timedelta(minutes=40)
+    Draft.objects.filter(pk=draft.pk).update(send_started_at=long_ago, updated_at=long_ago)
+    assert sending.queue_send(draft) is False
+    draft.refresh_from_db()
+    assert draft.status == "failed" and draft.error == sending.INTERRUPTED and smtp_sink.messages == []
