@@ -2,8 +2,9 @@
 
 A service: no request, no Celery. The command and the settings page both call it. The zip holds the
 decrypted raw source of each stored message (so it opens in any mail client and can be re-imported
-into an IMAP server) and JSON for what only exists here: tags, rules and settings. Secrets (IMAP/SMTP
-passwords, the LLM API key) are left out on purpose: the archive may end up on a laptop or in a backup.
+into an IMAP server) and JSON for what only exists here: tags, rules, settings (reply style and
+signatures too) and reply drafts. Secrets (IMAP/SMTP passwords, the LLM API key) are left out on
+purpose: the archive may end up on a laptop or in a backup.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import BinaryIO
 
 from django.utils import timezone
 
-from mail.models import MailAccount, Message, ProviderSettings, TrustedSender
+from mail.models import AccountSignature, Draft, MailAccount, Message, ProviderSettings, ReplySettings, TrustedSender
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
 
@@ -95,7 +96,39 @@ def _settings_data(user: User, accounts: list[MailAccount]) -> dict:
             if tag_settings
             else None
         ),
+        "replies": _reply_settings_data(user),
     }
+
+
+def _reply_settings_data(user: User) -> dict:
+    row = ReplySettings.objects.filter(owner=user).first()
+    return {
+        "greeting": row.greeting if row else "",
+        "closing": row.closing if row else "",
+        "address_form": row.address_form if row else ReplySettings.AddressForm.FORMAL,
+        "instructions": row.instructions if row else "",
+        "signatures": {
+            s.account.name: s.text for s in AccountSignature.objects.filter(owner=user).select_related("account")
+        },
+    }
+
+
+def _drafts_data(user: User, paths: dict[str, str]) -> list[dict]:
+    return [
+        {
+            "kind": d.kind,
+            "status": d.status,
+            "account": d.account.name,
+            "original": paths.get(str(d.original_id), str(d.original_id)),
+            "to": d.to,
+            "cc": d.cc,
+            "subject": d.subject,
+            "body": d.body,
+            "created_at": d.created_at,
+            "sent_at": d.sent_at,
+        }
+        for d in Draft.objects.filter(owner=user).select_related("account").defer("sent_raw").order_by("created_at")
+    ]
 
 
 def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], None] | None = None) -> dict:
@@ -153,6 +186,8 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         zf.writestr("rules.json", _dumps({"rules": rules}))
         settings_data = _settings_data(user, accounts)
         zf.writestr("settings.json", _dumps(settings_data))
+        drafts = _drafts_data(user, paths)
+        zf.writestr("drafts.json", _dumps({"drafts": drafts}))
         counts = {
             "accounts": len(accounts),
             "messages": len(paths),
@@ -160,6 +195,7 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
             "tag_assignments": sum(len(v) for v in tag_messages.values()),
             "rules": len(rules),
             "trusted_senders": len(settings_data["trusted_senders"]),
+            "drafts": len(drafts),
         }
         manifest = {"format": FORMAT, "username": user.username, "created_at": timezone.now(), "counts": counts}
         zf.writestr("manifest.json", _dumps(manifest))

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Folder, MailAccount, Message, PendingAction, SyncRun
+from .models import Draft, Folder, MailAccount, Message, PendingAction, SyncRun
 
 
 @admin.register(MailAccount)
@@ -55,3 +55,23 @@ class PendingActionAdmin(admin.ModelAdmin):
     list_display = ("kind", "account", "source_folder", "target_folder", "created_at", "done_at", "attempts", "error")
     list_filter = ("kind",)
     readonly_fields = [f.name for f in PendingAction._meta.fields]
+
+
+@admin.register(Draft)
+class DraftAdmin(admin.ModelAdmin):
+    """Reply drafts: state and errors for support, never recipients, subject or text (all encrypted)."""
+
+    list_display = ("id", "owner", "account", "kind", "status", "updated_at", "sent_at", "error")
+    list_filter = ("status", "kind")
+    fields = (
+        "owner", "account", "original", "kind", "style", "status", "generated_by", "fallback_reason", "error",
+        "rfc_message_id", "send_started_at", "sent_at", "created_at", "updated_at",
+    )  # fmt: skip
+    readonly_fields = fields
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import queries, replies, sending, tasks
 from ..forms import DraftForm, ReplySettingsForm
-from ..models import Draft
+from ..models import Draft, PendingAction
 
 PAGE_SIZE = 25
 KIND_TITLES = {Draft.Kind.REPLY: "Reply", Draft.Kind.REPLY_ALL: "Reply all", Draft.Kind.FORWARD: "Forward"}
@@ -90,9 +90,13 @@ def _body_form(draft: Draft) -> DraftForm:
 
 
 def _render(request: HttpRequest, draft: Draft, form: DraftForm, status: int = 200) -> HttpResponse:
+    sent_copy = None
+    if draft.status == Draft.Status.SENT:
+        sent_copy = PendingAction.objects.filter(owner=request.user, draft=draft, kind="append_sent").first()
     context = {
         "draft": draft,
         "stuck": sending.is_stuck(draft),
+        "sent_copy": sent_copy,
         "form": form,
         "title": KIND_TITLES.get(draft.kind, "Reply"),
         "attachments": (

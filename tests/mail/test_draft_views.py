@@ -12,7 +12,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
-from mail import replies, sending
+from mail import actions, replies, sending
 from mail.models import AccountSignature, Draft, Message, ReplySettings
 from tests.mail import imap_helpers as srv
 from tests.mail.test_replies import raw_message
@@ -129,6 +129,9 @@ def test_send_queues_one_task_even_when_clicked_twice(
     response = alice_client.get(status_url, HTTP_HX_REQUEST="true")
     assert response["HX-Refresh"] == "true" and 'data-status="sent"' in response.content.decode()
     assert len(smtp_sink.messages) == 1
+    assert "Copy in the Sent folder:\n    waiting for the mail server" in alice_client.get(url).content.decode()
+    actions.write_back(mail_account.pk)
+    assert "Copy in the Sent folder:\n    saved" in alice_client.get(url).content.decode()
 
 
 def test_a_failed_send_shows_the_error_and_try_again(alice_client, original, mail_account):
@@ -273,3 +276,17 @@ def test_a_stuck_send_offers_check_again(alice_client, original, django_capture_
         response = alice_client.post(url, {"action": "send"})
     assert response.status_code == 302 and len(callbacks) == 1
     assert "Check again" not in alice_client.get(url).content.decode()
+
+
+def test_the_admin_shows_a_drafts_state_but_not_its_content(alice_client, original):
+    from tests.plugins.accounts import create_test_user
+
+    draft = start(alice_client, original)
+    operator = create_test_user("operator")
+    operator.user.is_staff = operator.user.is_superuser = True
+    operator.user.save()
+    client = verified_client(operator)
+    for url in (reverse("admin:mail_draft_changelist"), reverse("admin:mail_draft_change", args=[draft.pk])):
+        html = client.get(url).content.decode()
+        assert str(draft.pk) in html and "draft" in html
+        assert "anna@example.test" not in html and "Quarterly" not in html and "Friday" not in html

@@ -22,7 +22,16 @@ from accounts import keyring
 from accounts.data_export import ExportLocked, export_user_data
 from accounts.deletion import delete_user
 from accounts.models import User
-from mail.models import Folder, MailAccount, ProviderSettings, SyncRun, TrustedSender
+from mail import replies
+from mail.models import (
+    AccountSignature,
+    Folder,
+    MailAccount,
+    ProviderSettings,
+    ReplySettings,
+    SyncRun,
+    TrustedSender,
+)
 from mailhelper.models import Job
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
@@ -66,6 +75,9 @@ def seed_user(test_user, dovecot, imap_user, *, start: int = 0, count: int = 3) 
     TagSettings.objects.create(owner=owner, auto_apply=True)
     ProviderSettings.objects.create(owner=owner, enabled=True, kind="openai", api_key=API_KEY)
     TrustedSender.objects.create(owner=owner, pattern="@boss.example.test")
+    ReplySettings(owner=owner, greeting="Hello {name},", closing="Cheers").save()
+    AccountSignature(owner=owner, account=account, text="-- \nA signature").save()
+    replies.create_draft(account.messages.get(folder__name="INBOX", uid=1), "reply")
     job = Job.objects.create(owner=owner, kind="reanalyse", params={"account_id": str(account.pk)})
     TaskResult.objects.create(task_id=f"sync-{account.pk}", task_kwargs=repr({"account_id": str(account.pk)}))
     TaskResult.objects.create(task_id=f"job-{job.pk}", task_kwargs=repr({"job_id": job.pk}))
@@ -131,6 +143,12 @@ def test_export_holds_the_server_bytes_tags_rules_and_settings_without_secrets(a
     assert settings_data["provider"]["kind"] == "openai" and "api_key" not in settings_data["provider"]
     assert settings_data["trusted_senders"][0]["pattern"] == "@boss.example.test"
     assert settings_data["tag_settings"]["auto_apply"] is True
+    assert settings_data["replies"]["greeting"] == "Hello {name}," and settings_data["replies"]["closing"] == "Cheers"
+    assert settings_data["replies"]["signatures"] == {"Work/alice": "-- \nA signature"}
+    [draft] = json.loads(zf.read("drafts.json"))["drafts"]
+    assert draft["kind"] == "reply" and draft["status"] == "draft" and draft["subject"] == "Re: Message number 0"
+    assert draft["original"] == f"{account_dir}/INBOX/1.eml" and "> body of message 0." in draft["body"]
+    assert counts["drafts"] == 1
     manifest = json.loads(zf.read("manifest.json"))
     assert manifest["counts"] == counts and manifest["created_at"]
 
@@ -192,6 +210,7 @@ def test_delete_user_removes_every_row_and_leaves_bob_alone(alice, bob, dovecot,
     alice_pk = alice.user.pk
     before_alice, before_bob = _user_rows(alice_pk), _user_rows(bob.user.pk)
     assert before_alice["mail.Message.owner"] == 4 and before_alice["mail.MessageAnalysis.owner"] == 4
+    assert before_alice["mail.Draft.owner"] == 1 and before_alice["mail.ReplySettings.owner"] == 1
     assert before_alice["otp_totp.TOTPDevice.user"] == 1 and before_alice["accounts.DataKeyWrap.user"] > 2
     results_before = TaskResult.objects.count()
 
