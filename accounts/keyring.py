@@ -195,6 +195,18 @@ def create_keyring(user: User, password: str) -> bytes:
     return dek
 
 
+@transaction.atomic
+def create_server_keyring(user: User) -> bytes:
+    """A DEK for a user whose password the server does not know yet (imported from the legacy
+    application): wrapped by the sync key only. The first login adds the password wrap
+    (on_password_verified), and the user makes recovery codes then."""
+    if DataKeyWrap.objects.filter(user=user).exists():
+        raise KeyringError("user already has a keyring")
+    dek = crypto.new_key()
+    _store_sync_wrap(user, dek)
+    return dek
+
+
 def unwrap_with_password(user: User, password: str) -> bytes:
     wrap = DataKeyWrap.objects.filter(user=user, kind=DataKeyWrap.Kind.PASSWORD).first()
     if wrap is None:
@@ -244,12 +256,17 @@ def is_locked(user_id: int) -> bool:
 def on_password_verified(user: User, password: str) -> bytes:
     """Called after Django accepted the password: return the DEK and keep the wraps healthy.
 
-    Creates the keyring for users made outside the UI (createsuperuser); re-wraps when an operator
+    Creates the keyring for users made outside the UI (createsuperuser), adds the password wrap for
+    users imported with a server-wrapped key only (import_legacy); re-wraps when an operator
     set a new password in the admin (the sync wrap still holds the DEK); in strict mode caches the
     DEK for this login.
     """
     if not has_keyring(user):
-        dek = create_keyring(user, password)
+        dek = _unwrap_with_sync_key(user.pk)  # imported users: a server-wrapped DEK already exists
+        if dek is None:
+            dek = create_keyring(user, password)
+        else:
+            _store_password_wrap(user, dek, password)
     else:
         try:
             dek = unwrap_with_password(user, password)

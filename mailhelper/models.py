@@ -43,3 +43,8 @@ class Job(models.Model):
     @property
     def percent(self) -> int:
         return int(100 * self.done / self.total) if self.total else (100 if not self.is_active else 0)
+
+
+from .legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey  # noqa: E402
+
+__all__ = ["Job", "LegacyImportMap", "LegacyRecord", "LegacySealedValue", "LegacyUserKey"]

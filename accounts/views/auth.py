@@ -75,10 +75,40 @@ def login_view(request: HttpRequest) -> HttpResponse:
                     messages.warning(
                         request, "Your stored mail cannot be opened with this password: use a recovery code."
                     )
+                legacy = _legacy_first_login(user, password)
                 login(request, user)
+                if legacy:
+                    _legacy_after_login(request, user)
                 query = urlencode({"next": safe_next(request)})
                 return redirect(f"{reverse('accounts:2fa-verify')}?{query}")
     return render(request, "accounts/login.html", {"form": form, "next": request.GET.get("next", "")}, status=status)
+
+
+def _legacy_first_login(user: User, password: str) -> bool:
+    """Users imported from the legacy application: their legacy key opens now (see mailhelper.legacy)."""
+    from mailhelper.legacy import conversion
+
+    if conversion.pending_key(user) is None:
+        return False
+    if conversion.on_password_verified(user, password):
+        from mailhelper.tasks import convert_legacy_user
+
+        user_id = user.pk
+        transaction.on_commit(lambda: convert_legacy_user.delay(user_id))
+    return True
+
+
+def _legacy_after_login(request: HttpRequest, user: User) -> None:
+    from mailhelper.legacy import ui
+
+    request.session[ui.SESSION_FLAG] = True
+    messages.info(request, "Your mail from the previous application is being converted; it appears in a moment.")
+    if not user.key_wraps.filter(kind="recovery").exists():
+        messages.warning(
+            request,
+            "Recovery codes of the previous application do not work here: make new ones in Settings "
+            "(Security → Recovery codes).",
+        )
 
 
 def _locked_message(user: User) -> str:

@@ -1,0 +1,331 @@
+"""First login of an imported user: the legacy data key, then the user's sealed values converted.
+
+1. `on_password_verified` (called by the login view after Django accepted the legacy password) derives
+   the legacy KEK (PBKDF2, 600,000 iterations), unwraps the legacy DEK and caches it in Redis sealed
+   under the server sync key with a short TTL - the way keyring caches a strict-mode user's key. The
+   view then queues the conversion task with nothing but the user id.
+2. `convert_user` (the task's service) opens the cached key, and for each row with sealed values
+   decrypts them and writes the plaintext into the Mailhelper fields (encrypted with the user's
+   Mailhelper key by the encrypted fields on save), recomputes what depends on the plaintext (sender
+   address, recipients, thread key, keyword index), and clears the ciphertext - one transaction per
+   chunk of rows, so a killed task re-runs safely and continues where it stopped. Finally it unlocks
+   the imported accounts, queues analysis for mail the legacy never analysed, and forgets the key.
+
+Nothing here logs, raises or returns a key, a password or a decrypted value.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from dataclasses import dataclass, field
+from email.utils import getaddresses, parseaddr
+
+from django.core.cache import cache
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import crypto, keyring
+from accounts.models import User
+from mail.models import Attachment, MailAccount, Message, MessageAnalysis
+from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
+
+from . import legacy_crypto
+from .tables import WAITING_MESSAGE
+
+log = logging.getLogger(__name__)
+
+KEY_TTL_SECONDS = 60 * 60  # long enough for a large mailbox; a re-login starts a fresh hour
+CHUNK = 100
+
+
+def _cache_key(user_id: int) -> str:
+    return f"legacy-dek:{user_id}"
+
+
+def _aad(user_id: int) -> bytes:
+    return f"mailhelper/legacy-dek/v1|{user_id}".encode()
+
+
+def pending_key(user: User) -> LegacyUserKey | None:
+    return LegacyUserKey.objects.filter(user=user).exclude(state=LegacyUserKey.State.DONE).first()
+
+
+def on_password_verified(user: User, password: str) -> bool:
+    """Derive and cache the legacy key after a successful login; True when conversion should be queued."""
+    key = pending_key(user)
+    if key is None:
+        return False
+    if not key.salt or not key.encrypted_dek:
+        LegacyUserKey.objects.filter(pk=key.pk).update(
+            state=LegacyUserKey.State.FAILED, failure="no legacy key was imported"
+        )
+        return False
+    try:
+        dek = legacy_crypto.unwrap_dek(password, key.salt, key.encrypted_dek)
+    except legacy_crypto.LegacyDecryptionError:
+        log.warning("the legacy data key of user %s does not open with the accepted password", user.pk)
+        LegacyUserKey.objects.filter(pk=key.pk).update(
+            state=LegacyUserKey.State.FAILED, failure="the legacy data key does not open with this password"
+        )
+        return False
+    cache.set(_cache_key(user.pk), crypto.seal(keyring.load_sync_key(), dek, _aad(user.pk)), timeout=KEY_TTL_SECONDS)
+    LegacyUserKey.objects.filter(pk=key.pk).update(state=LegacyUserKey.State.CONVERTING, failure="")
+    return True
+
+
+def _legacy_dek(user_id: int) -> bytes | None:
+    sealed = cache.get(_cache_key(user_id))
+    if sealed is None:
+        return None
+    return crypto.open_sealed(keyring.load_sync_key(), sealed, _aad(user_id))
+
+
+def forget_legacy_key(user_id: int) -> None:
+    cache.delete(_cache_key(user_id))
+
+
+# --- writing plaintext into Mailhelper fields -----------------------------------------------------------------
+
+
+def _addresses(text: str) -> list[str]:
+    return [addr.strip().lower()[:320] for _, addr in getaddresses([text]) if addr.strip()]
+
+
+def _msg_ids(text: str) -> list[str]:
+    return [token.strip("<>,")[:995] for token in text.replace(",", " ").split() if token.strip("<>,")]
+
+
+def _apply_message(owner_id: int, pk: str, plain: dict[str, str]) -> None:
+    from mail.parsing import html_to_text, normalize_subject, sanitize_html
+    from mail.search import index_ids, search_key_for
+    from mail.threading_keys import storable_thread_key
+
+    message = Message.objects.filter(owner_id=owner_id, pk=pk).defer("raw").first()
+    if message is None:
+        return
+    if "encrypted_sender" in plain:
+        name, address = parseaddr(plain["encrypted_sender"])
+        message.from_name, message.from_address = name.strip()[:300], address.strip().lower()[:320]
+    if "encrypted_subject" in plain:
+        message.subject = plain["encrypted_subject"]
+    if "encrypted_body" in plain:
+        body = plain["encrypted_body"]
+        if "<html" in body[:2000].lower() or "<body" in body[:2000].lower() or "<p>" in body[:2000].lower():
+            message.html_body, message.has_remote_images = sanitize_html(body)
+            message.text_body = html_to_text(message.html_body)
+        else:
+            message.text_body = body
+    if "encrypted_to" in plain:
+        message.to_addresses = _addresses(plain["encrypted_to"])
+    if "encrypted_cc" in plain:
+        message.cc_addresses = _addresses(plain["encrypted_cc"])
+    if "encrypted_in_reply_to" in plain:
+        message.in_reply_to = (_msg_ids(plain["encrypted_in_reply_to"]) or [""])[0]
+    if "encrypted_references" in plain:
+        message.references = _msg_ids(plain["encrypted_references"])
+    key = search_key_for(owner_id)
+    root = (message.references or [None])[0] or message.in_reply_to or message.message_id
+    message.thread_key = storable_thread_key(root or "subject:" + normalize_subject(message.subject), key)[:995]
+    message.search_ids = index_ids(message, key)
+    message.save(
+        update_fields=[
+            "from_name",
+            "from_address",
+            "subject",
+            "text_body",
+            "html_body",
+            "has_remote_images",
+            "to_addresses",
+            "cc_addresses",
+            "in_reply_to",
+            "references",
+            "thread_key",
+            "search_ids",
+        ]
+    )
+
+
+_ACCOUNT_FIELDS = {
+    "encrypted_imap_server": ("imap_host", 255),
+    "encrypted_imap_username": ("imap_username", 255),
+    "encrypted_imap_password": ("imap_password", None),
+    "encrypted_smtp_server": ("smtp_host", 255),
+    "encrypted_smtp_username": ("smtp_username", 255),
+    "encrypted_smtp_password": ("smtp_password", None),
+}
+
+
+def _apply_account(owner_id: int, pk: str, plain: dict[str, str]) -> None:
+    account = MailAccount.objects.filter(owner_id=owner_id, pk=pk).first()
+    if account is None:
+        return
+    for column, (name, limit) in _ACCOUNT_FIELDS.items():
+        if column in plain:
+            setattr(account, name, plain[column].strip()[:limit] if limit else plain[column])
+    account.save()
+    _unlock_account(account)
+
+
+def _unlock_account(account: MailAccount) -> None:
+    """Enabled as it was in the legacy (once its server and credentials are readable), sync resumes."""
+    entry = LegacyImportMap.objects.filter(table="mail_accounts", target_pk=str(account.pk)).first()
+    note = dict(entry.note) if entry else {}
+    enabled = note.pop("legacy_enabled", True)
+    if not account.email_address:
+        owner_email = User.objects.filter(pk=account.owner_id).values_list("email", flat=True).first() or ""
+        account.email_address = account.imap_username if "@" in account.imap_username else owner_email
+    account.enabled = enabled is not False and bool(account.imap_host)
+    account.status, account.status_message = MailAccount.Status.NEW, ""
+    account.save()  # the post_save signal enables the account's beat row
+    if entry:
+        LegacyImportMap.objects.filter(pk=entry.pk).update(note=note)
+
+
+def _apply_attachment(owner_id: int, pk: str, plain: dict[str, str]) -> None:
+    attachment = Attachment.objects.filter(owner_id=owner_id, pk=pk).defer("data").first()
+    if attachment is None or "encrypted_data" not in plain:
+        return
+    text = plain["encrypted_data"]
+    try:  # the legacy stored files as base64 text inside the encrypted value
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError):
+        data = text.encode("utf-8")
+    attachment.data = data
+    attachment.save(update_fields=["data"])
+
+
+def _apply_analysis(owner_id: int, pk: str, plain: dict[str, str]) -> None:
+    analysis = MessageAnalysis.objects.filter(owner_id=owner_id, pk=pk).first()
+    if analysis is not None and "encrypted_summary_de" in plain:
+        analysis.summary = plain["encrypted_summary_de"]
+        analysis.save(update_fields=["summary"])
+
+
+def _apply_record(owner_id: int, pk: str, plain: dict[str, str]) -> None:
+    record = LegacyRecord.objects.filter(owner_id=owner_id, pk=pk).first()
+    if record is None:
+        return
+    secrets = json.loads(record.secrets or "{}")
+    secrets.update(plain)
+    record.secrets = json.dumps(secrets, ensure_ascii=False, sort_keys=True)
+    record.save(update_fields=["secrets"])
+
+
+APPLY = {
+    "mail.message": _apply_message,
+    "mail.mailaccount": _apply_account,
+    "mail.attachment": _apply_attachment,
+    "mail.messageanalysis": _apply_analysis,
+    "mailhelper.legacyrecord": _apply_record,
+}
+
+
+# --- the conversion --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ConversionResult:
+    state: str
+    converted: int = 0
+    failed: int = 0
+    analyse_accounts: list[str] = field(default_factory=list)
+
+
+def _pending(user_id: int):
+    return LegacySealedValue.objects.filter(owner_id=user_id, converted_at__isnull=True, error="")
+
+
+def convert_user(user_id: int) -> ConversionResult:
+    """Convert every sealed value of the user (resumable); see the module docstring."""
+    key = LegacyUserKey.objects.filter(user_id=user_id).first()
+    if key is None or key.state == LegacyUserKey.State.DONE:
+        return ConversionResult(state="nothing to do")
+    dek = _legacy_dek(user_id)
+    if dek is None:
+        LegacyUserKey.objects.filter(pk=key.pk).update(
+            state=LegacyUserKey.State.WAITING, failure="the legacy key expired before conversion: log in again"
+        )
+        return ConversionResult(state=LegacyUserKey.State.WAITING)
+    result = ConversionResult(state=LegacyUserKey.State.CONVERTING)
+    while True:
+        targets = list(
+            _pending(user_id).order_by("target", "target_pk").values_list("target", "target_pk").distinct()[:CHUNK]
+        )
+        if not targets:
+            break
+        with transaction.atomic():
+            converted, failed = _convert_chunk(user_id, dek, targets)
+        result.converted += converted
+        result.failed += failed
+        if not converted and not failed:
+            break  # the rows are locked by a concurrent run of this task: it finishes them
+    result.analyse_accounts = _finish(user_id)
+    failures = LegacySealedValue.objects.filter(owner_id=user_id, converted_at__isnull=True).exclude(error="").count()
+    LegacyUserKey.objects.filter(pk=key.pk).update(
+        state=LegacyUserKey.State.DONE,
+        converted_at=timezone.now(),
+        salt="",
+        encrypted_dek="",
+        failure=f"{failures} value(s) could not be decrypted and stay sealed" if failures else "",
+    )
+    forget_legacy_key(user_id)
+    keyring.forget(user_id)
+    result.state = LegacyUserKey.State.DONE
+    log.info("legacy data of user %s converted: %s value(s), %s failed", user_id, result.converted, failures)
+    return result
+
+
+def _convert_chunk(user_id: int, dek: bytes, targets: list[tuple[str, str]]) -> tuple[int, int]:
+    labels: dict[str, list[str]] = {}
+    for label, pk in targets:
+        labels.setdefault(label, []).append(pk)
+    converted = failed = 0
+    now = timezone.now()
+    for label, pks in labels.items():
+        values = list(
+            _pending(user_id).filter(target=label, target_pk__in=pks).select_for_update(skip_locked=True).order_by("pk")
+        )
+        by_target: dict[str, dict[str, str]] = {}
+        for value in values:
+            apply = APPLY.get(label)
+            if apply is None:
+                value.error = "no conversion for this kind of value"
+                failed += 1
+                continue
+            try:
+                by_target.setdefault(value.target_pk, {})[value.field] = legacy_crypto.decrypt_text(
+                    dek, value.ciphertext
+                )
+            except legacy_crypto.LegacyDecryptionError:
+                value.error = "does not open with the legacy key"
+                failed += 1
+                continue
+            value.ciphertext, value.converted_at = None, now
+            converted += 1
+        for pk, plain in by_target.items():
+            APPLY[label](user_id, pk, plain)
+        LegacySealedValue.objects.bulk_update(values, ["ciphertext", "converted_at", "error"])
+    return converted, failed
+
+
+def _finish(user_id: int) -> list[str]:
+    """Accounts without sealed values are unlocked too; imported mail never analysed gets queued."""
+    for account in MailAccount.objects.filter(
+        owner_id=user_id, status=MailAccount.Status.LOCKED, status_message=WAITING_MESSAGE
+    ):
+        _unlock_account(account)
+    imported = LegacyImportMap.objects.filter(table="raw_emails", owner_id=user_id, kind=LegacyImportMap.Kind.ROW)
+    missing = Message.objects.filter(
+        owner_id=user_id, analysis__isnull=True, pk__in=list(imported.values_list("target_pk", flat=True))
+    )
+    fresh = [MessageAnalysis(owner_id=user_id, message_id=pk) for pk in missing.values_list("pk", flat=True)]
+    from accounts.fields import seal_fields
+
+    for analysis in fresh:
+        seal_fields(analysis, keyring.dek_for(user_id))
+    MessageAnalysis.objects.bulk_create(fresh)
+    accounts = Message.objects.filter(pk__in=[a.message_id for a in fresh]).values_list("account_id", flat=True)
+    return sorted({str(a) for a in accounts})

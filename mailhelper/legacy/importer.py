@@ -1,0 +1,424 @@
+"""The import: legacy tables in foreign-key order, each streamed in batches, then verified.
+
+For every table (mappers in mailhelper.legacy.tables):
+
+1. Source pass. Rows are read in id order and normalised (normalize.convert by declared type). A row
+   whose required foreign key points to a legacy row that does not exist, or that was not imported,
+   is an *orphan*: counted and reported, never a crash. Rows already in LegacyImportMap are left
+   alone (re-running imports nothing twice); new rows go to the table's mapper, which creates the
+   Mailhelper rows and says for each legacy row what it became: a *row* (plus a LegacyRecord for any
+   leftover columns Mailhelper has no field for), a *record* (the whole row kept as a LegacyRecord,
+   e.g. reply styles), or *skipped* (with the reason, e.g. a username already taken). Legacy
+   ciphertext is stored as LegacySealedValue for the first-login conversion. One transaction per batch,
+   so an interrupted import resumes where it stopped.
+2. Checksums. The source digest is computed over the rows that were imported (rows and records), the
+   target digest by reading each map entry's target back from PostgreSQL and rebuilding the same
+   canonical row: mapped columns from the Mailhelper row, leftovers from the LegacyRecord, encrypted
+   columns by the fingerprint of the sealed ciphertext. Any difference in count or digest fails.
+
+`--dry-run` runs the source pass only: schema, foreign keys and rule conversion are checked and
+counted, nothing is written.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+
+from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue
+
+from . import normalize, schema
+from .checksums import Digest
+from .source import LegacySource
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+TARGET_CHUNK = 2000
+RECORD_LABEL = "mailhelper.legacyrecord"
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class Result:
+    """What one legacy row became."""
+
+    legacy_id: int
+    kind: str  # LegacyImportMap.Kind
+    target_pk: str = ""
+    note: dict[str, Any] = field(default_factory=dict)
+    why: str = ""  # for records and skips: shown in the report
+
+
+@dataclass
+class TableReport:
+    table: str
+    source_rows: int = 0
+    orphans: int = 0
+    skipped: int = 0
+    imported: int = 0  # new in this run
+    already: int = 0  # imported by an earlier run
+    records: int = 0
+    source: Digest = field(default_factory=Digest)
+    target: Digest | None = None
+    by_design: str = ""
+    reasons: Counter = field(default_factory=Counter)  # orphan/skip/record reasons -> rows
+
+    @property
+    def status(self) -> str:
+        if self.by_design:
+            return "NOT IMPORTED"
+        if self.target is None:
+            return "DRY-RUN"
+        return "OK" if self.source == self.target else "MISMATCH"
+
+
+@dataclass
+class ImportReport:
+    tables: list[TableReport] = field(default_factory=list)
+    missing_tables: list[str] = field(default_factory=list)
+    missing_columns: dict[str, list[str]] = field(default_factory=dict)
+    unknown_rule_keys: list[str] = field(default_factory=list)  # "rule 7: conditions.sender_regex"
+    dropped_columns: Counter = field(default_factory=Counter)  # "raw_emails.email_embedding" -> non-null rows
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing_tables and all(t.status in ("OK", "NOT IMPORTED", "DRY-RUN") for t in self.tables)
+
+
+class Context:
+    """What mappers share while one import runs: id maps of earlier tables, owners, cached keys."""
+
+    def __init__(self, dry_run: bool, report: ImportReport) -> None:
+        self.dry_run = dry_run
+        self.report = report
+        self.present: dict[str, set[int]] = {}  # legacy ids in the source, per table
+        self.ok: dict[str, set[int]] = {}  # legacy ids imported (or importable, in a dry run)
+        self.owner: dict[str, dict[int, int]] = {}  # legacy owner (users.id) of imported rows, per table
+        self.maps: dict[str, dict[int, LegacyImportMap]] = {}
+        self.cache: dict[str, Any] = {}  # mapper-specific look-ups (folders per account, tag names ...)
+        self.inverses: dict[str, dict[str, int]] = {}
+        self._deks: dict[int, bytes] = {}
+
+    def map_of(self, table: str) -> dict[int, LegacyImportMap]:
+        if table not in self.maps:
+            self.maps[table] = {m.legacy_id: m for m in LegacyImportMap.objects.filter(table=table)}
+        return self.maps[table]
+
+    def target(self, table: str, legacy_id: int | None) -> LegacyImportMap | None:
+        if legacy_id is None:
+            return None
+        return self.map_of(table).get(legacy_id)
+
+    def row_pk(self, table: str, legacy_id: int | None) -> str | None:
+        """The Mailhelper pk of an imported legacy row, None if it is not a row (missing, record, skipped)."""
+        entry = self.target(table, legacy_id)
+        return entry.target_pk if entry is not None and entry.kind == LegacyImportMap.Kind.ROW else None
+
+    def user_pk(self, legacy_user_id: int | None) -> int | None:
+        pk = self.row_pk("users", legacy_user_id)
+        return int(pk) if pk else None
+
+    def legacy_id(self, table: str, target_pk: Any) -> int | None:
+        """The legacy id an imported row came from (for rebuilding foreign keys in the target pass)."""
+        if table not in self.inverses:
+            self.inverses[table] = {
+                m.target_pk: lid for lid, m in self.map_of(table).items() if m.kind == LegacyImportMap.Kind.ROW
+            }
+        return None if target_pk is None else self.inverses[table].get(str(target_pk))
+
+    def dek(self, user_pk: int) -> bytes:
+        if user_pk not in self._deks:
+            from accounts import keyring
+
+            self._deks[user_pk] = keyring.dek_for(user_pk)
+        return self._deks[user_pk]
+
+
+# --- the source pass ---------------------------------------------------------------------------------
+
+
+def _normalise(table: schema.Table, present: list[str], raw: dict[str, Any]) -> dict[str, Any]:
+    row = {}
+    for name in present:
+        column = table.column(name)
+        try:
+            row[name] = normalize.convert(column.type, raw[name])
+        except normalize.BadValue as exc:
+            raise normalize.BadValue(f"{table.name}.{name} of row {raw.get('id')}: {exc}") from None
+    return row
+
+
+def _fk_problem(mapper, row: dict[str, Any], ctx: Context) -> str | None:
+    for column, (parent, required) in mapper.fks.items():
+        value = row.get(column)
+        if value is None:
+            if required:
+                return f"no {column}"
+            continue
+        if value not in ctx.present.get(parent, ()):
+            if required:
+                return f"{column} points to a missing {parent} row"
+            row[column] = None  # a dangling optional reference: imported as none (both digests agree)
+            ctx.report.warnings.append(f"{mapper.table} #{row['id']}: {column} pointed to a missing {parent} row")
+            continue
+        if value not in ctx.ok.get(parent, ()):
+            if required:
+                return f"its {parent} row was not imported"
+            row[column] = None
+    return None
+
+
+def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | None = None) -> TableReport:
+    report = TableReport(mapper.table, by_design=mapper.by_design)
+    table = schema.TABLES[mapper.table]
+    available = set(source.columns(mapper.table))
+    present = [c for c in table.names if c in available]
+    for column in mapper.ignored:
+        if column in available:
+            ctx.report.dropped_columns[f"{mapper.table}.{column}"] += 0
+    ctx.present[mapper.table] = set()
+    ctx.ok[mapper.table] = set()
+    ctx.inverses.clear()
+    ctx.owner[mapper.table] = {}
+    total = source.count(mapper.table)
+    done = 0
+    existing = {} if ctx.dry_run else ctx.map_of(mapper.table)
+    for raw_batch in source.batches(mapper.table, present, BATCH):
+        rows = []
+        for raw in raw_batch:
+            row = _normalise(table, present, raw)
+            for column in mapper.ignored:
+                if row.get(column) is not None or raw.get(column) is not None:
+                    ctx.report.dropped_columns[f"{mapper.table}.{column}"] += 1
+                row.pop(column, None)
+            ctx.present[mapper.table].add(row["id"])
+            rows.append(row)
+        report.source_rows += len(rows)
+        if mapper.by_design:
+            report.skipped += len(rows)
+            done += len(rows)
+            continue
+        fresh = []
+        for row in rows:
+            problem = _fk_problem(mapper, row, ctx) or mapper.check(row, ctx)
+            if problem:
+                report.orphans += 1
+                report.reasons[f"orphan: {problem}"] += 1
+                continue
+            entry = existing.get(row["id"])
+            if entry is not None:
+                report.already += 1
+                if entry.kind == LegacyImportMap.Kind.SKIPPED:
+                    report.skipped += 1
+                    continue
+                _accept(mapper, row, ctx, report, entry.kind)
+            else:
+                fresh.append(row)
+        if fresh and ctx.dry_run:
+            for row in fresh:
+                why = mapper.predict_skip(row, ctx)
+                if why:
+                    report.skipped += 1
+                    report.reasons[f"skipped: {why}"] += 1
+                else:
+                    _accept(mapper, row, ctx, report, LegacyImportMap.Kind.ROW)
+        elif fresh:
+            by_id = {row["id"]: row for row in fresh}
+            with transaction.atomic():
+                results = mapper.create(fresh, ctx)
+                entries = _store(mapper, results, by_id, present, ctx)
+            for result in results:
+                existing[result.legacy_id] = entries[result.legacy_id]
+                if result.kind == LegacyImportMap.Kind.SKIPPED:
+                    report.skipped += 1
+                    report.reasons[f"skipped: {result.why}"] += 1
+                    continue
+                if result.kind == LegacyImportMap.Kind.RECORD:
+                    report.reasons[f"kept as legacy record: {result.why}"] += 1
+                report.imported += 1
+                _accept(mapper, by_id[result.legacy_id], ctx, report, result.kind)
+        done += len(rows)
+        if progress:
+            progress(mapper.table, done, total)
+    report.records = sum(1 for m in existing.values() if m.kind == LegacyImportMap.Kind.RECORD)
+    mapper.finish(ctx)
+    return report
+
+
+def _accept(mapper, row: dict[str, Any], ctx: Context, report: TableReport, kind: str) -> None:
+    ctx.ok[mapper.table].add(row["id"])
+    owner = mapper.owner_legacy(row, ctx)
+    if owner is not None:
+        ctx.owner[mapper.table][row["id"]] = owner
+    report.source.add(mapper.source_canonical(row, ctx, kind))
+
+
+def _column_type(table: str, column: str) -> str:
+    return schema.TABLES[table].column(column).type
+
+
+def _store(mapper, results: list[Result], rows: dict[int, dict], present: list[str], ctx: Context) -> dict:
+    """Map entries, leftover/whole-row records and sealed values for one batch of results."""
+    entries, records, sealed = [], [], []
+    for result in results:
+        row = rows[result.legacy_id]
+        owner_pk = mapper.owner_pk(row, result, ctx)
+        entry = LegacyImportMap(
+            table=mapper.table,
+            legacy_id=result.legacy_id,
+            kind=result.kind,
+            target_pk=result.target_pk,
+            owner_id=owner_pk,
+            note=result.note,
+        )
+        entries.append(entry)
+        if result.kind == LegacyImportMap.Kind.SKIPPED or owner_pk is None:
+            continue
+        consumed = mapper.mapped if result.kind == LegacyImportMap.Kind.ROW else frozenset()
+        leftovers = [c for c in present if c != "id" and c not in consumed and c not in mapper.ignored]
+        data, secrets, cipher = {}, {}, {}
+        for column in leftovers:
+            value = row.get(column)
+            if value is None:
+                continue
+            if _column_type(mapper.table, column) == schema.ENCRYPTED:
+                cipher[column] = value
+            elif column in mapper.content:
+                secrets[column] = normalize.canonical(value)
+            else:
+                data[column] = normalize.canonical(value)
+        if result.kind == LegacyImportMap.Kind.ROW:
+            for column in mapper.mapped:
+                value = row.get(column)
+                if column in mapper.self_stored:
+                    continue
+                if value is not None and _column_type(mapper.table, column) == schema.ENCRYPTED:
+                    sealed.append(_sealed(owner_pk, mapper.label, result.target_pk, column, value))
+        if data or secrets or cipher or result.kind == LegacyImportMap.Kind.RECORD:
+            record = LegacyRecord(owner_id=owner_pk, table=mapper.table, legacy_id=result.legacy_id, data=data)
+            record.secrets = _json(secrets)
+            from accounts.fields import seal_fields
+
+            seal_fields(record, ctx.dek(owner_pk))
+            records.append(record)
+            sealed += [_sealed(owner_pk, RECORD_LABEL, str(record.pk), c, v) for c, v in cipher.items()]
+            if result.kind == LegacyImportMap.Kind.RECORD:
+                entry.target_pk = str(record.pk)
+    LegacyRecord.objects.bulk_create(records)
+    LegacySealedValue.objects.bulk_create(sealed)
+    LegacyImportMap.objects.bulk_create(entries)
+    return {e.legacy_id: e for e in entries}
+
+
+def _json(value: dict) -> str:
+    import json
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True) if value else ""
+
+
+def _sealed(owner_pk: int, label: str, pk: str, column: str, ciphertext: str) -> LegacySealedValue:
+    return LegacySealedValue(
+        owner_id=owner_pk,
+        target=label,
+        target_pk=pk,
+        field=column,
+        ciphertext=ciphertext,
+        fingerprint=normalize.fingerprint(ciphertext),
+    )
+
+
+# --- the target pass ---------------------------------------------------------------------------------
+
+
+def target_digest(mapper, ctx: Context) -> Digest:
+    """Rebuild every imported row's canonical form from what PostgreSQL holds now."""
+    import json
+
+    digest = Digest()
+    entries = [
+        m
+        for m in LegacyImportMap.objects.filter(table=mapper.table)
+        .exclude(kind=LegacyImportMap.Kind.SKIPPED)
+        .order_by("legacy_id")
+    ]
+    for start in range(0, len(entries), TARGET_CHUNK):
+        chunk = entries[start : start + TARGET_CHUNK]
+        row_pks = [m.target_pk for m in chunk if m.kind == LegacyImportMap.Kind.ROW]
+        rows = mapper.target_rows(row_pks, {m.target_pk: m for m in chunk}, ctx) if row_pks else {}
+        records = {
+            r.legacy_id: r
+            for r in LegacyRecord.objects.filter(table=mapper.table, legacy_id__in=[m.legacy_id for m in chunk])
+        }
+        record_fps = _fingerprints(RECORD_LABEL, [str(r.pk) for r in records.values()])
+        row_fps = _fingerprints(mapper.label, row_pks) if row_pks and mapper.label else {}
+        for entry in chunk:
+            record = records.get(entry.legacy_id)
+            if entry.kind == LegacyImportMap.Kind.ROW:
+                if entry.target_pk not in rows:
+                    continue  # the row is gone: counts differ
+                own = {k: v for k, v in row_fps.get(entry.target_pk, {}).items() if k in mapper.mapped}
+                canonical = {"id": entry.legacy_id, **rows[entry.target_pk], **own}
+            else:
+                if record is None:
+                    continue
+                canonical = {"id": entry.legacy_id}
+            canonical.update(entry.note.get("original", {}))
+            if record is not None:
+                canonical.update(record.data)
+                canonical.update(record_fps.get(str(record.pk), {}))
+                if mapper.content:
+                    secrets = json.loads(record.secrets or "{}")
+                    canonical.update({k: v for k, v in secrets.items() if k in mapper.content})
+            digest.add(canonical)
+    return digest
+
+
+def _fingerprints(label: str, pks: Iterable[str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for pk, column, fp in LegacySealedValue.objects.filter(target=label, target_pk__in=list(pks)).values_list(
+        "target_pk", "field", "fingerprint"
+    ):
+        out.setdefault(pk, {})[column] = fp
+    return out
+
+
+# --- the whole import ----------------------------------------------------------------------------------
+
+
+def check_schema(source: LegacySource, report: ImportReport) -> None:
+    for name, table in schema.TABLES.items():
+        try:
+            available = set(source.columns(name))
+        except Exception:  # noqa: BLE001 - a driver error here means the table is not readable
+            available = set()
+        if not available:
+            report.missing_tables.append(name)
+            continue
+        missing = [c for c in table.names if c not in available]
+        if missing:
+            report.missing_columns[name] = missing
+
+
+def run_import(source: LegacySource, *, dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
+    """Import every table (with dry_run: only read and validate), then compare the checksums."""
+    from .tables import MAPPERS
+
+    report = ImportReport()
+    check_schema(source, report)
+    if report.missing_tables:
+        return report
+    ctx = Context(dry_run=dry_run, report=report)
+    for mapper in MAPPERS:
+        table_report = run_table(mapper, source, ctx, progress)
+        if not dry_run and not mapper.by_design:
+            table_report.target = target_digest(mapper, ctx)
+        report.tables.append(table_report)
+    return report

@@ -1,0 +1,109 @@
+"""Build a legacy SQLite database like the legacy application wrote it (tests only).
+
+Tables come from the same declaration the importer checks against (mailhelper.legacy.schema); values
+are encrypted the legacy way (PBKDF2 KEK -> AES-GCM DEK -> base64(iv||ct||tag)) and passwords are
+hashed the way werkzeug does, here with hashlib directly, independently of accounts.hashers.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import secrets
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from mailhelper.legacy import schema
+
+_SQL_TYPES = {
+    "Integer": "INTEGER",
+    "String": "VARCHAR",
+    "Text": "TEXT",
+    "DateTime": "DATETIME",
+    "Date": "DATE",
+    "Boolean": "BOOLEAN",
+    "Float": "FLOAT",
+    "LargeBinary": "BLOB",
+}
+
+
+def _seal(key: bytes, plaintext: bytes) -> str:
+    iv = os.urandom(12)
+    return base64.b64encode(iv + AESGCM(key).encrypt(iv, plaintext, None)).decode("ascii")
+
+
+def werkzeug_hash(password: str, method: str = "scrypt") -> str:
+    salt = secrets.token_hex(8)  # werkzeug: 16 characters
+    if method == "scrypt":
+        digest = hashlib.scrypt(password.encode(), salt=salt.encode(), n=2**15, r=8, p=1, maxmem=132 * 2**15 * 8)
+        return f"scrypt:32768:8:1${salt}${digest.hex()}"
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), 600_000)
+    return f"pbkdf2:sha256:600000${salt}${digest.hex()}"
+
+
+@dataclass
+class LegacyUser:
+    id: int
+    username: str
+    password: str
+    dek: bytes
+    totp_secret: str | None
+
+
+class LegacyDB:
+    def __init__(self, path: Path, tables: dict[str, schema.Table] | None = None) -> None:
+        self.path = path
+        self.conn = sqlite3.connect(path)
+        for table in (tables or schema.TABLES).values():
+            columns = []
+            for c in table.columns:
+                sql_type = _SQL_TYPES.get(c.declared.split("(")[0], "")
+                columns.append(f'"{c.name}" {sql_type}' + (" PRIMARY KEY" if c.name == "id" else ""))
+            self.conn.execute(f'create table "{table.name}" ({", ".join(columns)})')
+        self.conn.commit()
+
+    def insert(self, table: str, **values) -> int:
+        names = ", ".join(f'"{k}"' for k in values)
+        marks = ", ".join("?" for _ in values)
+        values = {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in values.items()}
+        cursor = self.conn.execute(f'insert into "{table}" ({names}) values ({marks})', list(values.values()))
+        self.conn.commit()
+        return cursor.lastrowid
+
+    def execute(self, sql: str, *params) -> None:
+        self.conn.execute(sql, params)
+        self.conn.commit()
+
+    def add_user(
+        self, username: str, password: str, *, totp: bool = True, method: str = "scrypt", **extra
+    ) -> LegacyUser:
+        salt = os.urandom(32)
+        dek = os.urandom(32)
+        kek = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, 600_000, dklen=32)
+        totp_secret = base64.b32encode(os.urandom(20)).decode() if totp else None
+        user_id = self.insert(
+            "users",
+            username=username,
+            email=f"{username}@legacy.example",
+            password_hash=werkzeug_hash(password, method),
+            failed_login_attempts=0,
+            salt=base64.b64encode(salt).decode(),
+            encrypted_dek=_seal(kek, dek),
+            totp_secret=totp_secret,
+            totp_enabled=1 if totp else 0,
+            enable_auto_assignment=0,
+            created_at="2024-03-01 08:15:00.123456",
+            **extra,
+        )
+        return LegacyUser(user_id, username, password, dek, totp_secret)
+
+    def enc(self, user: LegacyUser, text: str) -> str:
+        return _seal(user.dek, text.encode("utf-8"))
+
+    def close(self) -> None:
+        self.conn.close()

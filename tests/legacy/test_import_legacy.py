@@ -1,0 +1,634 @@
+"""manage.py import_legacy against a legacy SQLite file built like the legacy application wrote it.
+
+Real PostgreSQL, Redis and (for the first login) a real Celery worker; the legacy values are really
+encrypted in the legacy format, so the conversion has to derive the legacy key from the password.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from django.core.cache import cache
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.urls import reverse
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts.models import DataKeyWrap, User
+from mail.models import Attachment, Folder, MailAccount, Message, MessageAnalysis, TrustedSender
+from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
+from rules.models import Rule, RuleLog
+from tags.models import Tag, TagAssignment, TagSuggestion
+from tests.plugins.accounts import create_test_user, totp_code, verified_client
+
+from .legacy_db import LegacyDB, LegacyUser
+
+pytestmark = pytest.mark.django_db
+
+SUBJECT = "Quarterly numbers für März"
+BODY = "Hello Alice,\n\nthe quarterly numbers are attached.\nGrüße, Bob"
+TABLES = [
+    "users",
+    "mail_accounts",
+    "email_folders",
+    "raw_emails",
+    "mail_server_state",
+    "email_attachments",
+    "processed_emails",
+    "email_tags",
+    "email_tag_assignments",
+    "tag_suggestion_queue",
+    "tag_negative_examples",
+    "sender_patterns",
+    "trusted_senders",
+    "auto_rules",
+    "rule_execution_logs",
+    "reply_style_settings",
+]
+
+
+@dataclass
+class Legacy:
+    path: Path
+    alice: LegacyUser
+    bob: LegacyUser
+    ids: dict
+
+
+def _build(path: Path) -> Legacy:
+    db = LegacyDB(path)
+    alice = db.add_user("alice_legacy", "alice legacy password 1", method="scrypt")
+    bob = db.add_user("bob_legacy", "bob legacy password 22", totp=False, method="pbkdf2")
+    ids = {}
+    account = db.insert(
+        "mail_accounts",
+        user_id=alice.id,
+        name="Work",
+        auth_type="password",
+        encrypted_imap_server=db.enc(alice, "imap.example.test"),
+        imap_port=993,
+        encrypted_imap_username=db.enc(alice, "alice@example.test"),
+        encrypted_imap_password=db.enc(alice, "s3cret imap"),
+        imap_encryption="SSL",
+        encrypted_smtp_server=db.enc(alice, "smtp.example.test"),
+        smtp_port=587,
+        encrypted_smtp_username=db.enc(alice, "alice@example.test"),
+        encrypted_smtp_password=db.enc(alice, "s3cret smtp"),
+        smtp_encryption="STARTTLS",
+        enabled=1,
+        initial_sync_done=1,
+        created_at="2024-03-02 09:00:00",
+        folder_uidvalidity={"INBOX": 1700000001},
+        encrypted_signature_text=db.enc(alice, "-- Alice"),
+        last_fetch_at="2024-05-01T10:00:00",
+    )
+    bob_account = db.insert(
+        "mail_accounts",
+        user_id=bob.id,
+        name="Work",
+        imap_port=143,
+        imap_encryption="none",
+        encrypted_imap_server=db.enc(bob, "mail.bob.test"),
+        enabled=0,
+    )
+    db.insert(
+        "email_folders",
+        user_id=alice.id,
+        mail_account_id=account,
+        name="Inbox",
+        imap_path="INBOX",
+        is_special_folder=1,
+        special_folder_type="inbox",
+        unread_count=1,
+    )
+    db.insert(
+        "email_folders",
+        user_id=alice.id,
+        mail_account_id=account,
+        name="Archive",
+        imap_path="Archive",
+        is_special_folder=1,
+        special_folder_type="archive",
+    )
+    db.insert("email_folders", user_id=bob.id, mail_account_id=bob_account, name="INBOX", imap_path="INBOX")
+    raw = db.insert(
+        "raw_emails",
+        user_id=alice.id,
+        mail_account_id=account,
+        encrypted_sender=db.enc(alice, "Bob Sender <Bob@Example.test>"),
+        encrypted_subject=db.enc(alice, SUBJECT),
+        encrypted_body=db.enc(alice, BODY),
+        received_at="2024-04-02 12:30:00",
+        created_at="2024-04-02 12:31:00",
+        imap_uid=41,
+        imap_folder="INBOX",
+        imap_uidvalidity=1700000001,
+        imap_flags="\\Seen",
+        message_id="<q1@example.test>",
+        imap_is_seen=1,
+        imap_is_answered=0,
+        imap_is_flagged="t",
+        imap_is_deleted=0,
+        imap_is_draft=0,
+        encrypted_to=db.enc(alice, "Alice <alice@example.test>, carol@example.test"),
+        encrypted_cc=db.enc(alice, ""),
+        encrypted_bcc=db.enc(alice, "secret-bcc@example.test"),
+        message_size=2048,
+        has_attachments=1,
+        encrypted_references=db.enc(alice, "<root@example.test> <q0@example.test>"),
+        encrypted_in_reply_to=db.enc(alice, "<q0@example.test>"),
+        email_embedding=b"\x00\x01",
+        encrypted_translation_de=db.enc(alice, "Hallo Alice"),
+        processing_status=3,
+    )
+    ids["raw"] = raw
+    raw2 = db.insert(
+        "raw_emails",
+        user_id=alice.id,
+        mail_account_id=account,
+        encrypted_sender=db.enc(alice, "news@shop.test"),
+        encrypted_subject=db.enc(alice, "Weekly offers"),
+        encrypted_body=db.enc(alice, "<html><body><p>Big <b>sale</b></p></body></html>"),
+        received_at="2024-04-03 07:00:00",
+        imap_uid=42,
+        imap_folder="INBOX",
+        imap_uidvalidity=1700000001,
+        message_id="<offer@shop.test>",
+        imap_is_seen=0,
+        has_attachments=0,
+    )
+    # A copy of the same server message (the legacy re-fetched it): kept as a record, not a second Message.
+    db.insert(
+        "raw_emails",
+        user_id=alice.id,
+        mail_account_id=account,
+        encrypted_subject=db.enc(alice, "Weekly offers"),
+        imap_uid=42,
+        imap_folder="INBOX",
+        imap_uidvalidity=1700000001,
+        received_at="2024-04-03 07:00:00",
+    )
+    # Orphan: its account does not exist.
+    db.insert("raw_emails", user_id=alice.id, mail_account_id=999, encrypted_subject=db.enc(alice, "lost"), imap_uid=1)
+    bob_raw = db.insert(
+        "raw_emails",
+        user_id=bob.id,
+        mail_account_id=bob_account,
+        encrypted_subject=db.enc(bob, "Bob's own mail"),
+        encrypted_body=db.enc(bob, "private to bob"),
+        imap_uid=7,
+        imap_folder="INBOX",
+        imap_uidvalidity=5,
+        received_at="2024-01-01 00:00:00",
+    )
+    ids["bob_raw"] = bob_raw
+    db.insert(
+        "mail_server_state",
+        user_id=alice.id,
+        mail_account_id=account,
+        folder="INBOX",
+        uid=41,
+        uidvalidity=1700000001,
+        raw_email_id=raw,
+        envelope_subject=SUBJECT,
+        envelope_from="bob@example.test",
+        is_deleted=0,
+        flags="\\Seen",
+    )
+    db.insert(
+        "mail_server_state",
+        user_id=alice.id,
+        mail_account_id=account,
+        folder="INBOX",
+        uid=40,
+        uidvalidity=1700000001,
+        envelope_subject="never fetched",
+        is_deleted=1,
+    )
+    db.insert(
+        "email_attachments",
+        raw_email_id=raw,
+        filename="numbers.csv",
+        mime_type="text/csv",
+        size=11,
+        encrypted_data=db.enc(alice, "YSxiCjEsMgo="),
+        created_at="2024-04-02 12:31:00",
+    )
+    processed = db.insert(
+        "processed_emails",
+        raw_email_id=raw,
+        dringlichkeit=3,
+        wichtigkeit=2,
+        kategorie_aktion="aktion_erforderlich",
+        spam_flag=0,
+        encrypted_summary_de=db.enc(alice, "Bob sends the quarterly numbers."),
+        score=8,
+        done=0,
+        processed_at="2024-04-02 12:35:00",
+        analysis_method="llm_anon",
+        ai_confidence=0.82,
+        user_override_wichtigkeit=3,
+        optimize_dringlichkeit=2,
+        optimize_encrypted_summary_de=db.enc(alice, "optimised summary"),
+    )
+    processed2 = db.insert(
+        "processed_emails",
+        raw_email_id=raw2,
+        dringlichkeit=1,
+        wichtigkeit=1,
+        kategorie_aktion="nur_information",
+        spam_flag="f",
+        done=1,
+        done_at="2024-04-04 08:00:00",
+        processed_at="2024-04-03 07:05:00",
+    )
+    finance = db.insert(
+        "email_tags", user_id=alice.id, name="Finance", color="#12ab34", created_at="2024-03-05 10:00:00"
+    )
+    db.insert("email_tags", user_id=alice.id, name="finance", color="red")  # same name but for the case: renamed
+    newsletter = db.insert("email_tags", user_id=alice.id, name="Newsletter", color="#aaaaaa")
+    db.insert(
+        "email_tag_assignments", email_id=processed, tag_id=finance, assigned_at="2024-04-02 13:00:00", auto_assigned=0
+    )
+    db.insert("email_tag_assignments", email_id=processed2, tag_id=newsletter, auto_assigned=1)
+    db.insert(
+        "tag_suggestion_queue",
+        user_id=alice.id,
+        suggested_name="Quarterly",
+        source_email_id=processed,
+        status="pending",
+        suggestion_count=2,
+        created_at="2024-04-02 12:40:00",
+    )
+    db.insert("tag_negative_examples", tag_id=newsletter, email_id=processed, rejection_source="user")
+    db.insert(
+        "sender_patterns",
+        user_id=alice.id,
+        sender_hash="ab" * 32,
+        category="newsletter",
+        priority=1,
+        is_newsletter=1,
+        email_count=12,
+        confidence=80,
+    )
+    db.insert(
+        "trusted_senders",
+        user_id=alice.id,
+        account_id=account,
+        sender_pattern="example.test",
+        pattern_type="domain",
+        label="Colleagues",
+        use_urgency_booster=1,
+        added_at="2024-03-03 00:00:00",
+    )
+    rule_ok = db.insert(
+        "auto_rules",
+        user_id=alice.id,
+        name="Finance mail",
+        is_active=1,
+        priority=1,
+        conditions_json={
+            "match_mode": "any",
+            "sender_domain": "example.test",
+            "subject_contains": ["numbers", "invoice"],
+        },
+        actions_json={"apply_tag": finance, "mark_as_read": True, "move_to_folder": "Archive", "stop_processing": True},
+        times_triggered=3,
+        created_at="2024-03-04 00:00:00",
+    )
+    ids["rule_ok"] = rule_ok
+    db.insert(
+        "auto_rules",
+        user_id=alice.id,
+        name="Odd rule",
+        is_active=1,
+        priority=2,
+        conditions_json={"match_mode": "all", "subject_contains": "offer", "sender_in_contacts": True},
+        actions_json={"set_priority": "high", "forward_to": "x@example.test"},
+    )
+    db.insert(
+        "auto_rules",
+        user_id=alice.id,
+        name="Nothing known",
+        is_active=1,
+        conditions_json={"header_x_spam": "yes"},
+        actions_json={"mark_as_flagged": True},
+    )
+    db.insert(
+        "rule_execution_logs",
+        user_id=alice.id,
+        mail_account_id=account,
+        rule_id=rule_ok,
+        processed_email_id=processed,
+        executed_at="2024-04-02 12:36:00",
+        success=1,
+        action_type="apply_tag",
+    )
+    db.insert(
+        "rule_execution_logs",
+        user_id=alice.id,
+        rule_id=rule_ok,
+        processed_email_id=processed,
+        executed_at="2024-04-02 12:36:01",
+        success=1,
+        action_type="mark_as_read",
+    )
+    db.insert(
+        "reply_style_settings",
+        user_id=alice.id,
+        style_key="formal",
+        address_form="Sie",
+        salutation="Guten Tag",
+        closing="Mit freundlichen Grüßen",
+        signature_enabled=1,
+        encrypted_signature_text=db.enc(alice, "Alice A."),
+    )
+    db.insert("recovery_codes", user_id=alice.id, code_hash="pbkdf2:sha256:1$x$00", created_at="2024-03-01 08:16:00")
+    db.close()
+    return Legacy(path, alice, bob, ids)
+
+
+@pytest.fixture(scope="session")
+def _legacy_template(tmp_path_factory) -> Legacy:
+    return _build(tmp_path_factory.mktemp("legacy") / "legacy.sqlite")
+
+
+@pytest.fixture
+def legacy(_legacy_template, tmp_path) -> Legacy:
+    path = tmp_path / "legacy.sqlite"
+    shutil.copy(_legacy_template.path, path)
+    return Legacy(path, _legacy_template.alice, _legacy_template.bob, _legacy_template.ids)
+
+
+def run_import(*args: str) -> tuple[int, str]:
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        call_command("import_legacy", *args, stdout=out, stderr=err, no_color=True)
+    except CommandError as exc:
+        return exc.returncode, out.getvalue() + str(exc)
+    return 0, out.getvalue()
+
+
+def status_of(output: str, table: str) -> str:
+    line = next(line for line in output.splitlines() if line.startswith(table + " "))
+    return line.split()[-1]
+
+
+def counts() -> dict[str, int]:
+    models = [
+        User,
+        MailAccount,
+        Folder,
+        Message,
+        Attachment,
+        MessageAnalysis,
+        Tag,
+        TagAssignment,
+        TagSuggestion,
+        TrustedSender,
+        Rule,
+        RuleLog,
+        LegacyRecord,
+        LegacySealedValue,
+        LegacyImportMap,
+        TOTPDevice,
+    ]
+    return {m.__name__: m.objects.count() for m in models}
+
+
+def test_import_checksums_match_and_a_rerun_imports_nothing_twice(legacy):
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 0, output
+    for table in TABLES:
+        assert status_of(output, table) == "OK", output
+    assert output.splitlines()[[line.split(" ")[0] for line in output.splitlines()].index("recovery_codes")].endswith(
+        "NOT IMPORTED"
+    )
+    assert "recovery_codes: not imported by design" in output
+    assert "raw_emails: 1 x orphan: mail_account_id points to a missing mail_accounts row" in output
+    assert "raw_emails: 1 x kept as legacy record: the same server message twice" in output
+    assert "All checksums match." in output
+
+    first = counts()
+    assert first["User"] == 2 and first["MailAccount"] == 2 and first["Message"] == 3 and first["Rule"] == 2
+    alice = User.objects.get(username="alice_legacy")
+    assert alice.password.startswith("wz$scrypt:32768:8:1$") and len(alice.password) <= 128
+    assert DataKeyWrap.objects.filter(user=alice, kind="sync").exists()
+    assert not DataKeyWrap.objects.filter(user=alice, kind="password").exists()
+    message = Message.objects.get(owner=alice, uid=41)
+    assert (message.seen, message.flagged, message.answered) == (True, True, False)  # 1, 't' and 0
+    assert message.date.isoformat() == "2024-04-02T12:30:00+00:00"  # naive legacy time is UTC
+    assert message.message_id == "q1@example.test" and message.subject == ""  # content still sealed
+    assert Folder.objects.get(account__owner=alice, name="INBOX").uidvalidity == 1700000001
+    account = MailAccount.objects.get(owner=alice)
+    assert (account.enabled, account.status, account.imap_security, account.smtp_security) == (
+        False,
+        "locked",
+        "ssl",
+        "starttls",
+    )
+    analysis = MessageAnalysis.objects.get(message=message)
+    assert (analysis.urgency, analysis.importance, analysis.final_importance, analysis.category) == (
+        3,
+        2,
+        3,
+        "action_required",
+    )
+    assert Tag.objects.filter(owner=alice).count() == 3 and Tag.objects.filter(name="finance (2)").exists()
+    assert TagSuggestion.objects.get(owner=alice).state == "rejected"
+    assert TrustedSender.objects.get(owner=alice).pattern == "@example.test"
+    assert RuleLog.objects.filter(owner=alice).count() == 1  # the second log of the same rule and message is a record
+    # The plain envelope subject of the server state is mail content: never stored in clear.
+    assert not LegacyRecord.objects.filter(data__icontains="numbers für").exists()
+    assert not LegacyRecord.objects.filter(data__icontains="never fetched").exists()
+
+    code, again = run_import("--sqlite", str(legacy.path))
+    assert code == 0, again
+    assert counts() == first
+    assert all(status_of(again, t) == "OK" for t in TABLES)
+    assert re.sub(r"\s+", " ", output.split("Rows not")[0]) == re.sub(r"\s+", " ", again.split("Rows not")[0])
+
+
+def test_unknown_rule_keys_are_reported_and_the_rule_is_kept_disabled(legacy):
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 0, output
+    for key in ("conditions.sender_in_contacts", "actions.forward_to", "conditions.header_x_spam"):
+        assert re.search(rf"auto_rules #\d+ \([^)]*\): {re.escape(key)}", output), output
+    ok = Rule.objects.get(name="Finance mail")
+    assert ok.enabled
+    assert ok.definition["match"] == "any"
+    assert {(c["field"], c["op"], c["value"]) for c in ok.definition["conditions"]} == {
+        ("from", "domain", "example.test"),
+        ("subject", "contains", "numbers"),
+        ("subject", "contains", "invoice"),
+    }
+    finance = Tag.objects.get(name="Finance")
+    archive = Folder.objects.get(name="Archive")
+    assert {(a["type"], a["value"]) for a in ok.definition["actions"]} == {
+        ("add_tag", finance.pk),
+        ("mark_read", None),
+        ("move", archive.pk),
+        ("stop", None),
+    }
+    odd = Rule.objects.get(name="Odd rule")
+    assert not odd.enabled
+    entry = LegacyImportMap.objects.get(table="auto_rules", target_pk=str(odd.pk))
+    assert entry.note["unconverted"] == {"conditions.sender_in_contacts": True, "actions.forward_to": "x@example.test"}
+    assert {a["type"] for a in odd.definition["actions"]} == {"set_urgency", "set_importance"}
+    # No condition known at all: not a rule, but kept whole.
+    assert not Rule.objects.filter(name="Nothing known").exists()
+    assert LegacyRecord.objects.filter(table="auto_rules", data__name="Nothing known").exists()
+
+
+def test_dry_run_validates_and_writes_nothing(legacy):
+    code, output = run_import("--sqlite", str(legacy.path), "--dry-run")
+    assert code == 0, output
+    assert status_of(output, "raw_emails") == "DRY-RUN"
+    assert "conditions.sender_in_contacts" in output and "orphan" in output
+    assert "Dry run: nothing written." in output
+    assert all(n == 0 for n in counts().values()), counts()
+
+
+def test_a_missing_legacy_table_is_an_error(tmp_path):
+    from mailhelper.legacy import schema
+
+    LegacyDB(tmp_path / "partial.sqlite", {"users": schema.TABLES["users"]}).close()
+    code, output = run_import("--sqlite", str(tmp_path / "partial.sqlite"))
+    assert code == 2 and "lacks tables" in output
+    assert User.objects.count() == 0
+
+
+def test_a_tampered_or_missing_row_makes_the_checksums_fail(legacy):
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    Message.objects.filter(uid=42).update(flagged=True)  # a target value changed behind the import's back
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 1 and status_of(output, "raw_emails") == "MISMATCH", output
+    assert status_of(output, "users") == "OK"
+    Message.objects.filter(uid=42).update(flagged=False)
+    Tag.objects.filter(name="Newsletter").delete()  # a target row gone (and what hung on it)
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 1 and status_of(output, "email_tags") == "MISMATCH"
+    assert "checksums differ" in output
+
+
+def test_a_changed_source_row_makes_the_checksums_fail(legacy):
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    with sqlite3.connect(legacy.path) as conn:
+        conn.execute("update email_folders set special_folder_type = 'sent' where imap_path = 'Archive'")
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 1 and status_of(output, "email_folders") == "MISMATCH", output
+
+
+def test_legacy_password_hashes_verify_and_are_replaced_on_first_check(db):
+    from accounts.hashers import from_werkzeug
+
+    from .legacy_db import werkzeug_hash
+
+    for method in ("scrypt", "pbkdf2"):
+        user = User.objects.create(username=f"u-{method}", email=f"{method}@x.test")
+        user.password = from_werkzeug(werkzeug_hash("right password", method))
+        user.save()
+        assert not user.check_password("wrong password")
+        assert user.password.startswith("wz$")
+        assert user.check_password("right password")
+        user.refresh_from_db()
+        assert not user.password.startswith("wz$")  # re-hashed with the preferred hasher
+        assert user.check_password("right password")
+
+
+def test_waiting_messages_are_marked_until_conversion(legacy, bob):
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    client = Client()
+    response = client.post(reverse("accounts:login"), {"username": "alice_legacy", "password": legacy.alice.password})
+    assert response.status_code == 302  # no worker and no commit here: the conversion has not run
+    device = TOTPDevice.objects.get(user__username="alice_legacy")
+    response = client.post(reverse("accounts:2fa-verify"), {"token": totp_code(device)}, follow=True)
+    assert response.status_code == 200
+    page = client.get(reverse("mail:list")).content.decode()
+    assert page.count("Imported, waiting for first login…") == 2
+    message = Message.objects.get(uid=41)
+    detail = client.get(reverse("mail:message", args=[message.pk])).content.decode()
+    assert "waiting for first login" in detail
+    # Other users see nothing of it, and their pages carry no marker.
+    assert verified_client(bob).get(reverse("mail:message", args=[message.pk])).status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_worker):
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    mallory = create_test_user("mallory")
+    alice_message = Message.objects.get(uid=41)
+    bob_message = Message.objects.get(uid=7)
+
+    client = Client()
+    wrong = client.post(reverse("accounts:login"), {"username": "alice_legacy", "password": "not it"})
+    assert wrong.status_code == 200 and not cache.get(f"legacy-dek:{User.objects.get(username='alice_legacy').pk}")
+    response = client.post(reverse("accounts:login"), {"username": "alice_legacy", "password": legacy.alice.password})
+    assert response.status_code == 302 and "2fa/verify" in response["Location"]
+    device = TOTPDevice.objects.get(user__username="alice_legacy")
+    # The authenticator the user already has (the legacy secret) keeps working.
+    assert device.bin_key.hex() == __import__("base64").b32decode(legacy.alice.totp_secret).hex()
+    code = str(totp(device.bin_key)).zfill(6)
+    assert client.post(reverse("accounts:2fa-verify"), {"token": code}).status_code == 302
+
+    alice = User.objects.get(username="alice_legacy")
+    assert not alice.password.startswith("wz$")  # re-hashed at this login
+    assert DataKeyWrap.objects.filter(user=alice, kind="password").exists()
+    key = _wait_for(lambda: LegacyUserKey.objects.get(user=alice), lambda k: k.state == "done", celery_worker)
+    assert key.salt == "" and key.encrypted_dek == "" and key.failure == ""
+    assert cache.get(f"legacy-dek:{alice.pk}") is None  # the legacy key is forgotten
+    assert not LegacySealedValue.objects.filter(owner=alice, ciphertext__isnull=False).exists()
+
+    page = client.get(reverse("mail:message", args=[alice_message.pk])).content.decode()
+    assert "Quarterly numbers für März" in page and "the quarterly numbers are attached." in page
+    assert "waiting for first login" not in page
+    assert "bob@example.test" in page  # from_address parsed from the legacy sender
+    listing = client.get(reverse("mail:list")).content.decode()
+    assert "Quarterly numbers für März" in listing and "Weekly offers" in listing
+    message = Message.objects.get(pk=alice_message.pk)
+    assert message.to_addresses == ["alice@example.test", "carol@example.test"]
+    assert message.references == ["root@example.test", "q0@example.test"] and message.thread_key == "root@example.test"
+    assert message.search_ids  # keyword index built from the plaintext
+    search = client.get(reverse("mail:search") + "?q=quarterly").content.decode()
+    assert "Quarterly numbers für März" in search
+    assert Attachment.objects.get(message=message).data == b"a,b\n1,2\n"
+    assert MessageAnalysis.objects.get(message=message).summary == "Bob sends the quarterly numbers."
+    account = MailAccount.objects.get(owner=alice)
+    assert (account.enabled, account.imap_host, account.imap_username, account.imap_password) == (
+        True,
+        "imap.example.test",
+        "alice@example.test",
+        "s3cret imap",
+    )
+    assert account.periodic_task.enabled
+    record = LegacyRecord.objects.get(table="raw_emails", legacy_id=legacy.ids["raw"])
+    assert "secret-bcc@example.test" in record.secrets  # legacy-only columns, now under Mailhelper's key
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 0, output  # fingerprints keep the checksums valid after conversion
+
+    # Nobody else sees it: another user trying the ids, and the other legacy user's mail stays sealed.
+    other = verified_client(mallory)
+    assert other.get(reverse("mail:message", args=[alice_message.pk])).status_code == 404
+    assert other.get(reverse("mail:attachment", args=[Attachment.objects.get(message=message).pk])).status_code == 404
+    assert "Quarterly" not in other.get(reverse("mail:list")).content.decode()
+    assert client.get(reverse("mail:message", args=[bob_message.pk])).status_code == 404
+    assert LegacySealedValue.objects.filter(owner__username="bob_legacy", ciphertext__isnull=False).exists()
+
+
+def _wait_for(get, done, worker, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = get()
+        if done(value):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out; worker log:\n{worker.log_tail()}")
