@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from accounts import crypto, keyring
 from accounts.models import User
-from mail.models import Attachment, MailAccount, Message, MessageAnalysis
+from mail.models import AccountSignature, Attachment, MailAccount, Message, MessageAnalysis, ReplySettings
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 
 from . import legacy_crypto
@@ -166,7 +166,22 @@ def _apply_account(owner_id: int, pk: str, plain: dict[str, str]) -> None:
         if column in plain:
             setattr(account, name, plain[column].strip()[:limit] if limit else plain[column])
     account.save()
+    if plain.get("encrypted_signature_text", "").strip() and _signature_enabled(account):
+        signature, _ = AccountSignature.objects.get_or_create(owner_id=owner_id, account=account)
+        signature.text = plain["encrypted_signature_text"]
+        signature.save()
     _unlock_account(account)
+
+
+def _signature_enabled(account: MailAccount) -> bool:
+    """The legacy's signature_enabled flag of the account (kept in its leftover record)."""
+    legacy_id = (
+        LegacyImportMap.objects.filter(table="mail_accounts", target_pk=str(account.pk))
+        .values_list("legacy_id", flat=True)
+        .first()
+    )
+    record = LegacyRecord.objects.filter(owner_id=account.owner_id, table="mail_accounts", legacy_id=legacy_id).first()
+    return record is None or record.data.get("signature_enabled") is not False
 
 
 def _unlock_account(account: MailAccount) -> None:
@@ -204,6 +219,13 @@ def _apply_analysis(owner_id: int, pk: str, plain: dict[str, str]) -> None:
         analysis.save(update_fields=["summary"])
 
 
+def _apply_reply_settings(owner_id: int, pk: str, plain: dict[str, str]) -> None:
+    settings = ReplySettings.objects.filter(owner_id=owner_id, pk=pk).first()
+    if settings is not None and "encrypted_custom_instructions" in plain:
+        settings.instructions = plain["encrypted_custom_instructions"]
+        settings.save(update_fields=["instructions"])
+
+
 def _apply_record(owner_id: int, pk: str, plain: dict[str, str]) -> None:
     record = LegacyRecord.objects.filter(owner_id=owner_id, pk=pk).first()
     if record is None:
@@ -219,6 +241,7 @@ APPLY = {
     "mail.mailaccount": _apply_account,
     "mail.attachment": _apply_attachment,
     "mail.messageanalysis": _apply_analysis,
+    "mail.replysettings": _apply_reply_settings,
     "mailhelper.legacyrecord": _apply_record,
 }
 

@@ -31,7 +31,15 @@ from accounts import keyring
 from accounts.fields import seal_fields
 from accounts.hashers import LegacyHashError, from_werkzeug
 from accounts.models import User
-from mail.models import Attachment, Folder, MailAccount, Message, MessageAnalysis, TrustedSender
+from mail.models import (
+    Attachment,
+    Folder,
+    MailAccount,
+    Message,
+    MessageAnalysis,
+    ReplySettings,
+    TrustedSender,
+)
 from mailhelper.models import LegacyImportMap, LegacyUserKey
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment, TagSettings, TagSuggestion
@@ -300,6 +308,7 @@ class MailAccounts(Mapper):
             "encrypted_smtp_server",
             "encrypted_smtp_username",
             "encrypted_smtp_password",
+            "encrypted_signature_text",  # -> the account's signature at conversion (if signature_enabled)
         }
     )
 
@@ -1383,10 +1392,59 @@ class RuleLogs(Mapper):
         }
 
 
+_ADDRESS_FORMS = {"sie": "formal", "formal": "formal", "du": "informal", "informal": "informal"}
+
+
 class ReplyStyles(Mapper):
-    table = "reply_style_settings"
+    """The legacy kept greeting/closing per reply style; Mailhelper has one ReplySettings per user (the
+    style is chosen per draft). The user's first legacy row becomes it; further styles are records.
+    Greeting and closing were plain in the legacy and are encrypted here at import; the custom
+    instructions were encrypted and are converted at first login."""
+
+    table, label = "reply_style_settings", "mail.replysettings"
     fks = {"user_id": ("users", True)}
-    record_why = "reply styles and signatures are kept for the reply feature"
+    mapped = frozenset({"user_id", "address_form", "salutation", "closing", "encrypted_custom_instructions"})
+
+    def create(self, rows, ctx):
+        results = []
+        done = ctx.cache.setdefault("reply_settings", set())
+        for row in rows:
+            owner = ctx.user_pk(row["user_id"])
+            if owner in done or ReplySettings.objects.filter(owner_id=owner).exists():
+                results.append(Result(row["id"], RECORD, why="a further reply style (Mailhelper keeps one per user)"))
+                continue
+            done.add(owner)
+            note: dict = {}
+            form = _ADDRESS_FORMS.get((row.get("address_form") or "").strip().lower())
+            if form is None:
+                _original(note, "address_form", row.get("address_form"))
+            settings = ReplySettings(
+                owner_id=owner,
+                greeting=row.get("salutation") or "",
+                closing=row.get("closing") or "",
+                address_form=form or ReplySettings.AddressForm.FORMAL,
+            )
+            seal_fields(settings, ctx.dek(owner))
+            settings.save()
+            results.append(Result(row["id"], ROW, str(settings.pk), note))
+        return results
+
+    def adjust(self, row, d, ctx):
+        if row.get("address_form"):
+            d["address_form"] = _ADDRESS_FORMS.get(row["address_form"].strip().lower(), row["address_form"])
+
+    def target_rows(self, pks, entries, ctx):
+        return {
+            str(r.pk): _clear_none(
+                {
+                    "user_id": ctx.legacy_id("users", r.owner_id),
+                    "address_form": r.address_form,
+                    "salutation": r.greeting or None,
+                    "closing": r.closing or None,
+                }
+            )
+            for r in ReplySettings.objects.filter(pk__in=pks)
+        }
 
 
 class RecoveryCodes(Mapper):

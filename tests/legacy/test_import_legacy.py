@@ -24,7 +24,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DataKeyWrap, User
-from mail.models import Attachment, Folder, MailAccount, Message, MessageAnalysis, TrustedSender
+from mail.models import Attachment, Folder, MailAccount, Message, MessageAnalysis, ReplySettings, TrustedSender
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment, TagSuggestion
@@ -351,7 +351,9 @@ def _build(path: Path) -> Legacy:
         closing="Mit freundlichen Grüßen",
         signature_enabled=1,
         encrypted_signature_text=db.enc(alice, "Alice A."),
+        encrypted_custom_instructions=db.enc(alice, "Always answer in German."),
     )
+    db.insert("reply_style_settings", user_id=alice.id, style_key="casual", address_form="du", salutation="Hallo")
     db.insert("recovery_codes", user_id=alice.id, code_hash="pbkdf2:sha256:1$x$00", created_at="2024-03-01 08:16:00")
     db.close()
     return Legacy(path, alice, bob, ids)
@@ -610,6 +612,10 @@ def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_
         "s3cret imap",
     )
     assert account.periodic_task.enabled
+    assert account.signature.text == "-- Alice"
+    reply = ReplySettings.objects.get(owner=alice)
+    assert (reply.greeting, reply.closing, reply.address_form) == ("Guten Tag", "Mit freundlichen Grüßen", "formal")
+    assert reply.instructions == "Always answer in German."
     record = LegacyRecord.objects.get(table="raw_emails", legacy_id=legacy.ids["raw"])
     assert "secret-bcc@example.test" in record.secrets  # legacy-only columns, now under Mailhelper's key
     code, output = run_import("--sqlite", str(legacy.path))
