@@ -115,6 +115,9 @@ class Message(EncryptedModel):
     in_reply_to = models.CharField(max_length=995, blank=True)
     references = ArrayField(models.CharField(max_length=995), default=list, blank=True)
     thread_key = models.CharField(max_length=995, blank=True, db_index=True)
+    # Keyed hash of the normalised subject (mail/threading_keys.py), never the subject: joins replies from
+    # clients that send no In-Reply-To/References to their conversation. NULL: not computed yet.
+    subject_hash = models.BigIntegerField(null=True, blank=True)
     date = models.DateTimeField(null=True, blank=True, help_text="From the Date header; empty if missing.")
     internal_date = models.DateTimeField(null=True, blank=True)
     sort_date = models.DateTimeField(help_text="Date header, else the server's arrival time.")
@@ -157,6 +160,9 @@ class Message(EncryptedModel):
             ),
             models.Index(fields=["owner", "-sort_date"], name="message_owner_date"),
             models.Index(fields=["folder", "-sort_date"], name="message_folder_date"),
+            models.Index(
+                fields=["owner", "subject_hash"], condition=Q(subject_hash__isnull=False), name="message_owner_subject"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,19 +1,105 @@
-"""Thread keys that are safe to store in a plain column.
+"""Thread keys that are safe to store in a plain column, and the subject fallback for broken clients.
 
 The parser keys a conversation by its root Message-ID, or, for mail without any id, by the
 normalised subject ("subject:<text>"). A subject must not be stored in clear, so that fallback is
 replaced by a keyed hash under the owner's search key: equal subjects of one user still group,
 and the column reveals no words.
+
+Some clients reply without In-Reply-To and References ("Re: Budget" with nothing else). The parser
+can only key such a reply by its own Message-ID, which makes it a conversation of one. To join it
+to "Budget", every message also stores ``subject_hash``: a keyed hash of its normalised subject
+(domain-separated from the search index's word ids, so it cannot be matched against them). A
+"header-less reply" (reply prefix in the subject, no In-Reply-To, no References) then takes the
+thread key of the latest earlier message of the same owner with the same subject hash, within
+``SUBJECT_WINDOW``. What the database can see: which of one user's messages share a normalised
+subject, as it already could for id-less mail; no words, nothing linking two users.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from datetime import timedelta
+
+from .parsing import normalize_subject
 from .search_tokens import SearchKey
 
 SUBJECT_PREFIX = "subject:"
+#: A header-less reply joins a conversation whose latest message is at most this old; older
+#: same-subject mail ("Re: Hello" two years later) is more likely a new conversation.
+SUBJECT_WINDOW = timedelta(days=120)
+#: Messages of one subject considered when relinking (newest first); bounds the work for subjects
+#: that recur a lot (a weekly report), where only the recent ones can be within the window anyway.
+GROUP_LIMIT = 200
+_HASH_DOMAIN = "\x00thread-subject\x00"  # tokens never contain NUL: no collision with word ids
 
 
 def storable_thread_key(parsed_key: str, key: SearchKey) -> str:
     if parsed_key.startswith(SUBJECT_PREFIX):
         return f"{SUBJECT_PREFIX}{key.token_id(parsed_key[len(SUBJECT_PREFIX) :]) & 0xFFFFFFFFFFFFFFFF:016x}"
     return parsed_key
+
+
+#: Stored for a message without a subject (after removing prefixes): "computed, joins nothing".
+NO_SUBJECT = 0
+
+
+def subject_hash(subject: str, key: SearchKey) -> int:
+    """Keyed 64-bit hash of the normalised subject ("Re: AW: Budget" -> "budget"); NO_SUBJECT if empty."""
+    normalised = normalize_subject(subject or "")
+    return key.token_id(_HASH_DOMAIN + normalised) if normalised else NO_SUBJECT
+
+
+def is_reply_subject(subject: str) -> bool:
+    """True when the subject carries a reply/forward prefix (Re:, AW:, Fwd: ...)."""
+    plain = " ".join((subject or "").split()).lower()
+    return bool(plain) and normalize_subject(plain) != plain
+
+
+def _own_key(message, key: SearchKey) -> str:
+    """The key the parser gives a message without In-Reply-To/References: its id, else its subject."""
+    if message.message_id:
+        return message.message_id[:995]
+    return storable_thread_key(SUBJECT_PREFIX + normalize_subject(message.subject), key)[:995]
+
+
+def _is_headerless(message) -> bool:
+    return not message.in_reply_to and not message.references
+
+
+def relink_subjects(owner_id: int, hashes: Iterable[int], key: SearchKey) -> int:
+    """Give the header-less replies among one owner's messages with these subject hashes the thread key
+    of their conversation; returns how many keys changed. Idempotent, in any order of arrival.
+
+    Per subject, oldest first: a message with headers (a thread starter or a proper reply) sets the
+    conversation; a header-less reply joins the current one if its latest message is within the window,
+    else keeps its own key. Only header-less messages are decrypted (their subject says whether they are
+    replies); the others are read as metadata.
+    """
+    from .models import Message
+
+    changed: list[Message] = []
+    for value in sorted({h for h in hashes if h is not None and h != NO_SUBJECT}):
+        rows = list(
+            Message.objects.filter(owner_id=owner_id, subject_hash=value)
+            .only("id", "owner_id", "sort_date", "thread_key", "message_id", "in_reply_to", "references", "subject")
+            .order_by("-sort_date", "-id")[:GROUP_LIMIT]
+        )
+        if len(rows) < 2:
+            continue
+        rows.reverse()
+        current_key, current_date = "", None
+        for message in rows:
+            headerless = _is_headerless(message)
+            if headerless and is_reply_subject(message.subject):
+                if current_key and current_date is not None and message.sort_date - current_date <= SUBJECT_WINDOW:
+                    wanted = current_key
+                else:
+                    wanted = _own_key(message, key)
+                if wanted != message.thread_key:
+                    message.thread_key = wanted
+                    changed.append(message)
+            if message.thread_key:
+                current_key, current_date = message.thread_key, message.sort_date
+    if changed:
+        Message.objects.bulk_update(changed, ["thread_key"])
+    return len(changed)

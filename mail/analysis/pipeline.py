@@ -21,6 +21,7 @@ from accounts import keyring
 from ..models import Folder, MailAccount, Message
 from ..search import index_ids, search_key_for
 from ..search_tokens import SearchKey
+from ..threading_keys import relink_subjects, subject_hash
 from . import heuristics, learning
 from .models import LearnedClassifier, MessageAnalysis, ProviderSettings, TrustedSender
 from .providers import ProviderConfig, ProviderError, get_provider
@@ -125,6 +126,7 @@ def _provider_result(ctx: OwnerContext, msg: MessageInput, user_ctx: UserContext
 def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:
     """Analyse one message and store the result on its analysis row."""
     message = analysis.message
+    link_subject(message, ctx.search_key)
     msg = message_input(message)
     user_ctx = ctx.user_context(message)
     result, fallback = _provider_result(ctx, msg, user_ctx)
@@ -148,6 +150,17 @@ def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:
     # costs ~2 ms a message, which would halve the sync's throughput if done there.
     Message.objects.filter(pk=message.pk).update(search_ids=index_ids(message, ctx.search_key))
     return analysis
+
+
+def link_subject(message: Message, key: SearchKey) -> None:
+    """Store the message's keyed subject hash and join header-less replies of that subject to their
+    conversation (mail/threading_keys.py); first, so the analysis sees the conversation it is in."""
+    hashed = subject_hash(message.subject, key)
+    if hashed != message.subject_hash:
+        Message.objects.filter(pk=message.pk).update(subject_hash=hashed)
+        message.subject_hash = hashed
+    if relink_subjects(message.owner_id, [hashed], key):
+        message.thread_key = Message.objects.filter(pk=message.pk).values_list("thread_key", flat=True).get()
 
 
 def analyse_many(analyses: Iterable[MessageAnalysis]) -> tuple[int, int]:

@@ -71,3 +71,85 @@ def test_another_users_conversation_is_not_found(alice, bob, dovecot, imap_user)
     run_sync(account)
     root = Message.objects.get(message_id="root@x")
     assert verified_client(bob).get(reverse("mail:conversation", args=[root.pk])).status_code == 404
+
+
+# --- subject fallback: replies from clients that send no In-Reply-To/References ---------------------
+
+
+def sync_and_analyse(account):
+    from mail import tasks
+
+    run_sync(account)
+    tasks.analyse_account(str(account.pk))  # subject hashes and links are made with the analysis
+
+
+def test_headerless_reply_joins_the_conversation_of_its_subject(alice_client, alice, dovecot, imap_user):
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, mail("budget@x", "Budget", date="Mon, 2 Mar 2026 09:00:00 +0000"))
+    dovecot.deliver(imap_user, mail("r1@me", "Re: Budget", in_reply_to="budget@x", references="<budget@x>",
+                                    date="Mon, 2 Mar 2026 10:00:00 +0000"))  # fmt: skip
+    dovecot.deliver(imap_user, mail("broken@client", "AW: Re: budget", date="Tue, 3 Mar 2026 12:00:00 +0000"))
+    dovecot.deliver(imap_user, mail("new@x", "Budget", date="Wed, 4 Nov 2026 12:00:00 +0000"))  # not a reply
+    sync_and_analyse(account)
+    root, broken = Message.objects.get(message_id="budget@x"), Message.objects.get(message_id="broken@client")
+    assert broken.thread_key == root.thread_key == "budget@x"
+    assert Message.objects.get(message_id="new@x").thread_key == "new@x"  # same subject, but not a reply
+    page = alice_client.get(reverse("mail:conversation", args=[broken.pk])).content.decode()
+    assert "body of budget@x" in page and "body of r1@me" in page and "body of broken@client" in page
+    assert "body of new@x" not in page
+    assert "3 messages" in alice_client.get(reverse("mail:message", args=[root.pk])).content.decode()
+    stored = set(Message.objects.filter(account=account).values_list("subject_hash", flat=True))
+    assert len(stored) == 1 and isinstance(stored.pop(), int)  # one keyed number for all four; no words
+
+
+def test_a_reply_that_arrives_before_its_root_is_joined_when_the_root_comes(alice, dovecot, imap_user):
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, mail("broken@client", "Re: Budget", date="Tue, 3 Mar 2026 12:00:00 +0000"))
+    sync_and_analyse(account)
+    assert Message.objects.get(message_id="broken@client").thread_key == "broken@client"
+    dovecot.deliver(imap_user, mail("budget@x", "Budget", date="Mon, 2 Mar 2026 09:00:00 +0000"))
+    sync_and_analyse(account)
+    assert Message.objects.get(message_id="broken@client").thread_key == "budget@x"
+
+
+def test_a_late_reply_far_outside_the_window_starts_its_own_conversation(alice, dovecot, imap_user):
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, mail("budget@x", "Budget", date="Mon, 2 Mar 2026 09:00:00 +0000"))
+    dovecot.deliver(imap_user, mail("late@client", "Re: Budget", date="Mon, 2 Nov 2026 09:00:00 +0000"))
+    sync_and_analyse(account)
+    assert Message.objects.get(message_id="late@client").thread_key == "late@client"
+
+
+def test_the_same_subject_of_two_users_never_joins(alice, bob, dovecot, imap_user):
+    alice_account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, mail("budget@x", "Budget", date="Mon, 2 Mar 2026 09:00:00 +0000"))
+    bob_imap = dovecot.add_user()
+    bob_account = create_account(bob.user, bob_imap, dovecot)
+    dovecot.deliver(bob_imap, mail("broken@client", "Re: Budget", date="Tue, 3 Mar 2026 12:00:00 +0000"))
+    sync_and_analyse(alice_account)
+    sync_and_analyse(bob_account)
+    root = Message.objects.get(message_id="budget@x")
+    broken = Message.objects.get(message_id="broken@client")
+    assert broken.thread_key == "broken@client"
+    assert root.subject_hash != broken.subject_hash  # per-user keys: equal subjects, unrelated hashes
+    assert verified_client(bob).get(reverse("mail:conversation", args=[root.pk])).status_code == 404
+
+
+def test_backfill_threads_computes_subject_hashes_and_joins_replies(alice, dovecot, imap_user):
+    import io
+
+    from django.core.management import call_command
+
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, mail("budget@x", "Budget", date="Mon, 2 Mar 2026 09:00:00 +0000"))
+    dovecot.deliver(imap_user, mail("broken@client", "Re: Budget", date="Tue, 3 Mar 2026 12:00:00 +0000"))
+    run_sync(account)  # stored before the analysis ran: no hashes yet, as for mail stored before this feature
+    assert Message.objects.get(message_id="broken@client").thread_key == "broken@client"
+    assert not Message.objects.filter(account=account, subject_hash__isnull=False).exists()
+    out = io.StringIO()
+    call_command("backfill_threads", "--user", "alice", stdout=out)
+    assert "Updated the thread key of 2 message(s)" in out.getvalue()
+    assert Message.objects.get(message_id="broken@client").thread_key == "budget@x"
+    out = io.StringIO()
+    call_command("backfill_threads", stdout=out)  # resumable: nothing left
+    assert "Updated the thread key of 0 message(s)" in out.getvalue()
