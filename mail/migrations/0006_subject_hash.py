@@ -5,20 +5,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('mail', '0005_unread_index'),
+        ("mail", "0005_unread_index"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='message',
-            name='subject_hash',
+            model_name="message",
+            name="subject_hash",
             field=models.BigIntegerField(blank=True, null=True),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(condition=models.Q(('subject_hash__isnull', False)), fields=['owner', 'subject_hash'], name='message_owner_subject'),
+            model_name="message",
+            index=models.Index(
+                condition=models.Q(("subject_hash__isnull", False)),
+                fields=["owner", "subject_hash"],
+                name="message_owner_subject",
+            ),
         ),
     ]
