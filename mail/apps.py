@@ -6,4 +6,4 @@ class MailConfig(AppConfig):
     verbose_name = "Mail"
 
     def ready(self) -> None:
-        from . import signals  # noqa: F401  (keeps beat rows in step with accounts)
+        from . import receivers, signals  # noqa: F401  (topics for analysed mail; beat rows follow accounts)

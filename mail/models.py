@@ -381,7 +381,9 @@ class Draft(EncryptedModel):
 from .analysis.models import (  # noqa: E402  (models of this app, kept in the analysis package)
     LearnedClassifier,
     MessageAnalysis,
+    MessageVector,
     ProviderSettings,
+    TopicModel,
     TrustedSender,
 )
 
@@ -394,9 +396,11 @@ __all__ = [
     "MailAccount",
     "Message",
     "MessageAnalysis",
+    "MessageVector",
     "PendingAction",
     "ProviderSettings",
     "ReplySettings",
     "SyncRun",
+    "TopicModel",
     "TrustedSender",
 ]

@@ -56,6 +56,13 @@ def search(user, query: str, filters: SearchFilters) -> QuerySet[Message] | None
         .alias(has_words=contains)
         .filter(has_words=True)
     )
+    return apply_filters(qs, filters, tags=False)
+
+
+def apply_filters(qs: QuerySet[Message], filters: SearchFilters, tags: bool = True) -> QuerySet[Message]:
+    """The search page's filters on a queryset of one user's messages (also used by topic search)."""
+    if tags and filters.tag_id:
+        qs = qs.filter(tag_assignments__tag_id=filters.tag_id)
     if filters.account_id:
         qs = qs.filter(account_id=filters.account_id)
     if filters.folder_id:

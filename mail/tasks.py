@@ -63,6 +63,25 @@ def reanalyse(job_id: int) -> dict:
     return jobs.run_reanalyse(job_id)
 
 
+@shared_task(name="mail.fit_topics")
+def fit_topics(owner_id: int) -> dict:
+    """(Re)learn one user's topics and rewrite their vectors (queued when their mail doubled)."""
+    from accounts import keyring
+    from accounts.models import User
+
+    from . import similarity
+
+    try:
+        if not User.objects.filter(pk=owner_id).exists():
+            return {"status": "gone"}
+        if keyring.is_locked(owner_id):
+            return {"status": "locked"}
+        result = similarity.fit(owner_id)
+    finally:
+        similarity.release_fit(owner_id)
+    return {"status": result.status, "messages": result.n_messages, "seconds": round(result.seconds, 1)}
+
+
 @shared_task(bind=True, name="mail.write_back", max_retries=8)
 def write_back(self, account_id: str) -> dict:
     try:

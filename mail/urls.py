@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import accounts, analysis, drafts, messages, search, threads
+from .views import accounts, analysis, drafts, messages, search, similar, threads
 
 app_name = "mail"
 
@@ -20,6 +20,7 @@ urlpatterns = [
     path("messages/<uuid:message_id>/", messages.message_detail, name="message"),
     path("messages/<uuid:message_id>/action/", messages.message_action, name="message-action"),
     path("messages/<uuid:message_id>/conversation/", threads.conversation, name="conversation"),
+    path("messages/<uuid:message_id>/similar/", similar.similar_messages, name="similar"),
     path("messages/<uuid:message_id>/cid/<path:cid>", messages.message_cid, name="message-cid"),
     path("messages/<uuid:message_id>/reply/", drafts.start, name="reply"),
     path("drafts/", drafts.draft_list, name="drafts"),

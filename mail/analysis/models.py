@@ -138,3 +138,39 @@ class TrustedSender(models.Model):
 
     def __str__(self) -> str:
         return self.pattern
+
+
+class TopicModel(EncryptedModel):
+    """The user's topic projection (mail/analysis/embeddings.py): bucket ids, idf and LSA components,
+    encrypted like their mail. ``version`` grows with every fit; vectors of another version are stale."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    state = EncryptedBinaryField(null=True, compress=True)
+    version = models.PositiveIntegerField(default=0)
+    dims = models.PositiveSmallIntegerField(default=0)
+    n_messages = models.PositiveIntegerField(default=0, help_text="Messages the projection was fitted on.")
+    fitted_at = models.DateTimeField(null=True, blank=True)
+    fit_seconds = models.FloatField(default=0.0)
+
+    def __str__(self) -> str:
+        return f"topic model of user {self.owner_id} (v{self.version})"
+
+
+class MessageVector(EncryptedModel):
+    """One message's topic vector (float16, L2-normalised), encrypted and bound to owner and row.
+
+    The primary key is the message's own id, so a vector can be written with one upsert whose
+    ciphertext is sealed for the row it lands in.
+    """
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message = models.OneToOneField("mail.Message", on_delete=models.CASCADE, related_name="topic_vector")
+    version = models.PositiveIntegerField()
+    vector = EncryptedBinaryField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "version", "updated_at"], name="vector_owner_version")]
+
+    def __str__(self) -> str:
+        return f"vector of {self.message_id}"

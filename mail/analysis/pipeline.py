@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from accounts import keyring
 
+from .. import similarity
 from ..models import Folder, MailAccount, Message
 from ..search import index_ids, search_key_for
 from ..search_tokens import SearchKey
@@ -64,6 +65,13 @@ class OwnerContext:
     classifier: learning.OnlineClassifier
     classifier_row: LearnedClassifier | None
     search_key: SearchKey
+    _topics: object = None  # (version, Projection) | False, loaded on first use
+
+    def topics(self) -> tuple[int, similarity.Projection] | None:
+        """The owner's topic projection, decrypted once per batch (None: no topics learned yet)."""
+        if self._topics is None:
+            self._topics = similarity.load_projection(self.owner_id) or False
+        return self._topics or None
 
     @classmethod
     def load(cls, owner_id: int) -> OwnerContext:
@@ -148,7 +156,14 @@ def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:
     analysis.save()
     # The keyword index is built here, right after the sync stored the message: hashing every word
     # costs ~2 ms a message, which would halve the sync's throughput if done there.
-    Message.objects.filter(pk=message.pk).update(search_ids=index_ids(message, ctx.search_key))
+    message.search_ids = index_ids(message, ctx.search_key)
+    Message.objects.filter(pk=message.pk).update(search_ids=message.search_ids)
+    # The topic vector comes from the same ids; without a projection yet, the first fit writes it.
+    topics = ctx.topics()
+    if topics is not None:
+        version, projection = topics
+        vector = similarity.vector_of(projection, message, ctx.search_key)
+        similarity.store_vectors(ctx.owner_id, version, [(message.pk, vector)])
     return analysis
 
 

@@ -1,4 +1,4 @@
-"""Keyword search page."""
+"""Search page: keywords (blind index) or "messages about ..." (ranked by topic similarity)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from django.shortcuts import render
 
 from tags.models import Tag
 
-from .. import queries
+from .. import queries, similarity
 from ..paging import CappedPaginator
 from ..search import SearchFilters, search
 
@@ -38,16 +38,26 @@ def search_page(request: HttpRequest) -> HttpResponse:
         unread=get.get("unread") == "1",
         has_attachment=get.get("attachment") == "1",
     )
-    results = search(request.user, query, filters) if query else None
-    page = CappedPaginator(results, PAGE_SIZE, cap=COUNT_CAP).get_page(get.get("page")) if results is not None else None
+    mode = "about" if get.get("mode") == "about" else "words"
+    ranking = None
+    if mode == "about":
+        results = None
+        ranking = similarity.about(request.user, query, filters) if query else None
+        page = similarity.messages_page(request.user, ranking, get.get("page"), PAGE_SIZE) if ranking else None
+    else:
+        results = search(request.user, query, filters) if query else None
+        paginator = CappedPaginator(results, PAGE_SIZE, cap=COUNT_CAP) if results is not None else None
+        page = paginator.get_page(get.get("page")) if paginator is not None else None
     context = {
         "query": query,
+        "mode": mode,
+        "ranking": ranking,
         "filters": filters,
         "page": page,
         "accounts": accounts,
         "folders": queries.folders_of(request.user).filter(exists_on_server=True).select_related("account"),
         "tags": Tag.objects.filter(owner=request.user),
-        "no_words": bool(query) and results is None,
+        "no_words": bool(query) and mode == "words" and results is None,
         "filter_query": "&".join(f"{k}={v}" for k, v in get.items() if k != "page"),
     }
     return render(request, "mail/search.html", context)

@@ -1,0 +1,21 @@
+"""The "Similar messages" block of the message page (loaded by htmx after the page itself)."""
+
+from __future__ import annotations
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from .. import queries, similarity
+
+
+def similar_messages(request: HttpRequest, message_id) -> HttpResponse:
+    message = get_object_or_404(queries.messages_of(request.user).only("id", "owner_id", "subject"), pk=message_id)
+    ranking = similarity.similar_to(request.user, message)
+    context = {
+        "message": message,
+        "ranking": ranking,
+        "results": similarity.ranked_messages(request.user, ranking) if ranking.ids else [],
+    }
+    # Without htmx (a link opened directly) the block comes as a page of its own.
+    template = "mail/_similar.html" if request.headers.get("HX-Request") else "mail/similar_page.html"
+    return render(request, template, context)
