@@ -166,9 +166,8 @@ def fit(owner_id: int, progress: Callable[[int, int], None] | None = None) -> Fi
         if not acquired:
             return FitResult("busy")
         key = search_key_for(owner_id)
-        sample = (
-            _indexed(owner_id).only("id", "owner_id", "search_ids", "subject").order_by("-sort_date", "-id")
-        )[:FIT_SAMPLE]
+        newest = _indexed(owner_id).only("id", "owner_id", "search_ids", "subject").order_by("-sort_date", "-id")
+        sample = newest[:FIT_SAMPLE]
         ids, x = _feature_rows(sample.iterator(chunk_size=CHUNK), key)
         try:
             projection = Projection.fit(x)
@@ -190,9 +189,7 @@ def fit(owner_id: int, progress: Callable[[int, int], None] | None = None) -> Fi
     return FitResult("fitted", n_messages=len(ids), vectors=written, seconds=seconds)
 
 
-def catch_up(
-    owner_id: int, since: date | None = None, progress: Callable[[int, int], None] | None = None
-) -> int:
+def catch_up(owner_id: int, since: date | None = None, progress: Callable[[int, int], None] | None = None) -> int:
     """Vectors for the owner's indexed messages that have none of the current version (resumable: each
     chunk is committed; a rerun continues). Returns how many were written; 0 without a projection."""
     loaded = load_projection(owner_id)
@@ -325,9 +322,8 @@ class Ranking:
 
 
 def _no_index_status(owner_id: int) -> str:
-    return Status.LEARNING if _indexed(owner_id)[: embeddings.MIN_MESSAGES].count() >= embeddings.MIN_MESSAGES else (
-        Status.NOT_ENOUGH
-    )
+    enough = _indexed(owner_id)[: embeddings.MIN_MESSAGES].count() >= embeddings.MIN_MESSAGES
+    return Status.LEARNING if enough else Status.NOT_ENOUGH
 
 
 def _rank(

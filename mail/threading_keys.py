@@ -75,17 +75,27 @@ def relink_subjects(owner_id: int, hashes: Iterable[int], key: SearchKey) -> int
     else keeps its own key. Only header-less messages are decrypted (their subject says whether they are
     replies); the others are read as metadata.
     """
+    from django.db.models import Count
+
     from .models import Message
 
+    wanted = sorted({h for h in hashes if h is not None and h != NO_SUBJECT})
+    if not wanted:
+        return 0
+    shared = (  # one query finds the subjects with more than one message; most have just one
+        Message.objects.filter(owner_id=owner_id, subject_hash__in=wanted)
+        .values("subject_hash")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .values_list("subject_hash", flat=True)
+    )
     changed: list[Message] = []
-    for value in sorted({h for h in hashes if h is not None and h != NO_SUBJECT}):
+    for value in sorted(shared):
         rows = list(
             Message.objects.filter(owner_id=owner_id, subject_hash=value)
             .only("id", "owner_id", "sort_date", "thread_key", "message_id", "in_reply_to", "references", "subject")
             .order_by("-sort_date", "-id")[:GROUP_LIMIT]
         )
-        if len(rows) < 2:
-            continue
         rows.reverse()
         current_key, current_date = "", None
         for message in rows:

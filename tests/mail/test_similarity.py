@@ -26,26 +26,46 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 TOPICS = {
     "invoice": (
-        ["Invoice {n} for your order", "Payment reminder: invoice {n}", "Your bill for March ({n})",
-         "Overdue payment, reference {n}", "Receipt for your transfer {n}"],
+        [
+            "Invoice {n} for your order",
+            "Payment reminder: invoice {n}",
+            "Your bill for March ({n})",
+            "Overdue payment, reference {n}",
+            "Receipt for your transfer {n}",
+        ],
         "invoice invoices payment paid amount due overdue bill billing receipt transfer bank account vat total "
         "euro accounting remittance balance reminder",
     ),
     "travel": (
-        ["Your flight booking {n}", "Hotel reservation confirmed ({n})", "Boarding pass for trip {n}",
-         "Itinerary change for your journey {n}", "Train tickets booked, ref {n}"],
+        [
+            "Your flight booking {n}",
+            "Hotel reservation confirmed ({n})",
+            "Boarding pass for trip {n}",
+            "Itinerary change for your journey {n}",
+            "Train tickets booked, ref {n}",
+        ],
         "flight flights booking booked hotel reservation airport boarding gate departure arrival itinerary "
         "luggage baggage trip journey train ticket seat check terminal passport",
     ),
     "football": (
-        ["Match report: derby {n}", "Training moved, game {n}", "League table after round {n}",
-         "Tickets for the cup final {n}", "Team news before matchday {n}"],
+        [
+            "Match report: derby {n}",
+            "Training moved, game {n}",
+            "League table after round {n}",
+            "Tickets for the cup final {n}",
+            "Team news before matchday {n}",
+        ],
         "football match goal goals team league striker coach stadium score season penalty referee fans "
         "derby cup midfield keeper training squad",
     ),
     "code": (
-        ["Review requested: pull request {n}", "CI failed on branch {n}", "Please review my patch {n}",
-         "Merge conflict in PR {n}", "Refactoring the parser, change {n}"],
+        [
+            "Review requested: pull request {n}",
+            "CI failed on branch {n}",
+            "Please review my patch {n}",
+            "Merge conflict in PR {n}",
+            "Refactoring the parser, change {n}",
+        ],
         "review pull request merge branch commit commits tests diff refactor bug function pipeline ci patch "
         "conflict rebase approve lint build repository",
     ),

@@ -28,11 +28,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         owner_id = owner_id_from(options)
-        owners = (
-            [owner_id]
-            if owner_id is not None
-            else sorted(set(Message.objects.exclude(search_ids=[]).values_list("owner_id", flat=True)))
-        )
+        indexed = Message.objects.exclude(search_ids=[]).order_by("owner_id").values_list("owner_id", flat=True)
+        owners = [owner_id] if owner_id is not None else list(indexed.distinct())
         tty = sys.stdout.isatty()
         vectors = fits = skipped = 0
         for owner in owners:
