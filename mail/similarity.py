@@ -286,6 +286,9 @@ def _topic_index(owner_id: int) -> _TopicIndex | None:
     if cached is not None and cached.version == row.version and cached.signature == signature:
         return cached
     if cached is not None and cached.version == row.version:
+        grown = _grown(owner_id, dek, cached, signature)
+        if grown is not None:
+            return grown
         projection = cached.projection
     else:
         try:
@@ -294,21 +297,62 @@ def _topic_index(owner_id: int) -> _TopicIndex | None:
             log.warning("topic model of user %s could not be loaded", owner_id)
             return None
     rows = MessageVector.objects.filter(owner_id=owner_id, version=row.version).values_list("id", "vector")
+    ids, blobs = _open_vectors(owner_id, dek, rows)
+    index = _TopicIndex(
+        row.version, signature, projection, ids, {pk: n for n, pk in enumerate(ids)},
+        embeddings.unpack_vectors(blobs, projection.dims),
+    )  # fmt: skip
+    _remember(owner_id, index)
+    return index
+
+
+def _open_vectors(owner_id: int, dek: bytes, rows) -> tuple[list[UUID], list[bytes]]:
     ids: list[UUID] = []
     blobs: list[bytes] = []
     for pk, sealed in rows.iterator(chunk_size=5000):
         ids.append(pk)
         blobs.append(crypto.open_sealed(dek, sealed, value_aad(owner_id, "mail.messagevector", "vector", pk)))
-    index = _TopicIndex(
-        row.version, signature, projection, ids, {pk: n for n, pk in enumerate(ids)},
-        embeddings.unpack_vectors(blobs, projection.dims),
-    )  # fmt: skip
+    return ids, blobs
+
+
+def _grown(owner_id: int, dek: bytes, cached: _TopicIndex, signature: tuple) -> _TopicIndex | None:
+    """The cached index plus the vectors written since it was loaded (new mail arrives one message at a
+    time; reloading all of them for each would cost the cold load every time). None when that does not
+    account for the new signature (deletions): the caller then reloads everything."""
+    count, last = signature
+    if cached.signature[1] is None or last is None or count < len(cached.ids):
+        return None
+    rows = MessageVector.objects.filter(
+        owner_id=owner_id, version=cached.version, updated_at__gte=cached.signature[1]
+    ).values_list("id", "vector")
+    ids, blobs = _open_vectors(owner_id, dek, rows)
+    vectors = embeddings.unpack_vectors(blobs, cached.projection.dims)
+    matrix, all_ids, positions = cached.matrix, list(cached.ids), dict(cached.positions)
+    fresh, copied = [], False
+    for n, pk in enumerate(ids):
+        if pk in positions:
+            if not copied:  # never change a matrix another thread may be ranking with
+                matrix, copied = matrix.copy(), True
+            matrix[positions[pk]] = vectors[n]  # rewritten (re-analysed): same row, new value
+        else:
+            positions[pk] = len(all_ids)
+            all_ids.append(pk)
+            fresh.append(n)
+    if len(all_ids) != count:
+        return None
+    if fresh:
+        matrix = np.vstack([matrix, vectors[fresh]])
+    index = _TopicIndex(cached.version, signature, cached.projection, all_ids, positions, matrix, cached.loaded_at)
+    _remember(owner_id, index)
+    return index
+
+
+def _remember(owner_id: int, index: _TopicIndex) -> None:
     with _CACHE_LOCK:
         _CACHE[owner_id] = index
         _CACHE.move_to_end(owner_id)
         while len(_CACHE) > CACHE_USERS:
             _CACHE.popitem(last=False)
-    return index
 
 
 @dataclass

@@ -229,12 +229,18 @@ def test_expunged_mail_is_left_out_and_new_mail_gets_a_vector(alice_client, topi
     after = listed_ids(alice_client.get(reverse("mail:similar", args=[travel.pk]), **HTMX).content.decode())
     assert before[0] not in after and len(after) == 5
     version = TopicModel.objects.get(owner=topic_account.owner).version
+    loaded_at = similarity._CACHE[topic_account.owner_id].loaded_at
     dovecot.deliver(imap_user, topic_mail(99, "travel", 3))
     sync_and_analyse(topic_account)  # 49 messages: no refit, the pipeline projects the new one
     new = Message.objects.get(message_id="travel-99@example.test")
     assert MessageVector.objects.get(message=new).version == version
     similar = listed_ids(alice_client.get(reverse("mail:similar", args=[new.pk]), **HTMX).content.decode())
     assert {topic_of(m) for m in Message.objects.filter(pk__in=similar)} == {"travel"}
+    cached = similarity._CACHE[topic_account.owner_id]
+    assert cached.loaded_at == loaded_at and len(cached.ids) == 49  # the new vector was added, not all reloaded
+    MessageVector.objects.filter(message=new).delete()
+    alice_client.get(reverse("mail:similar", args=[travel.pk]), **HTMX)
+    assert len(similarity._CACHE[topic_account.owner_id].ids) == 48  # a deletion reloads everything
 
 
 def test_the_detail_page_loads_the_block_with_htmx_and_empty_states_explain(alice, dovecot, imap_user):
