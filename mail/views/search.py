@@ -11,6 +11,7 @@ from tags.models import Tag
 
 from .. import queries, similarity
 from ..paging import CappedPaginator
+from ..rows import message_rows
 from ..search import SearchFilters, search
 
 PAGE_SIZE = 50
@@ -54,6 +55,7 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "ranking": ranking,
         "filters": filters,
         "page": page,
+        "rows": message_rows(page.object_list) if page is not None else [],
         "accounts": accounts,
         "folders": queries.folders_of(request.user).filter(exists_on_server=True).select_related("account"),
         "tags": Tag.objects.filter(owner=request.user),

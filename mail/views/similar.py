@@ -6,6 +6,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from .. import queries, similarity
+from ..rows import message_rows
 
 
 def similar_messages(request: HttpRequest, message_id) -> HttpResponse:
@@ -14,7 +15,7 @@ def similar_messages(request: HttpRequest, message_id) -> HttpResponse:
     context = {
         "message": message,
         "ranking": ranking,
-        "results": similarity.ranked_messages(request.user, ranking) if ranking.ids else [],
+        "results": message_rows(similarity.ranked_messages(request.user, ranking)) if ranking.ids else [],
     }
     # Without htmx (a link opened directly) the block comes as a page of its own.
     template = "mail/_similar.html" if request.headers.get("HX-Request") else "mail/similar_page.html"

@@ -11,7 +11,7 @@ import accounts.fields
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mail", "0006_subject_hash"),
+        ("mail", "0007_subject_hash"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

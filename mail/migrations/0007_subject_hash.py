@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("mail", "0005_unread_index"),
+        ("mail", "0006_replies"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
