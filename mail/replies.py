@@ -131,11 +131,9 @@ def _original_headers(message: Message) -> dict[str, list[Pair]]:
     try:
         headers = BytesHeaderParser(policy=default_policy).parsebytes(raw)
         for name in result:
-            values = [str(v) for v in headers.get_all(name, [])]
-            if values or name == "reply-to":
-                pairs = [(n, a) for n, a in getaddresses(values) if a and "@" in a]
-                if pairs or name == "reply-to":
-                    result[name] = pairs
+            pairs = [(n, a) for n, a in getaddresses([str(v) for v in headers.get_all(name, [])]) if "@" in a]
+            if pairs:
+                result[name] = pairs
     except Exception:  # noqa: BLE001 - a malformed header: fall back to what sync stored
         log.info("headers of message %s could not be re-read for a reply", message.pk)
     return result
@@ -383,12 +381,19 @@ def create_draft(message: Message, kind: str, style: str = Draft.Style.FRIENDLY)
         subject=subject,
         body=written.body,
         in_reply_to=in_reply_to,
-        references=references[-30:],  # the newest ids; very long chains are trimmed like mail clients do
+        references=_trim_references(references),
         generated_by=written.generated_by,
         fallback_reason=written.fallback_reason,
     )
     draft.save()
     return draft
+
+
+def _trim_references(references: list[str], keep: int = 20) -> list[str]:
+    """A very long chain keeps its root and the newest ids (RFC 5322 3.6.4), so threading still works."""
+    if len(references) <= keep:
+        return references
+    return [references[0], *references[-(keep - 1) :]]
 
 
 def rewrite(draft: Draft, style: str) -> Draft:

@@ -425,7 +425,10 @@ def test_dashboard_accounts_rules_and_tags_fit_a_phone_screen(live_server, dovec
     eve = phone_user_with_mail(dovecot, imap_user)
     page.set_viewport_size(PHONE)
     log_in(page, eve)
-    for path in ("/mail/dashboard/", "/mail/accounts/", "/rules/", "/tags/", "/mail/search/?q=agenda"):
+    for path in (
+        "/mail/dashboard/", "/mail/accounts/", "/rules/", "/tags/", "/mail/search/?q=agenda", "/mail/drafts/",
+        "/mail/settings/replies/",
+    ):  # fmt: skip
         page.goto(path)
         shot(path.strip("/").replace("/", "-").replace("?", "-"))
         assert_no_sideways_scroll(page)

@@ -288,3 +288,11 @@ def test_unreachable_provider_and_provider_not_for_replies(stored, fake_llm, ali
     ProviderSettings.objects.filter(owner=alice.user).update(base_url=fake_llm.base_url, use_for_replies=False)
     draft = replies.create_draft(stored(), "reply")
     assert draft.generated_by == "template" and draft.fallback_reason == "" and fake_llm.requests == []
+
+
+def test_a_long_references_chain_keeps_its_root_and_the_newest(stored):
+    chain = " ".join(f"<ref-{i}@example.test>" for i in range(40))
+    draft = replies.create_draft(stored(references=chain), "reply")
+    assert len(draft.references) == 20
+    assert draft.references[0] == "ref-0@example.test" and draft.references[1] == "ref-22@example.test"
+    assert draft.references[-2:] == ["ref-39@example.test", draft.in_reply_to]

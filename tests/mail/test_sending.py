@@ -272,3 +272,23 @@ def test_a_send_started_long_ago_is_failed_for_the_user_to_check(original, mail_
     assert sending.queue_send(draft) is False
     draft.refresh_from_db()
     assert draft.status == "failed" and draft.error == sending.INTERRUPTED and smtp_sink.messages == []
+
+
+def test_a_strict_mode_user_who_logged_out_is_told_to_log_in(db, imap_user, dovecot, smtp_sink):
+    from accounts import keyring
+    from tests.plugins.accounts import create_test_user
+    from tests.plugins.mail import create_account
+
+    strict = create_test_user("stella", strict=True)
+    account = create_account(strict.user, imap_user, dovecot, smtp_host="127.0.0.1", smtp_port=smtp_sink.port)
+    account.smtp_security = "plain"
+    account.save()
+    dovecot.deliver(imap_user, raw_message())
+    run_sync(account)
+    draft = replies.create_draft(Message.objects.get(account=account), "reply")
+    assert sending.queue_send(draft)
+    keyring.drop_session_key(strict.user)  # logged out: the data key is gone from the server
+    keyring.forget_all()
+    assert sending.send_draft(draft.pk) == "failed"
+    assert Draft.objects.get(pk=draft.pk).error == "locked: log in to resume, then send again."
+    assert smtp_sink.messages == []
