@@ -4,10 +4,10 @@ The one module that speaks SMTP (as mail/imap.py is for IMAP). A service: no req
 
 * ``queue_send(draft)`` moves a draft (or a failed one) to "sending" under a row lock; only the
   call that made that move may start the sending, so a double click queues one send.
-* ``send_draft(draft_id)`` does the sending. It marks the attempt as started before talking to the
-  server; an attempt found started but unfinished (a worker killed mid-send, its task redelivered)
-  is failed with a message asking the user to check their Sent folder, never repeated blindly:
-  sending twice is worse than asking.
+* ``send_draft(draft_id)`` does the sending, holding the draft's advisory lock. It marks the attempt
+  as started before talking to the server; an attempt found started but unfinished with the lock
+  free (its worker died mid-send) is failed with a message asking the user to check their Sent
+  folder, never repeated blindly: sending twice is worse than asking.
 * On success the exact bytes sent are kept (encrypted) and the outbox gets the \\Answered flag for
   the original and an APPEND to the Sent folder (mail/actions.py), so an unreachable IMAP server
   delays them instead of losing them. On failure the draft keeps everything and gets an error
@@ -20,6 +20,9 @@ import logging
 import smtplib
 import socket
 import ssl
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.headerregistry import Address
@@ -28,7 +31,7 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.keyring import KeyringLocked
@@ -233,27 +236,45 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
 # --------------------------------------------------------------------------------------------------
 
 
-# A send still queued after this long lost its task (broker restarted, worker queue purged): it may be
-# queued again, which is safe because send_draft() only ever sends a draft whose attempt it started.
-QUEUED_STUCK_AFTER = timedelta(minutes=2)
-# A send started this long ago is over, one way or another (the task's hard time limit is 30 min).
-STARTED_STUCK_AFTER = timedelta(minutes=35)
+# A send still "sending" after this long probably lost its task (broker restarted, queue purged) or its
+# worker: the page offers "check again", and queue_send() then finds out which (see there).
+STUCK_AFTER = timedelta(minutes=2)
+_LOCK_NAMESPACE = 0x4D48  # "MH": keeps these advisory locks apart from the sync's account locks
+
+
+@contextmanager
+def attempt_lock(draft_id) -> Iterator[bool]:
+    """Held while one attempt talks to the SMTP server; PostgreSQL drops it if that worker dies.
+
+    So "started but not finished" can be told apart precisely: lock held, the attempt is alive;
+    lock free, it died halfway and must not be repeated blindly.
+    """
+    key = int.from_bytes(uuid.UUID(str(draft_id)).bytes[:4], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, key])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, key])
 
 
 def is_stuck(draft: Draft) -> bool:
-    """Is this "sending" draft waiting for a task that will not come? (The page then offers a retry.)"""
+    """Has this draft been "sending" for unusually long? (The page then offers "check again".)"""
     if draft.status != Status.SENDING or draft.updated_at is None:
         return False
-    limit = STARTED_STUCK_AFTER if draft.send_started_at else QUEUED_STUCK_AFTER
-    return timezone.now() - draft.updated_at > limit
+    return timezone.now() - draft.updated_at > STUCK_AFTER
 
 
 @transaction.atomic
 def queue_send(draft: Draft) -> bool:
     """Mark the draft for sending. True only for the call that did so (the caller then starts it).
 
-    A draft already "sending" is left alone (a double click), unless it is stuck: one never started
-    is queued again (True); one started long ago is failed for the user to check (False).
+    A draft already "sending" is left alone (a double click), unless it is stuck: one whose task
+    never started is queued again (True: a second task is harmless, see send_draft); one whose
+    attempt died halfway is failed for the user to check (False); one still being sent stays so.
     """
     locked = Draft.objects.select_for_update().get(pk=draft.pk)
     if locked.status == Status.SENDING and is_stuck(locked):
@@ -261,8 +282,10 @@ def queue_send(draft: Draft) -> bool:
             locked.save(update_fields=["updated_at"])
             draft.status = locked.status
             return True
-        _fail(locked.pk, INTERRUPTED)
-        draft.status = Status.FAILED
+        with attempt_lock(locked.pk) as free:
+            if free:
+                _fail(locked.pk, INTERRUPTED)
+                draft.status = Status.FAILED
         return False
     if locked.status not in (Status.DRAFT, Status.FAILED):
         draft.status = locked.status
@@ -281,7 +304,15 @@ def _fail(draft_id, message: str) -> str:
 
 
 def send_draft(draft_id) -> str:
-    """Send a draft that queue_send() marked; returns the resulting status. Safe to call twice."""
+    """Send a draft that queue_send() marked; returns the resulting status. Safe to call twice,
+    also at the same time: only the holder of the draft's attempt lock talks to the server."""
+    with attempt_lock(draft_id) as acquired:
+        if not acquired:
+            return Status.SENDING  # another attempt is sending it right now
+        return _send_locked(draft_id)
+
+
+def _send_locked(draft_id) -> str:
     with transaction.atomic():
         draft = (
             Draft.objects.select_for_update(of=("self",))

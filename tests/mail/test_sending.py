@@ -292,3 +292,39 @@ def test_a_strict_mode_user_who_logged_out_is_told_to_log_in(db, imap_user, dove
     assert sending.send_draft(draft.pk) == "failed"
     assert Draft.objects.get(pk=draft.pk).error == "locked: log in to resume, then send again."
     assert smtp_sink.messages == []
+
+
+def test_while_an_attempt_is_sending_no_other_one_starts_or_fails_it(original, mail_account, smtp_sink):
+    import threading
+
+    from django.db import connection
+
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply")
+    sending.queue_send(draft)
+    held, release = threading.Event(), threading.Event()
+
+    def other_worker():  # another process in the middle of sending this draft (its own DB session)
+        try:
+            with sending.attempt_lock(draft.pk) as acquired:
+                assert acquired
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other_worker)
+    thread.start()
+    try:
+        assert held.wait(5)
+        assert sending.send_draft(draft.pk) == "sending"  # a duplicate task steps back
+        long_ago = timezone.now() - timedelta(minutes=10)
+        Draft.objects.filter(pk=draft.pk).update(send_started_at=long_ago, updated_at=long_ago)
+        assert sending.queue_send(draft) is False  # "check again" while it is still being sent
+        assert Draft.objects.get(pk=draft.pk).status == "sending"
+    finally:
+        release.set()
+        thread.join()
+    assert sending.queue_send(draft) is False  # now its attempt is gone: failed for the user to check
+    assert Draft.objects.get(pk=draft.pk).error == sending.INTERRUPTED
+    assert smtp_sink.messages == []
