@@ -6,8 +6,11 @@
 
 Targets (issue 25): p95 < 150 ms, 0 errors. Why under sync: the pages must stay fast while the
 worker writes the same tables (new messages, analyses, flag changes), which is the normal state of
-a busy instance. The client is Python (httpx) on loopback, one thread per user, no think time, so
-the figures are an upper bound on what 20 people clicking would cause.
+a busy instance. The client is Python (httpx) on loopback, one thread per user. By default there is
+no think time (each user clicks again the moment a page arrives): a closed loop that measures the
+server saturated, an upper bound on what 20 people clicking would cause. `--think SECONDS` makes
+each user pause a random 0.5x-1.5x that long between pages, as people reading a page do; both
+figures are worth printing, the second is the one people feel.
 
 Sessions are created directly in the session store (past the TOTP step, which tests/accounts covers)
 and sent as the session cookie; an error is an exception, a status >= 400, or a redirect (it would
@@ -104,6 +107,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--web-workers", type=int, default=4)
     parser.add_argument("--sync-every", type=float, default=5.0, help="seconds between sync rounds")
+    parser.add_argument("--think", type=float, default=0.0, help="mean pause between a user's pages (seconds)")
+    parser.add_argument("--worker-nice", type=int, default=10, help="the worker's nice value (deploy: 10)")
     parser.add_argument("--no-sync", action="store_true", help="browse only: separates the sync's share of the latency")
     args = parser.parse_args()
     setup_django()
@@ -147,7 +152,10 @@ def main() -> None:
             pairs.append((account, imap_user))
         print(f"seeding and initial sync: {time.perf_counter() - seed_started:.1f} s (not part of the figure)")
 
-        worker = start_worker(work_dir / "worker.log", concurrency=2, hostname=f"bench-load-{os.getpid()}@bench")
+        # Niced as deploy/systemd/mailhelper-worker.service runs it: background sync yields the CPU to pages.
+        worker = start_worker(
+            work_dir / "worker.log", concurrency=2, hostname=f"bench-load-{os.getpid()}@bench", nice=args.worker_nice
+        )
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         gunicorn = start_gunicorn(port, work_dir / "gunicorn.log", args.web_workers)
@@ -189,6 +197,8 @@ def main() -> None:
                         results[page].append(elapsed)
                         if status >= 300:
                             errors[f"{page}: HTTP {status}"] += 1
+                    if args.think:
+                        time.sleep(rnd.uniform(0.5, 1.5) * args.think)
 
         def sync_rounds() -> None:
             """New mail for every user every few seconds, and a sync of every account queued for it."""
@@ -215,7 +225,9 @@ def main() -> None:
 
         everything = [x for values in results.values() for x in values]
         total = len(everything) + sum(v for k, v in errors.items() if "HTTP" not in k)
-        print(f"users / web workers:      {args.users} threads, gunicorn {args.web_workers} workers, {wall:.0f} s")
+        think = f"think time {args.think:g} s" if args.think else "no think time"
+        print(f"users / web workers:      {args.users} threads ({think}), gunicorn {args.web_workers} workers")
+        print(f"measured for:             {wall:.0f} s")
         print(f"requests:                 {total} ({total / wall:.0f}/s)")
         print(f"errors:                   {sum(errors.values())} {dict(errors) if errors else ''}")
         print(f"syncs queued meanwhile:   {syncs['queued']}")

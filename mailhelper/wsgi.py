@@ -11,3 +11,7 @@ application = get_wsgi_application()
 from accounts.keyring import check_sync_key_at_startup  # noqa: E402
 
 check_sync_key_at_startup()
+
+from mailhelper.warmup import warm_up  # noqa: E402
+
+warm_up()

@@ -64,7 +64,9 @@ def start_worker(
     extra_args: tuple[str, ...] = (),
     env_overrides: dict[str, str] | None = None,
     hostname: str = "",
+    nice: int = 0,
 ) -> WorkerProcess:
+    """A worker subprocess; `nice` lowers its CPU priority as deploy/systemd does (Nice=10)."""
     env = {**service_env(), **(env_overrides or {})}
     cmd = [
         sys.executable, "-m", "celery", "-A", "mailhelper", "worker",
@@ -80,7 +82,7 @@ def start_worker(
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - a test helper; no threads exist yet here
+        preexec_fn=lambda: (_die_with_parent(), os.nice(nice)),  # noqa: PLW1509 - test helper, no threads yet
     )
     worker = WorkerProcess(process, log_path)
     _wait_until_ready(worker, hostname)
