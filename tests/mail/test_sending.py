@@ -328,3 +328,32 @@ def test_while_an_attempt_is_sending_no_other_one_starts_or_fails_it(original, m
     assert sending.queue_send(draft) is False  # now its attempt is gone: failed for the user to check
     assert Draft.objects.get(pk=draft.pk).error == sending.INTERRUPTED
     assert smtp_sink.messages == []
+
+
+def test_implicit_tls_ssl_port(original, mail_account, settings, tmp_path):
+    """SMTP over SSL/TLS from the first byte (port 465 style), against aiosmtpd with an SSL context."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+
+    from tests.plugins.mailservers import SmtpSink, make_self_signed_cert
+
+    cert, key = make_self_signed_cert(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    sink = SmtpSink()  # only for its message-keeping handler
+    controller = Controller(
+        sink._handler, hostname="127.0.0.1", port=free_port(), server_hostname="localhost", ssl_context=context
+    )
+    controller.start()
+    try:
+        settings.MAILHELPER_EXTRA_CA_FILE = str(cert)
+        mail_account.smtp_host, mail_account.smtp_port = "127.0.0.1", controller.port
+        mail_account.smtp_security = "ssl"
+        mail_account.save()
+        draft = send(replies.create_draft(original, "reply"))
+        assert draft.status == "sent", draft.error
+        [delivered] = sink.messages
+        assert delivered.rcpt_tos == ["anna@example.test"] and b"Subject: Re: Quarterly report" in delivered.data
+    finally:
+        controller.stop()
