@@ -1,4 +1,5 @@
-// Keyboard shortcuts: "/" search, j/k move through the message list, Enter or o open, e done.
+// Keyboard shortcuts: "/" search, j/k move through the message list, Enter or o open, e done;
+// on a message: r reply, a reply all, f forward.
 // Ignored while typing in a field. No dependencies; loaded on every page.
 (function () {
   "use strict";
@@ -40,6 +41,10 @@
     } else if (key === "e") {
       var done = document.querySelector("form[data-shortcut='done']");
       if (done) { event.preventDefault(); done.submit(); }
+    } else if (key === "r" || key === "a" || key === "f") {
+      var names = { r: "reply", a: "reply-all", f: "forward" };
+      var button = document.querySelector("button[data-shortcut='" + names[key] + "']");
+      if (button) { event.preventDefault(); button.click(); }
     }
   });
 })();

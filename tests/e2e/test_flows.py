@@ -535,7 +535,8 @@ def test_reply_rewrite_in_a_style_and_send(celery_worker, live_server, dovecot, 
     log_in(page, frank)
     page.goto("/mail/")
     page.get_by_role("link", name="Can you come on Friday?").click()
-    page.get_by_role("button", name="Reply", exact=True).click()
+    expect(page.get_by_role("button", name="Reply", exact=True)).to_be_visible()
+    page.keyboard.press("r")  # the shortcut for the Reply button
     expect(page).to_have_url(re.compile(r"/mail/drafts/[0-9a-f-]{36}/$"))
     expect(page.get_by_role("heading", level=1)).to_have_text("Reply")
     expect(page.get_by_label("To", exact=True)).to_have_value("Sender 1 <anna@example.test>")
