@@ -125,7 +125,9 @@ def build_message(draft: Draft, when: datetime) -> EmailMessage:
         msg["In-Reply-To"] = f"<{draft.in_reply_to}>"
     if draft.references:
         msg["References"] = " ".join(f"<{r}>" for r in draft.references)
-    msg.set_content(draft.body.replace("\r\n", "\n"))
+    body = draft.body.replace("\r\n", "\n")
+    # 7-bit safe: servers without 8BITMIME (and strict relays) accept quoted-printable everywhere.
+    msg.set_content(body, cte="7bit" if body.isascii() and _short_lines(body) else "quoted-printable")
     if draft.kind == Draft.Kind.FORWARD:
         for attachment in draft.original.attachments.all():
             if attachment.is_inline and attachment.content_id:
@@ -138,6 +140,10 @@ def build_message(draft: Draft, when: datetime) -> EmailMessage:
                 filename=attachment.filename or "attachment",
             )
     return msg
+
+
+def _short_lines(text: str) -> bool:
+    return all(len(line) <= 900 for line in text.split("\n"))
 
 
 def new_message_id(account: MailAccount) -> str:

@@ -296,3 +296,15 @@ def test_a_long_references_chain_keeps_its_root_and_the_newest(stored):
     assert len(draft.references) == 20
     assert draft.references[0] == "ref-0@example.test" and draft.references[1] == "ref-22@example.test"
     assert draft.references[-2:] == ["ref-39@example.test", draft.in_reply_to]
+
+
+def test_an_html_only_original_is_quoted_as_text(stored, mail_account, imap_user, dovecot):
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Web Shop <shop@example.test>", ME, "Your order"
+    msg["Message-ID"] = "<html-only@example.test>"
+    msg.set_content("<p>Thanks for your <b>order</b>.</p><p>It ships <i>today</i>.</p>", subtype="html")
+    dovecot.deliver(imap_user, bytes(msg))
+    run_sync(mail_account)
+    message = Message.objects.get(message_id="html-only@example.test")
+    body = replies.create_draft(message, "reply").body
+    assert "> Thanks for your order.\n>\n> It ships today." in body and "<p>" not in body

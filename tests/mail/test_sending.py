@@ -357,3 +357,31 @@ def test_implicit_tls_ssl_port(original, mail_account, settings, tmp_path):
         assert delivered.rcpt_tos == ["anna@example.test"] and b"Subject: Re: Quarterly report" in delivered.data
     finally:
         controller.stop()
+
+
+def test_non_ascii_names_subjects_and_text_survive_the_trip(mail_account, imap_user, dovecot, smtp_sink):
+    dovecot.deliver(
+        imap_user,
+        raw_message(sender="Jürgen Müller <juergen@example.test>", subject="Grüße aus Köln", body="Schöne Grüße!"),
+    )
+    run_sync(mail_account)
+    original = Message.objects.get(account=mail_account)
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply")
+    replies.update_draft(draft, to=draft.to, cc="", subject=draft.subject, body="Danke, Jürgen — bis bald! 👋")
+    assert send(draft).status == "sent"
+    msg = parsed(smtp_sink.messages[0])
+    assert msg["To"] == "Jürgen Müller <juergen@example.test>" and msg["Subject"] == "Re: Grüße aus Köln"
+    assert msg.get_content().strip() == "Danke, Jürgen — bis bald! 👋"
+    assert smtp_sink.messages[0].data.isascii()  # encoded for any SMTP server (no SMTPUTF8 needed)
+
+
+def test_long_lines_are_sent_quoted_printable(original, mail_account, smtp_sink):
+    use_smtp(mail_account, smtp_sink)
+    draft = replies.create_draft(original, "reply")
+    replies.update_draft(draft, to=draft.to, cc="", subject="s", body="word " * 400)
+    send(draft)
+    data = smtp_sink.messages[0].data
+    assert b"Content-Transfer-Encoding: quoted-printable" in data
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    assert parsed(smtp_sink.messages[0]).get_content().strip() == ("word " * 400).strip()
