@@ -38,7 +38,7 @@ from .tables import WAITING_MESSAGE
 log = logging.getLogger(__name__)
 
 KEY_TTL_SECONDS = 60 * 60  # long enough for a large mailbox; a re-login starts a fresh hour
-CHUNK = 100
+CHUNK = 200  # rows per transaction
 
 
 def _cache_key(user_id: int) -> str:
@@ -98,14 +98,12 @@ def _msg_ids(text: str) -> list[str]:
     return [token.strip("<>,")[:995] for token in text.replace(",", " ").split() if token.strip("<>,")]
 
 
-def _apply_message(owner_id: int, pk: str, plain: dict[str, str]) -> None:
+def _apply_message(message: Message, plain: dict[str, str]) -> None:
     from mail.parsing import html_to_text, normalize_subject, sanitize_html
     from mail.search import index_ids, search_key_for
     from mail.threading_keys import storable_thread_key
 
-    message = Message.objects.filter(owner_id=owner_id, pk=pk).defer("raw").first()
-    if message is None:
-        return
+    owner_id = message.owner_id
     if "encrypted_sender" in plain:
         name, address = parseaddr(plain["encrypted_sender"])
         message.from_name, message.from_address = name.strip()[:300], address.strip().lower()[:320]
@@ -158,10 +156,8 @@ _ACCOUNT_FIELDS = {
 }
 
 
-def _apply_account(owner_id: int, pk: str, plain: dict[str, str]) -> None:
-    account = MailAccount.objects.filter(owner_id=owner_id, pk=pk).first()
-    if account is None:
-        return
+def _apply_account(account: MailAccount, plain: dict[str, str]) -> None:
+    owner_id = account.owner_id
     for column, (name, limit) in _ACCOUNT_FIELDS.items():
         if column in plain:
             setattr(account, name, plain[column].strip()[:limit] if limit else plain[column])
@@ -188,20 +184,20 @@ def _unlock_account(account: MailAccount) -> None:
     """Enabled as it was in the legacy (once its server and credentials are readable), sync resumes."""
     entry = LegacyImportMap.objects.filter(table="mail_accounts", target_pk=str(account.pk)).first()
     note = dict(entry.note) if entry else {}
-    enabled = note.pop("legacy_enabled", True)
+    enabled = note.get("legacy_enabled", True)
     if not account.email_address:
         owner_email = User.objects.filter(pk=account.owner_id).values_list("email", flat=True).first() or ""
         account.email_address = account.imap_username if "@" in account.imap_username else owner_email
     account.enabled = enabled is not False and bool(account.imap_host)
     account.status, account.status_message = MailAccount.Status.NEW, ""
     account.save()  # the post_save signal enables the account's beat row
-    if entry:
+    if entry and account.enabled == (enabled is not False):  # the legacy flag is in force now: no longer needed
+        note.pop("legacy_enabled", None)
         LegacyImportMap.objects.filter(pk=entry.pk).update(note=note)
 
 
-def _apply_attachment(owner_id: int, pk: str, plain: dict[str, str]) -> None:
-    attachment = Attachment.objects.filter(owner_id=owner_id, pk=pk).defer("data").first()
-    if attachment is None or "encrypted_data" not in plain:
+def _apply_attachment(attachment: Attachment, plain: dict[str, str]) -> None:
+    if "encrypted_data" not in plain:
         return
     text = plain["encrypted_data"]
     try:  # the legacy stored files as base64 text inside the encrypted value
@@ -212,37 +208,33 @@ def _apply_attachment(owner_id: int, pk: str, plain: dict[str, str]) -> None:
     attachment.save(update_fields=["data"])
 
 
-def _apply_analysis(owner_id: int, pk: str, plain: dict[str, str]) -> None:
-    analysis = MessageAnalysis.objects.filter(owner_id=owner_id, pk=pk).first()
-    if analysis is not None and "encrypted_summary_de" in plain:
+def _apply_analysis(analysis: MessageAnalysis, plain: dict[str, str]) -> None:
+    if "encrypted_summary_de" in plain:
         analysis.summary = plain["encrypted_summary_de"]
         analysis.save(update_fields=["summary"])
 
 
-def _apply_reply_settings(owner_id: int, pk: str, plain: dict[str, str]) -> None:
-    settings = ReplySettings.objects.filter(owner_id=owner_id, pk=pk).first()
-    if settings is not None and "encrypted_custom_instructions" in plain:
+def _apply_reply_settings(settings: ReplySettings, plain: dict[str, str]) -> None:
+    if "encrypted_custom_instructions" in plain:
         settings.instructions = plain["encrypted_custom_instructions"]
         settings.save(update_fields=["instructions"])
 
 
-def _apply_record(owner_id: int, pk: str, plain: dict[str, str]) -> None:
-    record = LegacyRecord.objects.filter(owner_id=owner_id, pk=pk).first()
-    if record is None:
-        return
+def _apply_record(record: LegacyRecord, plain: dict[str, str]) -> None:
     secrets = json.loads(record.secrets or "{}")
     secrets.update(plain)
     record.secrets = json.dumps(secrets, ensure_ascii=False, sort_keys=True)
     record.save(update_fields=["secrets"])
 
 
+# model label -> (the rows, fetched per chunk scoped to the owner; what to write into one of them)
 APPLY = {
-    "mail.message": _apply_message,
-    "mail.mailaccount": _apply_account,
-    "mail.attachment": _apply_attachment,
-    "mail.messageanalysis": _apply_analysis,
-    "mail.replysettings": _apply_reply_settings,
-    "mailhelper.legacyrecord": _apply_record,
+    "mail.message": (lambda: Message.objects.defer("raw"), _apply_message),
+    "mail.mailaccount": (lambda: MailAccount.objects.all(), _apply_account),
+    "mail.attachment": (lambda: Attachment.objects.defer("data"), _apply_attachment),
+    "mail.messageanalysis": (lambda: MessageAnalysis.objects.all(), _apply_analysis),
+    "mail.replysettings": (lambda: ReplySettings.objects.all(), _apply_reply_settings),
+    "mailhelper.legacyrecord": (lambda: LegacyRecord.objects.all(), _apply_record),
 }
 
 
@@ -268,9 +260,10 @@ def convert_user(user_id: int) -> ConversionResult:
         return ConversionResult(state="nothing to do")
     dek = _legacy_dek(user_id)
     if dek is None:
-        LegacyUserKey.objects.filter(pk=key.pk).update(
-            state=LegacyUserKey.State.WAITING, failure="the legacy key expired before conversion: log in again"
-        )
+        if key.state == LegacyUserKey.State.CONVERTING:  # the login's cached key expired (or Redis lost it)
+            LegacyUserKey.objects.filter(pk=key.pk).update(
+                state=LegacyUserKey.State.WAITING, failure="the legacy key expired before conversion: log in again"
+            )
         return ConversionResult(state=LegacyUserKey.State.WAITING)
     result = ConversionResult(state=LegacyUserKey.State.CONVERTING)
     while True:
@@ -306,31 +299,30 @@ def _convert_chunk(user_id: int, dek: bytes, targets: list[tuple[str, str]]) -> 
     for label, pk in targets:
         labels.setdefault(label, []).append(pk)
     converted = failed = 0
-    now = timezone.now()
     for label, pks in labels.items():
         values = list(
             _pending(user_id).filter(target=label, target_pk__in=pks).select_for_update(skip_locked=True).order_by("pk")
         )
+        if label not in APPLY:
+            _pending(user_id).filter(pk__in=[v.pk for v in values]).update(error="no conversion for this kind of value")
+            failed += len(values)
+            continue
+        rows, apply = APPLY[label]
         by_target: dict[str, dict[str, str]] = {}
+        done, broken = [], []
         for value in values:
-            apply = APPLY.get(label)
-            if apply is None:
-                value.error = "no conversion for this kind of value"
-                failed += 1
-                continue
             try:
-                by_target.setdefault(value.target_pk, {})[value.field] = legacy_crypto.decrypt_text(
-                    dek, value.ciphertext
-                )
+                plaintext = legacy_crypto.decrypt_text(dek, value.ciphertext)
             except legacy_crypto.LegacyDecryptionError:
-                value.error = "does not open with the legacy key"
-                failed += 1
+                broken.append(value.pk)
                 continue
-            value.ciphertext, value.converted_at = None, now
-            converted += 1
-        for pk, plain in by_target.items():
-            APPLY[label](user_id, pk, plain)
-        LegacySealedValue.objects.bulk_update(values, ["ciphertext", "converted_at", "error"])
+            by_target.setdefault(value.target_pk, {})[value.field] = plaintext
+            done.append(value.pk)
+        for row in rows().filter(owner_id=user_id, pk__in=list(by_target)):
+            apply(row, by_target[str(row.pk)])
+        LegacySealedValue.objects.filter(pk__in=done).update(ciphertext=None, converted_at=timezone.now())
+        LegacySealedValue.objects.filter(pk__in=broken).update(error="does not open with the legacy key")
+        converted, failed = converted + len(done), failed + len(broken)
     return converted, failed
 
 

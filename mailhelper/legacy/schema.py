@@ -190,7 +190,7 @@ class Table:
     columns: tuple[Column, ...]
 
     def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
+        return _BY_NAME[(self.name, name)]
 
     @property
     def names(self) -> list[str]:
@@ -246,3 +246,4 @@ def _parse() -> dict[str, Table]:
 
 
 TABLES: dict[str, Table] = _parse()
+_BY_NAME: dict[tuple[str, str], Column] = {(t.name, c.name): c for t in TABLES.values() for c in t.columns}

@@ -23,7 +23,7 @@ import re
 import uuid
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -719,13 +719,15 @@ class Attachments(Mapper):
     def create(self, rows, ctx):
         results, attachments = [], []
         positions = ctx.cache.setdefault("positions", {})
+        new = {ctx.row_pk("raw_emails", row["raw_email_id"]) for row in rows} - set(positions) - {None}
+        positions.update(dict.fromkeys(new, 0))
+        counted = Attachment.objects.filter(message_id__in=list(new)).values("message_id").annotate(n=Count("id"))
+        positions.update({str(c["message_id"]): c["n"] for c in counted})
         for row in rows:
             message_pk = ctx.row_pk("raw_emails", row["raw_email_id"])
             if message_pk is None:
                 results.append(Result(row["id"], RECORD, why="its message was kept as a legacy record"))
                 continue
-            if message_pk not in positions:
-                positions[message_pk] = Attachment.objects.filter(message_id=message_pk).count()
             owner = ctx.user_pk(self.owner_legacy(row, ctx))
             attachment = Attachment(
                 id=uuid.uuid4(),
@@ -809,12 +811,16 @@ class ProcessedEmails(Mapper):
     def create(self, rows, ctx):
         results, analyses = [], []
         analysed = ctx.cache.setdefault("analysed", set())
+        messages = [pk for pk in (ctx.row_pk("raw_emails", row["raw_email_id"]) for row in rows) if pk]
+        analysed.update(
+            str(m) for m in MessageAnalysis.objects.filter(message_id__in=messages).values_list("message_id", flat=True)
+        )
         for row in rows:
             message_pk = ctx.row_pk("raw_emails", row["raw_email_id"])
             if message_pk is None:
                 results.append(Result(row["id"], RECORD, why="its message was kept as a legacy record"))
                 continue
-            if message_pk in analysed or MessageAnalysis.objects.filter(message_id=message_pk).exists():
+            if message_pk in analysed:
                 results.append(Result(row["id"], RECORD, why="a second analysis of the same message"))
                 continue
             analysed.add(message_pk)
@@ -911,6 +917,13 @@ class ProcessedEmails(Mapper):
         return out
 
 
+def _existing_pairs(model, column: str, message_pks: list) -> set[tuple[int, str]]:
+    """(tag or rule id, message pk) pairs that already exist for these messages: one query per batch."""
+    pks = [pk for pk in message_pks if pk]
+    rows = model.objects.filter(message_id__in=pks).values_list(column, "message_id") if pks else []
+    return {(other, str(message)) for other, message in rows}
+
+
 def message_of_analysis(ctx: Context, processed_legacy_id: int | None) -> str | None:
     """The Message pk of an imported legacy processed_emails row (assignments and logs point at those)."""
     pk = ctx.row_pk("processed_emails", processed_legacy_id)
@@ -998,6 +1011,7 @@ class TagAssignments(Mapper):
     def create(self, rows, ctx):
         results, made = [], []
         pairs = ctx.cache.setdefault("assigned", set())
+        pairs.update(_existing_pairs(TagAssignment, "tag_id", [message_of_analysis(ctx, r["email_id"]) for r in rows]))
         for row in rows:
             message_pk = message_of_analysis(ctx, row["email_id"])
             tag_pk = ctx.row_pk("email_tags", row["tag_id"])
@@ -1005,7 +1019,7 @@ class TagAssignments(Mapper):
                 results.append(Result(row["id"], RECORD, why="its message was kept as a legacy record"))
                 continue
             key = (int(tag_pk), message_pk)
-            if key in pairs or TagAssignment.objects.filter(tag_id=tag_pk, message_id=message_pk).exists():
+            if key in pairs:
                 results.append(Result(row["id"], RECORD, why="the same tag on the same message twice"))
                 continue
             pairs.add(key)
@@ -1078,6 +1092,7 @@ class TagNegativeExamples(Mapper):
     def create(self, rows, ctx):
         results, made = [], []
         pairs = ctx.cache.setdefault("rejected", set())
+        pairs.update(_existing_pairs(TagSuggestion, "tag_id", [message_of_analysis(ctx, r["email_id"]) for r in rows]))
         for row in rows:
             message_pk = message_of_analysis(ctx, row["email_id"])
             tag_pk = ctx.row_pk("email_tags", row["tag_id"])
@@ -1085,7 +1100,7 @@ class TagNegativeExamples(Mapper):
                 results.append(Result(row["id"], RECORD, why="its message was kept as a legacy record"))
                 continue
             key = (int(tag_pk), message_pk)
-            if key in pairs or TagSuggestion.objects.filter(tag_id=tag_pk, message_id=message_pk).exists():
+            if key in pairs:
                 results.append(Result(row["id"], RECORD, why="the same rejection twice"))
                 continue
             pairs.add(key)
@@ -1336,6 +1351,8 @@ class RuleLogs(Mapper):
     def create(self, rows, ctx):
         results, made = [], []
         pairs = ctx.cache.setdefault("logged", set())
+        messages = [message_of_analysis(ctx, r.get("processed_email_id")) for r in rows]
+        pairs.update(_existing_pairs(RuleLog, "rule_id", messages))
         for row in rows:
             rule_pk = ctx.row_pk("auto_rules", row["rule_id"])
             message_pk = message_of_analysis(ctx, row.get("processed_email_id"))
@@ -1343,7 +1360,7 @@ class RuleLogs(Mapper):
                 results.append(Result(row["id"], RECORD, why="its rule or message is not a Mailhelper row"))
                 continue
             key = (int(rule_pk), message_pk)
-            if key in pairs or RuleLog.objects.filter(rule_id=rule_pk, message_id=message_pk).exists():
+            if key in pairs:
                 results.append(Result(row["id"], RECORD, why="a second log of the same rule on the same message"))
                 continue
             pairs.add(key)

@@ -107,3 +107,30 @@ class LegacyDB:
 
     def close(self) -> None:
         self.conn.close()
+
+
+_PG_TYPES = {"Integer": "bigint", "String": "text", "Text": "text", "DateTime": "timestamp", "Date": "date",
+             "Boolean": "boolean", "Float": "double precision", "LargeBinary": "bytea"}  # fmt: skip
+
+
+def copy_to_postgres(sqlite_path: Path, url: str) -> None:
+    """The same legacy database as a legacy PostgreSQL (real booleans and timestamps), as the legacy's
+    later versions stored it."""
+    import psycopg
+
+    source = sqlite3.connect(sqlite_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in schema.TABLES.values():
+            types = {c.name: _PG_TYPES.get(c.declared.split("(")[0], "text") for c in table.columns}
+            columns = ", ".join(f'"{n}" {t}' + (" primary key" if n == "id" else "") for n, t in types.items())
+            conn.execute(f'create table "{table.name}" ({columns})')
+            names = list(types)
+            for row in source.execute(f'select {", ".join(names)} from "{table.name}"'):
+                values = []
+                for name, value in zip(names, row, strict=True):
+                    if types[name] == "boolean" and value is not None:
+                        value = str(value).lower() in ("1", "t", "true")
+                    values.append(value)
+                marks = ", ".join(["%s"] * len(names))
+                conn.execute(f'insert into "{table.name}" ({", ".join(names)}) values ({marks})', values)
+    source.close()

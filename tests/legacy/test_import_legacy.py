@@ -621,6 +621,15 @@ def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_
     code, output = run_import("--sqlite", str(legacy.path))
     assert code == 0, output  # fingerprints keep the checksums valid after conversion
 
+    # The task carried the user id only; no key, password or content in its message, result or the log.
+    from django_celery_results.models import TaskResult
+
+    task = TaskResult.objects.get(task_name="mailhelper.convert_legacy_user")
+    assert str(alice.pk) in task.task_args and task.status == "SUCCESS"
+    logged = celery_worker.log_tail(2000)
+    for secret in (legacy.alice.password, "Quarterly numbers", "s3cret", legacy.alice.dek.hex()):
+        assert secret not in task.task_args + task.task_kwargs + (task.result or "") and secret not in logged
+
     # Nobody else sees it: another user trying the ids, and the other legacy user's mail stays sealed.
     other = verified_client(mallory)
     assert other.get(reverse("mail:message", args=[alice_message.pk])).status_code == 404
@@ -638,3 +647,81 @@ def _wait_for(get, done, worker, timeout: float = 60.0):
             return value
         time.sleep(0.2)
     raise AssertionError(f"timed out; worker log:\n{worker.log_tail()}")
+
+
+@pytest.fixture
+def legacy_postgres(legacy):
+    """The test's legacy data in a PostgreSQL database of its own (dropped afterwards)."""
+    import psycopg
+    from django.conf import settings
+
+    from .legacy_db import copy_to_postgres
+
+    db = settings.DATABASES["default"]
+    name = f"{db['NAME']}_legacy_source"
+    admin = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}"')
+        conn.execute(f'create database "{name}"')
+    url = f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{name}"
+    copy_to_postgres(legacy.path, url)
+    yield url
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_import_from_a_legacy_postgresql(legacy_postgres):
+    code, output = run_import("--database-url", legacy_postgres)
+    assert code == 0, output
+    assert all(status_of(output, t) == "OK" for t in TABLES), output
+    message = Message.objects.get(uid=41)
+    assert (message.seen, message.flagged, message.answered) == (True, True, False)  # real booleans this time
+    assert message.date.isoformat() == "2024-04-02T12:30:00+00:00"
+    assert counts()["Message"] == 3
+    assert run_import("--database-url", legacy_postgres)[0] == 0
+    assert counts()["Message"] == 3
+
+
+def test_conversion_resumes_after_an_interruption(legacy, monkeypatch):
+    from mailhelper.legacy import conversion
+
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    alice = User.objects.get(username="alice_legacy")
+    assert conversion.on_password_verified(alice, legacy.alice.password)
+    apply_message = conversion.APPLY["mail.message"]
+
+    def killed(*args):
+        raise RuntimeError("worker killed")
+
+    monkeypatch.setattr(conversion, "CHUNK", 1)
+    monkeypatch.setitem(conversion.APPLY, "mail.message", (apply_message[0], killed))
+    with pytest.raises(RuntimeError):
+        conversion.convert_user(alice.pk)
+    sealed = LegacySealedValue.objects.filter(owner=alice)
+    assert sealed.filter(target="mail.mailaccount", converted_at__isnull=False).exists()  # an earlier chunk
+    assert not sealed.filter(target="mail.message", converted_at__isnull=False).exists()  # rolled back
+    assert Message.objects.get(uid=41).subject == ""
+
+    monkeypatch.setitem(conversion.APPLY, "mail.message", apply_message)
+    result = conversion.convert_user(alice.pk)
+    assert result.state == "done" and result.failed == 0
+    assert not sealed.filter(converted_at__isnull=True).exists()
+    assert Message.objects.get(uid=41).subject == SUBJECT
+    assert MailAccount.objects.get(owner=alice).imap_password == "s3cret imap"
+    assert conversion.convert_user(alice.pk).state == "nothing to do"
+    # A message the legacy never analysed is queued for Mailhelper's analysis.
+    assert MessageAnalysis.objects.get(message__uid=42).state == "done"
+    assert result.analyse_accounts == []
+
+
+def test_a_wrong_legacy_key_leaves_the_data_sealed_and_says_why(legacy):
+    from mailhelper.legacy import conversion
+
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    alice = User.objects.get(username="alice_legacy")
+    assert not conversion.on_password_verified(alice, "some other password")
+    key = LegacyUserKey.objects.get(user=alice)
+    assert key.state == "failed" and "does not open" in key.failure
+    assert conversion.convert_user(alice.pk).state == "waiting"  # no cached key: nothing decrypted
+    assert "does not open" in LegacyUserKey.objects.get(user=alice).failure
+    assert LegacySealedValue.objects.filter(owner=alice, converted_at__isnull=True).exists()
