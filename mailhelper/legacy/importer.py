@@ -69,6 +69,13 @@ class TableReport:
     target: Digest | None = None
     by_design: str = ""
     reasons: Counter = field(default_factory=Counter)  # orphan/skip/record reasons -> rows
+    examples: dict[str, list[int]] = field(default_factory=dict)  # reason -> first legacy ids, for the operator
+
+    def count(self, reason: str, legacy_id: int) -> None:
+        self.reasons[reason] += 1
+        ids = self.examples.setdefault(reason, [])
+        if len(ids) < 5:
+            ids.append(legacy_id)
 
     @property
     def status(self) -> str:
@@ -211,7 +218,7 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
             problem = _fk_problem(mapper, row, ctx) or mapper.check(row, ctx)
             if problem:
                 report.orphans += 1
-                report.reasons[f"orphan: {problem}"] += 1
+                report.count(f"orphan: {problem}", row["id"])
                 continue
             entry = existing.get(row["id"])
             if entry is not None:
@@ -227,7 +234,7 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
                 why = mapper.predict_skip(row, ctx)
                 if why:
                     report.skipped += 1
-                    report.reasons[f"skipped: {why}"] += 1
+                    report.count(f"skipped: {why}", row["id"])
                 else:
                     _accept(mapper, row, ctx, report, LegacyImportMap.Kind.ROW)
         elif fresh:
@@ -239,10 +246,10 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
                 existing[result.legacy_id] = entries[result.legacy_id]
                 if result.kind == LegacyImportMap.Kind.SKIPPED:
                     report.skipped += 1
-                    report.reasons[f"skipped: {result.why}"] += 1
+                    report.count(f"skipped: {result.why}", result.legacy_id)
                     continue
                 if result.kind == LegacyImportMap.Kind.RECORD:
-                    report.reasons[f"kept as legacy record: {result.why}"] += 1
+                    report.count(f"kept as legacy record: {result.why}", result.legacy_id)
                 report.imported += 1
                 _accept(mapper, by_id[result.legacy_id], ctx, report, result.kind)
         done += len(rows)
@@ -421,4 +428,21 @@ def run_import(source: LegacySource, *, dry_run: bool = False, progress: Progres
         if not dry_run and not mapper.by_design:
             table_report.target = target_digest(mapper, ctx)
         report.tables.append(table_report)
+    if not dry_run:
+        _reopen_converted_users(ctx, report)
     return report
+
+
+def _reopen_converted_users(ctx: Context, report: ImportReport) -> None:
+    """Rows imported after their owner's first login (a re-run after a last legacy sync) are sealed
+    under the legacy key, which was cleared: put it back so the next login converts them too."""
+    from mailhelper.models import LegacyUserKey
+
+    pending = LegacySealedValue.objects.filter(converted_at__isnull=True, error="").values("owner_id")
+    for key in LegacyUserKey.objects.filter(state=LegacyUserKey.State.DONE, user_id__in=pending):
+        salt, wrapped = ctx.cache.get("legacy_keys", {}).get(key.legacy_id, ("", ""))
+        if salt and wrapped:
+            LegacyUserKey.objects.filter(pk=key.pk).update(
+                state=LegacyUserKey.State.WAITING, salt=salt, encrypted_dek=wrapped, failure=""
+            )
+            report.warnings.append(f"users #{key.legacy_id}: new encrypted rows; converted at the next login")

@@ -26,11 +26,13 @@ def render(result: ImportReport, dry_run: bool = False) -> str:
             f"{t.table:<24} {t.source_rows:>8} {t.orphans:>8} {t.skipped:>8} {target:>8} {t.records:>8}  "
             f"{t.source.short if imported else '-':<13} {target_digest if imported or t.target else '-':<13} {t.status}"
         )
-    reasons = [(t.table, reason, n) for t in result.tables for reason, n in sorted(t.reasons.items())]
+    reasons = [(t, reason, n) for t in result.tables for reason, n in sorted(t.reasons.items())]
     if reasons:
         lines.append("")
-        lines.append("Rows not imported as Mailhelper rows:")
-        lines += [f"  {table}: {n} x {reason}" for table, reason, n in reasons]
+        lines.append("Rows not imported as Mailhelper rows (legacy ids in brackets):")
+        for t, reason, n in reasons:
+            ids = ", ".join(str(i) for i in t.examples.get(reason, []))
+            lines.append(f"  {t.table}: {n} x {reason} [{ids}{', ...' if n > len(t.examples.get(reason, [])) else ''}]")
     for t in result.tables:
         if t.by_design:
             lines.append(f"  {t.table}: not imported by design: {t.by_design}")

@@ -181,6 +181,11 @@ class Users(Mapper):
     def owner_pk(self, row, result, ctx):
         return int(result.target_pk) if result.kind == ROW else None
 
+    def check(self, row, ctx):
+        # Remember the legacy key of every user (see importer._reopen_converted_users).
+        ctx.cache.setdefault("legacy_keys", {})[row["id"]] = (row.get("salt") or "", row.get("encrypted_dek") or "")
+        return None
+
     def predict_skip(self, row, ctx):
         if not row.get("username") or not row.get("email"):
             return "no username or email"
@@ -678,7 +683,10 @@ class ServerState(Mapper):
             folder_pk, uidvalidity, uid = ctx.cache.get("raw_identity", {}).get(row["raw_email_id"]) or self._identity(
                 message_pk
             )
-            folder_name = Folder.objects.filter(pk=folder_pk).values_list("name", flat=True).first()
+            names = ctx.cache.setdefault("folder_names", {})
+            if folder_pk not in names:
+                names[folder_pk] = Folder.objects.filter(pk=folder_pk).values_list("name", flat=True).first()
+            folder_name = names[folder_pk]
             if (folder_name, uidvalidity, uid) != (
                 row.get("folder"),
                 row.get("uidvalidity"),

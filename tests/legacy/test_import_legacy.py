@@ -416,8 +416,8 @@ def test_import_checksums_match_and_a_rerun_imports_nothing_twice(legacy):
         "NOT IMPORTED"
     )
     assert "recovery_codes: not imported by design" in output
-    assert "raw_emails: 1 x orphan: mail_account_id points to a missing mail_accounts row" in output
-    assert "raw_emails: 1 x kept as legacy record: the same server message twice" in output
+    assert "raw_emails: 1 x orphan: mail_account_id points to a missing mail_accounts row [4]" in output
+    assert "raw_emails: 1 x kept as legacy record: the same server message twice [3]" in output
     assert "All checksums match." in output
 
     first = counts()
@@ -725,3 +725,27 @@ def test_a_wrong_legacy_key_leaves_the_data_sealed_and_says_why(legacy):
     assert conversion.convert_user(alice.pk).state == "waiting"  # no cached key: nothing decrypted
     assert "does not open" in LegacyUserKey.objects.get(user=alice).failure
     assert LegacySealedValue.objects.filter(owner=alice, converted_at__isnull=True).exists()
+
+
+def test_rows_imported_after_the_first_login_are_converted_at_the_next(legacy):
+    from mailhelper.legacy import conversion
+
+    from .legacy_db import _seal
+
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    alice = User.objects.get(username="alice_legacy")
+    assert conversion.on_password_verified(alice, legacy.alice.password)
+    assert conversion.convert_user(alice.pk).state == "done"
+    with sqlite3.connect(legacy.path) as conn:  # the legacy kept running for a while
+        conn.execute(
+            "insert into raw_emails (user_id, mail_account_id, encrypted_subject, imap_uid, imap_folder, "
+            "imap_uidvalidity, received_at) values (?, 1, ?, 43, 'INBOX', 1700000001, '2024-04-05 09:00:00')",
+            (legacy.alice.id, _seal(legacy.alice.dek, b"Late arrival")),
+        )
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 0, output
+    assert "new encrypted rows; converted at the next login" in output
+    assert LegacyUserKey.objects.get(user=alice).state == "waiting"
+    assert conversion.on_password_verified(alice, legacy.alice.password)
+    assert conversion.convert_user(alice.pk).state == "done"
+    assert Message.objects.get(uid=43).subject == "Late arrival"
