@@ -24,6 +24,7 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import getaddresses
 
+from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -294,9 +295,10 @@ def _provider_for_replies(owner_id: int) -> tuple[ProviderSettings | None, Provi
     row = ProviderSettings.objects.filter(owner_id=owner_id, enabled=True, use_for_replies=True).first()
     if row is None:
         return None, None
-    config = ProviderConfig(
-        kind=row.kind, base_url=row.base_url, model=row.model, api_key=row.api_key, timeout=row.timeout_seconds
-    )
+    # Drafts are written while the user waits on the page: capped below the web server's request timeout,
+    # so a slow model ends in the template (with the reason shown), not in a killed request.
+    timeout = min(float(row.timeout_seconds), django_settings.MAILHELPER_REPLY_LLM_TIMEOUT)
+    config = ProviderConfig(kind=row.kind, base_url=row.base_url, model=row.model, api_key=row.api_key, timeout=timeout)
     return row, config
 
 

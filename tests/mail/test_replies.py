@@ -308,3 +308,16 @@ def test_an_html_only_original_is_quoted_as_text(stored, mail_account, imap_user
     message = Message.objects.get(message_id="html-only@example.test")
     body = replies.create_draft(message, "reply").body
     assert "> Thanks for your order.\n>\n> It ships today." in body and "<p>" not in body
+
+
+def test_a_slow_provider_is_cut_off_below_the_request_timeout(stored, fake_llm, alice, settings):
+    use_provider(alice.user, fake_llm.base_url)
+    ProviderSettings.objects.filter(owner=alice.user).update(timeout_seconds=300)
+    settings.MAILHELPER_REPLY_LLM_TIMEOUT = 1.0
+    fake_llm.behaviour, fake_llm.slow_seconds = "slow", 10
+    import time
+
+    started = time.monotonic()
+    draft = replies.create_draft(stored(), "reply")
+    assert time.monotonic() - started < 5
+    assert draft.generated_by == "template" and "did not answer within 1 s" in draft.fallback_reason
