@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from accounts import keyring
 from accounts.fields import seal_fields
+from mailhelper.db.copy import copy_insert
 
 from . import imap
 from .models import Attachment, Folder, MailAccount, Message, MessageAnalysis, PendingAction, SyncRun
@@ -268,10 +269,10 @@ class FolderSync:
 
         for messages, attachments, size in _prefetched(build, self._batches(uids)):
             with transaction.atomic():
-                Message.objects.bulk_create(messages)
-                Attachment.objects.bulk_create(attachments)
+                copy_insert(Message, messages)
+                copy_insert(Attachment, attachments)
                 # Queued for analysis in the same transaction: a lost task delays, never skips.
-                MessageAnalysis.objects.bulk_create([MessageAnalysis(owner_id=m.owner_id, message=m) for m in messages])
+                copy_insert(MessageAnalysis, [MessageAnalysis(owner_id=m.owner_id, message=m) for m in messages])
                 run = self.run
                 run.messages_new += len(messages)
                 run.bytes_fetched += size

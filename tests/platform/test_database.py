@@ -1,9 +1,59 @@
 """The database backend: server-side binding, with batches under PostgreSQL's parameter limit."""
 
+import pytest
 from django.db import connection
+from django.utils import timezone
+
+pytestmark = pytest.mark.django_db
 
 
 def test_bulk_operations_are_batched_under_the_parameter_limit():
     assert connection.settings_dict["OPTIONS"]["server_side_binding"] is True
     assert connection.ops.bulk_batch_size(["id"], list(range(100_000))) < 65_535
     assert connection.ops.bulk_batch_size(["a", "b", "c"], list(range(100_000))) * 3 < 65_535
+
+
+def test_copy_insert_stores_what_save_would_and_refuses_duplicates(alice):
+    from django.db import IntegrityError, transaction
+
+    from mail.models import Folder, MailAccount, Message
+    from mailhelper.db.copy import copy_insert
+
+    account = MailAccount.objects.create(
+        owner=alice.user, name="Copy", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
+    )
+    folder = Folder.objects.create(account=account, name="INBOX")
+    when = timezone.now()
+    messages = [
+        Message(
+            owner=alice.user,
+            account=account,
+            folder=folder,
+            uidvalidity=1,
+            uid=i,
+            sort_date=when,
+            subject=f"Grüße {i}",
+            text_body="body " * 200,
+            raw=b"\x00raw\xff" * 100,
+            to_addresses=["x@example.test", "y@example.test"],
+            references=["<a@b>"],
+            parse_warnings=["odd charset"],
+        )  # fmt: skip
+        for i in range(1, 4)
+    ]
+    copy_insert(Message, messages)
+
+    stored = {m.uid: m for m in Message.objects.filter(folder=folder)}
+    assert sorted(stored) == [1, 2, 3] and not messages[0]._state.adding
+    first = stored[1]
+    assert first.subject == "Grüße 1" and first.text_body == "body " * 200 and first.raw == b"\x00raw\xff" * 100
+    assert first.to_addresses == ["x@example.test", "y@example.test"] and first.references == ["<a@b>"]
+    assert first.parse_warnings == ["odd charset"] and first.sort_date == when and first.created_at is not None
+    with connection.cursor() as cursor:  # sealed in the database, as save() would have sealed it
+        cursor.execute("SELECT subject FROM mail_message WHERE id = %s", [first.pk])
+        assert "Grüße".encode() not in bytes(cursor.fetchone()[0])
+
+    again = Message(owner=alice.user, account=account, folder=folder, uidvalidity=1, uid=1, sort_date=when)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        copy_insert(Message, [again])
+    assert Message.objects.filter(folder=folder).count() == 3
