@@ -79,12 +79,18 @@ def _move_targets(user, account) -> list[Folder]:
     return list(qs.order_by("account__name", "name"))
 
 
-def _message(request: HttpRequest, message_id) -> Message:
-    return get_object_or_404(queries.messages_of(request.user).select_related("account", "folder"), pk=message_id)
+def _message(request: HttpRequest, message_id, defer: tuple[str, ...] = ()) -> Message:
+    qs = queries.messages_of(request.user).select_related("account", "folder").defer(*defer)
+    return get_object_or_404(qs, pk=message_id)
+
+
+# Not read for the page itself: the raw source (tens of KB to 25 MB, fetched only to show remote
+# images) and the keyword index.
+_DETAIL_DEFERRED = ("raw", "search_ids")
 
 
 def message_detail(request: HttpRequest, message_id) -> HttpResponse:
-    message = _message(request, message_id)
+    message = _message(request, message_id, defer=_DETAIL_DEFERRED)
     if not message.seen:
         _apply(message, "mark_read")
     show_images = request.GET.get("images") == "1"
@@ -99,7 +105,8 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
         "correction_form": CorrectionForm(),
         "body_html": body_html,
         "show_images": show_images,
-        "attachments": [a for a in message.attachments.all() if not a.is_inline or not a.content_id],
+        # The list needs names and sizes, not the (possibly large) data.
+        "attachments": [a for a in message.attachments.defer("data") if not a.is_inline or not a.content_id],
         "move_targets": list(message.account.folders.filter(exists_on_server=True).exclude(pk=message.folder_id)),
         "assignments": list(message.tag_assignments.select_related("tag")),
         "suggestions": list(message.tag_suggestions.filter(state="open").select_related("tag")),

@@ -147,8 +147,13 @@ def test_detail_marks_read_and_writes_back_to_the_server(alice_client, mail_acco
     dovecot.deliver(imap_user, make_raw(1, html=True, attachment=b"%PDF data"))
     run_sync(mail_account)
     message = Message.objects.get(account=mail_account)
-    html = alice_client.get(reverse("mail:message", args=[message.pk])).content.decode()
+    with CaptureQueriesContext(connection) as ctx:
+        html = alice_client.get(reverse("mail:message", args=[message.pk])).content.decode()
     assert "Message number 1" in html and "file-1.bin" in html
+    # The page lists attachments and shows the body; it never loads the raw source or attachment data.
+    loaded = " ".join(q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT"))
+    assert '"mail_message"."text_body"' in loaded
+    assert '"mail_message"."raw"' not in loaded and '"mail_attachment"."data"' not in loaded
     message.refresh_from_db()
     assert message.seen  # at once, locally
     from mail.actions import write_back
