@@ -159,7 +159,7 @@ def _normalise(table: schema.Table, present: list[str], raw: dict[str, Any]) -> 
         try:
             row[name] = normalize.convert(column.type, raw[name])
         except normalize.BadValue as exc:
-            raise normalize.BadValue(f"{table.name}.{name} of row {raw.get('id')}: {exc}") from None
+            raise normalize.BadValue(f"{table.name}.{name} ({exc}) of row {raw.get('id')}") from None
     return row
 
 
@@ -201,7 +201,13 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
     for raw_batch in source.batches(mapper.table, present, BATCH):
         rows = []
         for raw in raw_batch:
-            row = _normalise(table, present, raw)
+            try:
+                row = _normalise(table, present, raw)
+            except normalize.BadValue as exc:  # reported like an orphan, never a crash
+                report.source_rows += 1
+                report.orphans += 1
+                report.count(f"invalid value: {str(exc).split(' of row')[0]}", raw.get("id"))
+                continue
             for column in mapper.ignored:
                 if row.get(column) is not None or raw.get(column) is not None:
                     ctx.report.dropped_columns[f"{mapper.table}.{column}"] += 1

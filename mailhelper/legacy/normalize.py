@@ -48,6 +48,11 @@ def to_datetime(value: Any) -> datetime | None:
         return None
     if isinstance(value, datetime):
         result = value
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        try:  # some SQLite writers store epoch seconds
+            return datetime.fromtimestamp(value, UTC)
+        except (OverflowError, OSError, ValueError):
+            raise BadValue("timestamp out of range") from None
     elif isinstance(value, date):
         result = datetime(value.year, value.month, value.day)
     else:

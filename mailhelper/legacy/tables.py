@@ -720,6 +720,7 @@ class Attachments(Mapper):
     table, label = "email_attachments", "mail.attachment"
     fks = {"raw_email_id": ("raw_emails", True)}
     mapped = frozenset({"raw_email_id", "filename", "mime_type", "size", "content_id", "encrypted_data"})
+    content = frozenset({"filename"})  # encrypted in Mailhelper; kept encrypted when the row is a record
 
     def owner_legacy(self, row, ctx):
         return self._owner_of(ctx, "raw_emails", row.get("raw_email_id"))
@@ -1428,6 +1429,7 @@ class ReplyStyles(Mapper):
 
     table, label = "reply_style_settings", "mail.replysettings"
     fks = {"user_id": ("users", True)}
+    content = frozenset({"salutation", "closing"})  # the user's text (may name people): encrypted in records
     mapped = frozenset({"user_id", "address_form", "salutation", "closing", "encrypted_custom_instructions"})
 
     def create(self, rows, ctx):

@@ -113,6 +113,22 @@ _PG_TYPES = {"Integer": "bigint", "String": "text", "Text": "text", "DateTime": 
              "Boolean": "boolean", "Float": "double precision", "LargeBinary": "bytea"}  # fmt: skip
 
 
+_UNREPRESENTABLE = object()
+
+
+def _pg_value(pg_type: str, value):
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    if pg_type == "boolean":
+        text = str(value).lower()
+        return text in ("1", "t", "true") if text in ("1", "t", "true", "0", "f", "false") else _UNREPRESENTABLE
+    if pg_type == "timestamp" and isinstance(value, int | float):
+        return datetime.fromtimestamp(value, UTC).replace(tzinfo=None)
+    return value
+
+
 def copy_to_postgres(sqlite_path: Path, url: str) -> None:
     """The same legacy database as a legacy PostgreSQL (real booleans and timestamps), as the legacy's
     later versions stored it."""
@@ -126,11 +142,9 @@ def copy_to_postgres(sqlite_path: Path, url: str) -> None:
             conn.execute(f'create table "{table.name}" ({columns})')
             names = list(types)
             for row in source.execute(f'select {", ".join(names)} from "{table.name}"'):
-                values = []
-                for name, value in zip(names, row, strict=True):
-                    if types[name] == "boolean" and value is not None:
-                        value = str(value).lower() in ("1", "t", "true")
-                    values.append(value)
+                values = [_pg_value(types[name], value) for name, value in zip(names, row, strict=True)]
+                if _UNREPRESENTABLE in values:
+                    continue  # PostgreSQL's typed columns would have refused this row
                 marks = ", ".join(["%s"] * len(names))
                 conn.execute(f'insert into "{table.name}" ({", ".join(names)}) values ({marks})', values)
     source.close()

@@ -177,6 +177,9 @@ def _build(path: Path) -> Legacy:
         imap_uidvalidity=1700000001,
         received_at="2024-04-03 07:00:00",
     )
+    # Invalid: a flag that is no boolean (reported, the import goes on); an epoch timestamp is fine.
+    db.insert("trusted_senders", user_id=alice.id, sender_pattern="x@y.test", use_urgency_booster="maybe")
+    db.insert("trusted_senders", user_id=bob.id, sender_pattern="boss@bob.test", added_at=1712000000)
     # Orphan: its account does not exist.
     db.insert("raw_emails", user_id=alice.id, mail_account_id=999, encrypted_subject=db.enc(alice, "lost"), imap_uid=1)
     bob_raw = db.insert(
@@ -419,6 +422,9 @@ def test_import_checksums_match_and_a_rerun_imports_nothing_twice(legacy):
     assert "raw_emails: 1 x orphan: mail_account_id points to a missing mail_accounts row [4]" in output
     assert "raw_emails: 1 x kept as legacy record: the same server message twice [3]" in output
     assert "All checksums match." in output
+    assert "trusted_senders: 1 x invalid value: trusted_senders.use_urgency_booster (not a boolean) [" in output
+    assert TrustedSender.objects.get(pattern="boss@bob.test").created_at.isoformat() == "2024-04-01T19:33:20+00:00"
+    assert not LegacyRecord.objects.filter(table="reply_style_settings", data__icontains="Hallo").exists()
 
     first = counts()
     assert first["User"] == 2 and first["MailAccount"] == 2 and first["Message"] == 3 and first["Rule"] == 2
@@ -447,7 +453,7 @@ def test_import_checksums_match_and_a_rerun_imports_nothing_twice(legacy):
     )
     assert Tag.objects.filter(owner=alice).count() == 3 and Tag.objects.filter(name="finance (2)").exists()
     assert TagSuggestion.objects.get(owner=alice).state == "rejected"
-    assert TrustedSender.objects.get(owner=alice).pattern == "@example.test"
+    assert TrustedSender.objects.get(owner=alice).pattern == "@example.test"  # the invalid one is not there
     assert RuleLog.objects.filter(owner=alice).count() == 1  # the second log of the same rule and message is a record
     # The plain envelope subject of the server state is mail content: never stored in clear.
     assert not LegacyRecord.objects.filter(data__icontains="numbers für").exists()
