@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue
 
@@ -420,8 +421,36 @@ def check_schema(source: LegacySource, report: ImportReport) -> None:
             report.missing_columns[name] = missing
 
 
+_LOCK_KEY = int.from_bytes(b"mh-legacy", "big") & 0x7FFFFFFFFFFFFFFF
+
+
+class ImportRunning(Exception):
+    """Another import_legacy holds the lock (two at once would race for the same legacy ids)."""
+
+
+@contextmanager
+def import_lock() -> Iterator[None]:
+    """Session-level advisory lock: one import at a time; PostgreSQL drops it if the process dies."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
+        if not cursor.fetchone()[0]:
+            raise ImportRunning("another import_legacy is running")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
+
+
 def run_import(source: LegacySource, *, dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
     """Import every table (with dry_run: only read and validate), then compare the checksums."""
+    if dry_run:
+        return _run_import(source, dry_run=True, progress=progress)
+    with import_lock():
+        return _run_import(source, dry_run=False, progress=progress)
+
+
+def _run_import(source: LegacySource, *, dry_run: bool, progress: Progress | None) -> ImportReport:
     from .tables import MAPPERS
 
     report = ImportReport()

@@ -755,3 +755,41 @@ def test_rows_imported_after_the_first_login_are_converted_at_the_next(legacy):
     assert conversion.on_password_verified(alice, legacy.alice.password)
     assert conversion.convert_user(alice.pk).state == "done"
     assert Message.objects.get(uid=43).subject == "Late arrival"
+
+
+def test_operators_see_the_import_state_but_no_legacy_key_material(legacy):
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    operator = create_test_user("operator")
+    operator.user.is_staff = operator.user.is_superuser = True
+    operator.user.save()
+    client = verified_client(operator)
+    key = LegacyUserKey.objects.get(user__username="alice_legacy")
+    secrets = [key.salt, key.encrypted_dek, *LegacySealedValue.objects.values_list("ciphertext", flat=True)[:5]]
+    pages = [
+        reverse("admin:mailhelper_legacyuserkey_changelist"),
+        reverse("admin:mailhelper_legacyuserkey_change", args=[key.pk]),
+        reverse("admin:mailhelper_legacyimportmap_changelist"),
+    ]
+    for url in pages:
+        html = client.get(url).content.decode()
+        assert "alice_legacy" in html or "raw_emails" in html, url
+        assert not any(secret and secret in html for secret in secrets), url
+
+
+def test_two_imports_at_once_are_refused(legacy):
+    """A second session holding the import lock (another operator's run) makes this one stop at once."""
+    import psycopg
+    from django.conf import settings
+
+    from mailhelper.legacy import importer
+    from mailhelper.legacy.source import open_source
+
+    db = settings.DATABASES["default"]
+    with psycopg.connect(f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", autocommit=True) as other:
+        other.execute("select pg_advisory_lock(%s)", [importer._LOCK_KEY])
+        code, output = run_import("--sqlite", str(legacy.path))
+        assert code == 2 and "another import_legacy is running" in output
+        with pytest.raises(importer.ImportRunning):
+            importer.run_import(open_source(str(legacy.path)))
+    assert User.objects.count() == 0
+    assert run_import("--sqlite", str(legacy.path))[0] == 0  # released with the other session

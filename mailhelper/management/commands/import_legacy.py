@@ -32,6 +32,8 @@ class Command(BaseCommand):
 
         try:
             result = importer.run_import(source, dry_run=options["dry_run"], progress=progress)
+        except importer.ImportRunning as exc:
+            raise CommandError(str(exc), returncode=2) from None
         finally:
             source.close()
         self.stderr.write("")
