@@ -175,7 +175,11 @@ def main() -> None:
 
         def browse(index: int, session_key: str, message_ids: list[str]) -> None:
             rnd = random.Random(index)
-            with httpx.Client(base_url=base, cookies={"sessionid": session_key}, timeout=10.0) as client:
+            # One connection per request, as nginx talks to gunicorn (deploy/nginx.conf has no upstream
+            # keepalive): a kept-alive connection would pin each user to one gunicorn worker, however busy.
+            with httpx.Client(
+                base_url=base, cookies={"sessionid": session_key}, headers={"Connection": "close"}, timeout=10.0
+            ) as client:
                 n = 0
                 while time.monotonic() < stop_at:
                     page = PAGES[n % len(PAGES)]
