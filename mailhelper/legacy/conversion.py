@@ -124,6 +124,8 @@ def _apply_message(message: Message, plain: dict[str, str]) -> None:
         message.in_reply_to = (_msg_ids(plain["encrypted_in_reply_to"]) or [""])[0]
     if "encrypted_references" in plain:
         message.references = _msg_ids(plain["encrypted_references"])
+    original_body = plain.get("encrypted_body")
+    message.raw = reconstruct_source(message, original_body)
     key = search_key_for(owner_id)
     root = (message.references or [None])[0] or message.in_reply_to or message.message_id
     message.thread_key = storable_thread_key(root or "subject:" + normalize_subject(message.subject), key)[:995]
@@ -142,8 +144,72 @@ def _apply_message(message: Message, plain: dict[str, str]) -> None:
             "references",
             "thread_key",
             "search_ids",
+            "raw",
         ]
     )
+
+
+def reconstruct_source(message: Message, body: str | None) -> bytes:
+    """An RFC 5322 message rebuilt from what the legacy stored (it did not keep the source).
+
+    So that imported mail is like synced mail for everything that reads the source: the export's
+    .eml files, "show images", the reply's Reply-To. Marked with X-Mailhelper-Reconstructed.
+    """
+    from email.message import EmailMessage
+    from email.policy import SMTP
+    from email.utils import format_datetime, formataddr
+
+    reply_to = _legacy_secrets(message).get("encrypted_reply_to", "")
+    out = EmailMessage(policy=SMTP)
+    headers = {
+        "From": formataddr((message.from_name, message.from_address)) if message.from_address else "",
+        "To": ", ".join(message.to_addresses),
+        "Cc": ", ".join(message.cc_addresses),
+        "Reply-To": reply_to,
+        "Subject": message.subject,
+        "Date": format_datetime(message.date) if message.date else "",
+        "Message-ID": f"<{message.message_id}>" if message.message_id else "",
+        "In-Reply-To": f"<{message.in_reply_to}>" if message.in_reply_to else "",
+        "References": " ".join(f"<{r}>" for r in message.references),
+    }
+    for name, value in headers.items():
+        if value:
+            try:
+                out[name] = value
+            except (ValueError, TypeError):  # a header the legacy stored malformed: leave it out
+                continue
+    out["X-Mailhelper-Reconstructed"] = "imported from the legacy application"
+    text = message.text_body or ""
+    if body is not None and message.html_body:
+        out.set_content(text or " ")
+        out.add_alternative(body, subtype="html")
+    else:
+        out.set_content(text)
+    for attachment in message.attachments.all():
+        if attachment.data is None:
+            continue
+        maintype, _, subtype = (attachment.content_type or "application/octet-stream").partition("/")
+        out.add_attachment(
+            bytes(attachment.data),
+            maintype=maintype,
+            subtype=subtype or "octet-stream",
+            filename=attachment.filename or None,
+            cid=f"<{attachment.content_id}>" if attachment.content_id else None,
+        )
+    return bytes(out)
+
+
+def _legacy_secrets(message: Message) -> dict[str, str]:
+    """The message's legacy-only columns (Reply-To, Bcc ...), decrypted, from its leftover record."""
+    legacy_id = (
+        LegacyImportMap.objects.filter(table="raw_emails", target_pk=str(message.pk))
+        .values_list("legacy_id", flat=True)
+        .first()
+    )
+    if legacy_id is None:
+        return {}
+    record = LegacyRecord.objects.filter(owner_id=message.owner_id, table="raw_emails", legacy_id=legacy_id).first()
+    return json.loads(record.secrets or "{}") if record else {}
 
 
 _ACCOUNT_FIELDS = {
@@ -229,13 +295,18 @@ def _apply_record(record: LegacyRecord, plain: dict[str, str]) -> None:
 
 # model label -> (the rows, fetched per chunk scoped to the owner; what to write into one of them)
 APPLY = {
-    "mail.message": (lambda: Message.objects.defer("raw"), _apply_message),
+    "mail.message": (lambda: Message.objects.defer("raw").prefetch_related("attachments"), _apply_message),
     "mail.mailaccount": (lambda: MailAccount.objects.all(), _apply_account),
     "mail.attachment": (lambda: Attachment.objects.defer("data"), _apply_attachment),
     "mail.messageanalysis": (lambda: MessageAnalysis.objects.all(), _apply_analysis),
     "mail.replysettings": (lambda: ReplySettings.objects.all(), _apply_reply_settings),
     "mailhelper.legacyrecord": (lambda: LegacyRecord.objects.all(), _apply_record),
 }
+
+
+# Messages last: their reconstructed source needs their attachments and leftover headers (Reply-To) converted.
+ORDER = ["mail.mailaccount", "mail.attachment", "mailhelper.legacyrecord", "mail.messageanalysis",
+         "mail.replysettings", "mail.message"]  # fmt: skip
 
 
 # --- the conversion --------------------------------------------------------------------------------------------
@@ -266,18 +337,21 @@ def convert_user(user_id: int) -> ConversionResult:
             )
         return ConversionResult(state=LegacyUserKey.State.WAITING)
     result = ConversionResult(state=LegacyUserKey.State.CONVERTING)
-    while True:
-        targets = list(
-            _pending(user_id).order_by("target", "target_pk").values_list("target", "target_pk").distinct()[:CHUNK]
-        )
-        if not targets:
-            break
-        with transaction.atomic():
-            converted, failed = _convert_chunk(user_id, dek, targets)
-        result.converted += converted
-        result.failed += failed
-        if not converted and not failed:
-            break  # the rows are locked by a concurrent run of this task: it finishes them
+    labels = set(_pending(user_id).values_list("target", flat=True).distinct())
+    for label in [*ORDER, *sorted(labels - set(ORDER))]:
+        while True:
+            pks = list(
+                _pending(user_id).filter(target=label).order_by("target_pk").values_list("target_pk", flat=True)
+                .distinct()[:CHUNK]
+            )  # fmt: skip
+            if not pks:
+                break
+            with transaction.atomic():
+                converted, failed = _convert_chunk(user_id, dek, label, pks)
+            result.converted += converted
+            result.failed += failed
+            if not converted and not failed:
+                break  # the rows are locked by a concurrent run of this task: it finishes them
     result.analyse_accounts = _finish(user_id)
     failures = LegacySealedValue.objects.filter(owner_id=user_id, converted_at__isnull=True).exclude(error="").count()
     LegacyUserKey.objects.filter(pk=key.pk).update(
@@ -294,36 +368,29 @@ def convert_user(user_id: int) -> ConversionResult:
     return result
 
 
-def _convert_chunk(user_id: int, dek: bytes, targets: list[tuple[str, str]]) -> tuple[int, int]:
-    labels: dict[str, list[str]] = {}
-    for label, pk in targets:
-        labels.setdefault(label, []).append(pk)
-    converted = failed = 0
-    for label, pks in labels.items():
-        values = list(
-            _pending(user_id).filter(target=label, target_pk__in=pks).select_for_update(skip_locked=True).order_by("pk")
-        )
-        if label not in APPLY:
-            _pending(user_id).filter(pk__in=[v.pk for v in values]).update(error="no conversion for this kind of value")
-            failed += len(values)
+def _convert_chunk(user_id: int, dek: bytes, label: str, pks: list[str]) -> tuple[int, int]:
+    values = list(
+        _pending(user_id).filter(target=label, target_pk__in=pks).select_for_update(skip_locked=True).order_by("pk")
+    )
+    if label not in APPLY:
+        _pending(user_id).filter(pk__in=[v.pk for v in values]).update(error="no conversion for this kind of value")
+        return 0, len(values)
+    rows, apply = APPLY[label]
+    by_target: dict[str, dict[str, str]] = {}
+    done, broken = [], []
+    for value in values:
+        try:
+            plaintext = legacy_crypto.decrypt_text(dek, value.ciphertext)
+        except legacy_crypto.LegacyDecryptionError:
+            broken.append(value.pk)
             continue
-        rows, apply = APPLY[label]
-        by_target: dict[str, dict[str, str]] = {}
-        done, broken = [], []
-        for value in values:
-            try:
-                plaintext = legacy_crypto.decrypt_text(dek, value.ciphertext)
-            except legacy_crypto.LegacyDecryptionError:
-                broken.append(value.pk)
-                continue
-            by_target.setdefault(value.target_pk, {})[value.field] = plaintext
-            done.append(value.pk)
-        for row in rows().filter(owner_id=user_id, pk__in=list(by_target)):
-            apply(row, by_target[str(row.pk)])
-        LegacySealedValue.objects.filter(pk__in=done).update(ciphertext=None, converted_at=timezone.now())
-        LegacySealedValue.objects.filter(pk__in=broken).update(error="does not open with the legacy key")
-        converted, failed = converted + len(done), failed + len(broken)
-    return converted, failed
+        by_target.setdefault(value.target_pk, {})[value.field] = plaintext
+        done.append(value.pk)
+    for row in rows().filter(owner_id=user_id, pk__in=list(by_target)):
+        apply(row, by_target[str(row.pk)])
+    LegacySealedValue.objects.filter(pk__in=done).update(ciphertext=None, converted_at=timezone.now())
+    LegacySealedValue.objects.filter(pk__in=broken).update(error="does not open with the legacy key")
+    return len(done), len(broken)
 
 
 def _finish(user_id: int) -> list[str]:
@@ -333,6 +400,12 @@ def _finish(user_id: int) -> list[str]:
     ):
         _unlock_account(account)
     imported = LegacyImportMap.objects.filter(table="raw_emails", owner_id=user_id, kind=LegacyImportMap.Kind.ROW)
+    without_source = Message.objects.filter(
+        owner_id=user_id, raw__isnull=True, pk__in=list(imported.values_list("target_pk", flat=True))
+    )
+    for message in without_source.defer("raw").prefetch_related("attachments"):  # nothing was sealed in these
+        message.raw = reconstruct_source(message, None)
+        message.save(update_fields=["raw"])
     missing = Message.objects.filter(
         owner_id=user_id, analysis__isnull=True, pk__in=list(imported.values_list("target_pk", flat=True))
     )

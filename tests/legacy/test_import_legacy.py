@@ -142,6 +142,7 @@ def _build(path: Path) -> Legacy:
         encrypted_to=db.enc(alice, "Alice <alice@example.test>, carol@example.test"),
         encrypted_cc=db.enc(alice, ""),
         encrypted_bcc=db.enc(alice, "secret-bcc@example.test"),
+        encrypted_reply_to=db.enc(alice, "Bob Desk <desk@example.test>"),
         message_size=2048,
         has_attachments=1,
         encrypted_references=db.enc(alice, "<root@example.test> <q0@example.test>"),
@@ -626,6 +627,22 @@ def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_
     assert "secret-bcc@example.test" in record.secrets  # legacy-only columns, now under Mailhelper's key
     code, output = run_import("--sqlite", str(legacy.path))
     assert code == 0, output  # fingerprints keep the checksums valid after conversion
+
+    # Imported mail is like synced mail for whatever reads the source: the export has it as .eml.
+    import email
+    import zipfile
+
+    call_command(
+        "export_user_data", "alice_legacy", "--output", str(legacy.path.parent / "export.zip"), stdout=io.StringIO()
+    )
+    with zipfile.ZipFile(legacy.path.parent / "export.zip") as archive:
+        emls = [archive.read(n) for n in archive.namelist() if n.endswith(".eml")]
+    assert len(emls) == 2
+    source = next(email.message_from_bytes(e, policy=email.policy.default) for e in emls if b"q1@example.test" in e)
+    assert source["Subject"] == SUBJECT and "desk@example.test" in source["Reply-To"] and "carol@example.test" in source["To"]
+    assert source["References"] == "<root@example.test> <q0@example.test>"
+    assert source.get_body(("plain",)).get_content().strip().endswith("Grüße, Bob")
+    assert [p.get_filename() for p in source.iter_attachments()] == ["numbers.csv"]
 
     # The task carried the user id only; no key, password or content in its message, result or the log.
     from django_celery_results.models import TaskResult
