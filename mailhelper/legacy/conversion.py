@@ -98,7 +98,7 @@ def _msg_ids(text: str) -> list[str]:
     return [token.strip("<>,")[:995] for token in text.replace(",", " ").split() if token.strip("<>,")]
 
 
-def _apply_message(message: Message, plain: dict[str, str]) -> None:
+def _apply_message(message: Message, plain: dict[str, str], legacy_secrets: dict[str, dict]) -> None:
     from mail.parsing import html_to_text, normalize_subject, sanitize_html
     from mail.search import index_ids, search_key_for
     from mail.threading_keys import storable_thread_key
@@ -125,7 +125,7 @@ def _apply_message(message: Message, plain: dict[str, str]) -> None:
     if "encrypted_references" in plain:
         message.references = _msg_ids(plain["encrypted_references"])
     original_body = plain.get("encrypted_body")
-    message.raw = reconstruct_source(message, original_body)
+    message.raw = reconstruct_source(message, original_body, legacy_secrets.get(str(message.pk), {}))
     key = search_key_for(owner_id)
     root = (message.references or [None])[0] or message.in_reply_to or message.message_id
     message.thread_key = storable_thread_key(root or "subject:" + normalize_subject(message.subject), key)[:995]
@@ -149,7 +149,7 @@ def _apply_message(message: Message, plain: dict[str, str]) -> None:
     )
 
 
-def reconstruct_source(message: Message, body: str | None) -> bytes:
+def reconstruct_source(message: Message, body: str | None, legacy_secrets: dict[str, str]) -> bytes:
     """An RFC 5322 message rebuilt from what the legacy stored (it did not keep the source).
 
     So that imported mail is like synced mail for everything that reads the source: the export's
@@ -159,7 +159,7 @@ def reconstruct_source(message: Message, body: str | None) -> bytes:
     from email.policy import SMTP
     from email.utils import format_datetime, formataddr
 
-    reply_to = _legacy_secrets(message).get("encrypted_reply_to", "")
+    reply_to = legacy_secrets.get("encrypted_reply_to", "")
     out = EmailMessage(policy=SMTP)
     headers = {
         "From": formataddr((message.from_name, message.from_address)) if message.from_address else "",
@@ -199,17 +199,15 @@ def reconstruct_source(message: Message, body: str | None) -> bytes:
     return bytes(out)
 
 
-def _legacy_secrets(message: Message) -> dict[str, str]:
-    """The message's legacy-only columns (Reply-To, Bcc ...), decrypted, from its leftover record."""
-    legacy_id = (
-        LegacyImportMap.objects.filter(table="raw_emails", target_pk=str(message.pk))
-        .values_list("legacy_id", flat=True)
-        .first()
+def legacy_secrets(owner_id: int, message_pks: list[str]) -> dict[str, dict[str, str]]:
+    """Per message, its legacy-only columns (Reply-To, Bcc ...) decrypted from its leftover record (two queries)."""
+    legacy_ids = dict(
+        LegacyImportMap.objects.filter(table="raw_emails", owner_id=owner_id, target_pk__in=message_pks).values_list(
+            "legacy_id", "target_pk"
+        )
     )
-    if legacy_id is None:
-        return {}
-    record = LegacyRecord.objects.filter(owner_id=message.owner_id, table="raw_emails", legacy_id=legacy_id).first()
-    return json.loads(record.secrets or "{}") if record else {}
+    records = LegacyRecord.objects.filter(owner_id=owner_id, table="raw_emails", legacy_id__in=list(legacy_ids))
+    return {legacy_ids[r.legacy_id]: json.loads(r.secrets or "{}") for r in records}
 
 
 _ACCOUNT_FIELDS = {
@@ -222,7 +220,7 @@ _ACCOUNT_FIELDS = {
 }
 
 
-def _apply_account(account: MailAccount, plain: dict[str, str]) -> None:
+def _apply_account(account: MailAccount, plain: dict[str, str], _extra: dict | None = None) -> None:
     owner_id = account.owner_id
     for column, (name, limit) in _ACCOUNT_FIELDS.items():
         if column in plain:
@@ -262,7 +260,7 @@ def _unlock_account(account: MailAccount) -> None:
         LegacyImportMap.objects.filter(pk=entry.pk).update(note=note)
 
 
-def _apply_attachment(attachment: Attachment, plain: dict[str, str]) -> None:
+def _apply_attachment(attachment: Attachment, plain: dict[str, str], _extra: dict | None = None) -> None:
     if "encrypted_data" not in plain:
         return
     text = plain["encrypted_data"]
@@ -274,19 +272,19 @@ def _apply_attachment(attachment: Attachment, plain: dict[str, str]) -> None:
     attachment.save(update_fields=["data"])
 
 
-def _apply_analysis(analysis: MessageAnalysis, plain: dict[str, str]) -> None:
+def _apply_analysis(analysis: MessageAnalysis, plain: dict[str, str], _extra: dict | None = None) -> None:
     if "encrypted_summary_de" in plain:
         analysis.summary = plain["encrypted_summary_de"]
         analysis.save(update_fields=["summary"])
 
 
-def _apply_reply_settings(settings: ReplySettings, plain: dict[str, str]) -> None:
+def _apply_reply_settings(settings: ReplySettings, plain: dict[str, str], _extra: dict | None = None) -> None:
     if "encrypted_custom_instructions" in plain:
         settings.instructions = plain["encrypted_custom_instructions"]
         settings.save(update_fields=["instructions"])
 
 
-def _apply_record(record: LegacyRecord, plain: dict[str, str]) -> None:
+def _apply_record(record: LegacyRecord, plain: dict[str, str], _extra: dict | None = None) -> None:
     secrets = json.loads(record.secrets or "{}")
     secrets.update(plain)
     record.secrets = json.dumps(secrets, ensure_ascii=False, sort_keys=True)
@@ -386,8 +384,9 @@ def _convert_chunk(user_id: int, dek: bytes, label: str, pks: list[str]) -> tupl
             continue
         by_target.setdefault(value.target_pk, {})[value.field] = plaintext
         done.append(value.pk)
+    extra = legacy_secrets(user_id, list(by_target)) if label == "mail.message" else {}
     for row in rows().filter(owner_id=user_id, pk__in=list(by_target)):
-        apply(row, by_target[str(row.pk)])
+        apply(row, by_target[str(row.pk)], extra)
     LegacySealedValue.objects.filter(pk__in=done).update(ciphertext=None, converted_at=timezone.now())
     LegacySealedValue.objects.filter(pk__in=broken).update(error="does not open with the legacy key")
     return len(done), len(broken)
@@ -404,7 +403,7 @@ def _finish(user_id: int) -> list[str]:
         owner_id=user_id, raw__isnull=True, pk__in=list(imported.values_list("target_pk", flat=True))
     )
     for message in without_source.defer("raw").prefetch_related("attachments"):  # nothing was sealed in these
-        message.raw = reconstruct_source(message, None)
+        message.raw = reconstruct_source(message, None, {})
         message.save(update_fields=["raw"])
     missing = Message.objects.filter(
         owner_id=user_id, analysis__isnull=True, pk__in=list(imported.values_list("target_pk", flat=True))
