@@ -188,6 +188,11 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         zf.writestr("settings.json", _dumps(settings_data))
         drafts = _drafts_data(user, paths)
         zf.writestr("drafts.json", _dumps({"drafts": drafts}))
+        from mailhelper.legacy.ui import export_records
+
+        legacy = export_records(user)
+        if legacy:  # only users imported from the legacy application (manage.py import_legacy)
+            zf.writestr("legacy.json", _dumps({"records": legacy}))
         counts = {
             "accounts": len(accounts),
             "messages": len(paths),

@@ -42,3 +42,24 @@ def mark_waiting_rows(request: HttpRequest, rows: list) -> list:
         return rows
     pending = waiting(request, "mail.message", [row.pk for row in rows])
     return [dataclasses.replace(row, subject=WAITING_SUBJECT) if row.pk in pending else row for row in rows]
+
+
+_SECRET_COLUMNS = ("password", "token")  # secrets of other services: left out of exports like Mailhelper's own
+
+
+def export_records(user) -> list[dict]:
+    """The user's legacy records for "download my data" (values the legacy had and Mailhelper keeps aside).
+
+    Decrypted columns are included once converted; passwords and tokens of other services are not.
+    """
+    import json
+
+    from mailhelper.models import LegacyRecord
+
+    out = []
+    for record in LegacyRecord.objects.filter(owner=user).order_by("table", "legacy_id"):
+        secrets = json.loads(record.secrets or "{}")
+        values = {**record.data, **secrets}
+        values = {k: v for k, v in values.items() if not any(word in k for word in _SECRET_COLUMNS)}
+        out.append({"table": record.table, "legacy_id": record.legacy_id, "values": values})
+    return out

@@ -7,6 +7,7 @@ encrypted in the legacy format, so the conversion has to derive the legacy key f
 from __future__ import annotations
 
 import io
+import json
 import re
 import shutil
 import sqlite3
@@ -89,6 +90,8 @@ def _build(path: Path) -> Legacy:
         created_at="2024-03-02 09:00:00",
         folder_uidvalidity={"INBOX": 1700000001},
         encrypted_signature_text=db.enc(alice, "-- Alice"),
+        encrypted_pop3_password=db.enc(alice, "pop3 secret"),
+        encrypted_oauth_token=db.enc(alice, "oauth secret"),
         last_fetch_at="2024-05-01T10:00:00",
     )
     bob_account = db.insert(
@@ -644,6 +647,16 @@ def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_
     assert source["References"] == "<root@example.test> <q0@example.test>"
     assert source.get_body(("plain",)).get_content().strip().endswith("Grüße, Bob")
     assert [p.get_filename() for p in source.iter_attachments()] == ["numbers.csv"]
+    with zipfile.ZipFile(legacy.path.parent / "export.zip") as archive:
+        kept = json.loads(archive.read("legacy.json"))["records"]
+    by_table = {(r["table"], r["values"].get("style_key")): r["values"] for r in kept}
+    assert by_table[("reply_style_settings", "casual")]["salutation"] == "Hallo"
+    raw_values = next(r["values"] for r in kept if r["table"] == "raw_emails" and r["legacy_id"] == legacy.ids["raw"])
+    assert raw_values["encrypted_bcc"] == "secret-bcc@example.test"
+    assert not any("password" in key or "token" in key for r in kept for key in r["values"])
+    with zipfile.ZipFile(legacy.path.parent / "export.zip") as archive:
+        everything = b"".join(archive.read(name) for name in archive.namelist())
+    assert b"pop3 secret" not in everything and b"oauth secret" not in everything and b"s3cret" not in everything
 
     # The task carried the user id only; no key, password or content in its message, result or the log.
     from django_celery_results.models import TaskResult
