@@ -61,7 +61,7 @@ class Result:
 class TableReport:
     table: str
     source_rows: int = 0
-    orphans: int = 0
+    orphans: int = 0  # rejected: foreign key to nothing, or a value that does not fit its column
     skipped: int = 0
     imported: int = 0  # new in this run
     already: int = 0  # imported by an earlier run
@@ -198,7 +198,7 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
     ctx.owner[mapper.table] = {}
     total = source.count(mapper.table)
     done = 0
-    existing = {} if ctx.dry_run else ctx.map_of(mapper.table)
+    existing = ctx.map_of(mapper.table)  # a dry run after an import sees those rows as imported too
     for raw_batch in source.batches(mapper.table, present, BATCH):
         rows = []
         for raw in raw_batch:

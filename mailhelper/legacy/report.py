@@ -14,7 +14,7 @@ def render(result: ImportReport, dry_run: bool = False) -> str:
     for table, columns in result.missing_columns.items():
         lines.append(f"{table}: columns missing in the legacy database (read as empty): {', '.join(columns)}")
     header = (
-        f"{'table':<24} {'source':>8} {'orphans':>8} {'skipped':>8} {'target':>8} {'records':>8}  "
+        f"{'table':<24} {'source':>8} {'rejected':>8} {'skipped':>8} {'target':>8} {'records':>8}  "
         f"{'source digest':<13} {'target digest':<13} status"
     )
     lines += [header, "-" * len(header)]

@@ -508,6 +508,13 @@ def test_dry_run_validates_and_writes_nothing(legacy):
     assert "conditions.sender_in_contacts" in output and "orphan" in output
     assert "Dry run: nothing written." in output
     assert all(n == 0 for n in counts().values()), counts()
+    # After an import, a dry run sees the imported rows as imported (nothing to skip or predict).
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    before = counts()
+    code, output = run_import("--sqlite", str(legacy.path), "--dry-run")
+    assert code == 0 and counts() == before
+    users = next(line for line in output.splitlines() if line.startswith("users "))
+    assert users.split()[1:4] == ["2", "0", "0"], output
 
 
 def test_a_missing_legacy_table_is_an_error(tmp_path):
