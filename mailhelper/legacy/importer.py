@@ -230,6 +230,9 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
             entry = existing.get(row["id"])
             if entry is not None:
                 report.already += 1
+                if entry.kind != LegacyImportMap.Kind.ROW:  # the same lines as the run that decided it
+                    report.count(f"{_PREFIX[entry.kind]}: {entry.note.get('why', '')}", row["id"])
+                mapper.report_existing(row, ctx)
                 if entry.kind == LegacyImportMap.Kind.SKIPPED:
                     report.skipped += 1
                     continue
@@ -241,7 +244,7 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
                 why = mapper.predict_skip(row, ctx)
                 if why:
                     report.skipped += 1
-                    report.count(f"skipped: {why}", row["id"])
+                    report.count(f"{_PREFIX[LegacyImportMap.Kind.SKIPPED]}: {why}", row["id"])
                 else:
                     _accept(mapper, row, ctx, report, LegacyImportMap.Kind.ROW)
         elif fresh:
@@ -251,12 +254,11 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
                 entries = _store(mapper, results, by_id, present, ctx)
             for result in results:
                 existing[result.legacy_id] = entries[result.legacy_id]
+                if result.kind != LegacyImportMap.Kind.ROW:
+                    report.count(f"{_PREFIX[result.kind]}: {result.why}", result.legacy_id)
                 if result.kind == LegacyImportMap.Kind.SKIPPED:
                     report.skipped += 1
-                    report.count(f"skipped: {result.why}", result.legacy_id)
                     continue
-                if result.kind == LegacyImportMap.Kind.RECORD:
-                    report.count(f"kept as legacy record: {result.why}", result.legacy_id)
                 report.imported += 1
                 _accept(mapper, by_id[result.legacy_id], ctx, report, result.kind)
         done += len(rows)
@@ -265,6 +267,9 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
     report.records = sum(1 for m in existing.values() if m.kind == LegacyImportMap.Kind.RECORD)
     mapper.finish(ctx)
     return report
+
+
+_PREFIX = {LegacyImportMap.Kind.SKIPPED: "skipped", LegacyImportMap.Kind.RECORD: "kept as legacy record"}
 
 
 def _accept(mapper, row: dict[str, Any], ctx: Context, report: TableReport, kind: str) -> None:
@@ -291,7 +296,7 @@ def _store(mapper, results: list[Result], rows: dict[int, dict], present: list[s
             kind=result.kind,
             target_pk=result.target_pk,
             owner_id=owner_pk,
-            note=result.note,
+            note={**result.note, "why": result.why} if result.why else result.note,
         )
         entries.append(entry)
         if result.kind == LegacyImportMap.Kind.SKIPPED or owner_pk is None:

@@ -91,6 +91,9 @@ class Mapper:
     def finish(self, ctx: Context) -> None:
         pass
 
+    def report_existing(self, row: dict, ctx: Context) -> None:
+        """What to report again about a row an earlier run imported (so every run's report is complete)."""
+
     def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         pass
 
@@ -1282,6 +1285,9 @@ class AutoRules(Mapper):
     def predict_skip(self, row, ctx):
         self._report(row, self._convert(row, ctx), ctx)
         return None
+
+    def report_existing(self, row, ctx):
+        self._report(row, self._convert(row, ctx), ctx)
 
     def create(self, rows, ctx):
         results, made = [], []

@@ -467,7 +467,7 @@ def test_import_checksums_match_and_a_rerun_imports_nothing_twice(legacy):
     assert code == 0, again
     assert counts() == first
     assert all(status_of(again, t) == "OK" for t in TABLES)
-    assert re.sub(r"\s+", " ", output.split("Rows not")[0]) == re.sub(r"\s+", " ", again.split("Rows not")[0])
+    assert again == output  # the same table and the same explanations
 
 
 def test_unknown_rule_keys_are_reported_and_the_rule_is_kept_disabled(legacy):
