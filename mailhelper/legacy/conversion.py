@@ -25,6 +25,7 @@ from email.utils import getaddresses, parseaddr
 
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from accounts import crypto, keyring
@@ -318,7 +319,7 @@ class ConversionResult:
     analyse_accounts: list[str] = field(default_factory=list)
 
 
-def _pending(user_id: int):
+def _pending(user_id: int) -> QuerySet[LegacySealedValue]:
     return LegacySealedValue.objects.filter(owner_id=user_id, converted_at__isnull=True, error="")
 
 

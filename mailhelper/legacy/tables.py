@@ -178,24 +178,24 @@ class Users(Mapper):
     not_digested = frozenset({"password_hash", "salt", "encrypted_dek"})
     self_stored = frozenset({"encrypted_dek"})  # kept in LegacyUserKey, not as a sealed value
 
-    def owner_legacy(self, row, ctx):
+    def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return row["id"]
 
-    def owner_pk(self, row, result, ctx):
+    def owner_pk(self, row: dict, result: Result, ctx: Context) -> int | None:
         return int(result.target_pk) if result.kind == ROW else None
 
-    def check(self, row, ctx):
+    def check(self, row: dict, ctx: Context) -> str | None:
         # Remember the legacy key of every user (see importer._reopen_converted_users).
         ctx.cache.setdefault("legacy_keys", {})[row["id"]] = (row.get("salt") or "", row.get("encrypted_dek") or "")
         return None
 
-    def predict_skip(self, row, ctx):
+    def predict_skip(self, row: dict, ctx: Context) -> str | None:
         if not row.get("username") or not row.get("email"):
             return "no username or email"
         taken = User.objects.filter(Q(username=row["username"]) | Q(email__iexact=row["email"])).exists()
         return "username or email already used by a Mailhelper user" if taken else None
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results = []
         for row in rows:
             why = self.predict_skip(row, ctx)
@@ -238,12 +238,12 @@ class Users(Mapper):
             results.append(Result(row["id"], ROW, str(user.pk), note))
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["totp_enabled"] = bool(row.get("totp_enabled"))
         key = totp_key(row.get("totp_secret")) if row.get("totp_enabled") else None
         d["totp_secret"] = _b32(key) if key else (row.get("totp_secret") if row.get("totp_enabled") else None)
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         devices = {d.user_id: d for d in TOTPDevice.objects.filter(user_id__in=pks, name=IMPORTED_TOTP_NAME)}
         auto = dict(TagSettings.objects.filter(owner_id__in=pks).values_list("owner_id", "auto_apply"))
         out = {}
@@ -320,7 +320,7 @@ class MailAccounts(Mapper):
         }
     )
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, created = [], []
         names = ctx.cache.setdefault("account_names", {})
         for row in rows:
@@ -363,13 +363,13 @@ class MailAccounts(Mapper):
         _restore(MailAccount, created, ["created_at"])
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["imap_port"] = row.get("imap_port") or 993
         d["smtp_port"] = row.get("smtp_port") or 587
         d["imap_encryption"] = security(row.get("imap_encryption"), d["imap_port"])
         d["smtp_encryption"] = security(row.get("smtp_encryption"), d["smtp_port"])
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         out = {}
         for a in MailAccount.objects.filter(pk__in=pks).only(
             "id",
@@ -426,10 +426,10 @@ class EmailFolders(Mapper):
     fks = {"mail_account_id": ("mail_accounts", True)}
     mapped = frozenset({"mail_account_id", "imap_path", "special_folder_type"})
 
-    def owner_legacy(self, row, ctx):
+    def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return self._owner_of(ctx, "mail_accounts", row.get("mail_account_id"))
 
-    def check(self, row, ctx):
+    def check(self, row: dict, ctx: Context) -> str | None:
         owner = self.owner_legacy(row, ctx)
         if row.get("user_id") is not None and row["user_id"] != owner:
             return "user_id differs from its account's owner"
@@ -437,7 +437,7 @@ class EmailFolders(Mapper):
             return "no folder name"
         return None
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results = []
         for row in rows:
             account_pk = ctx.row_pk("mail_accounts", row["mail_account_id"])
@@ -461,12 +461,12 @@ class EmailFolders(Mapper):
             results.append(Result(row["id"], ROW, str(folder.pk), note))
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["imap_path"] = (row.get("imap_path") or row.get("name"))[:500]
         special = _SPECIAL.get((row.get("special_folder_type") or "").lower())
         d["special_folder_type"] = special or row.get("special_folder_type")
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         return {
             str(pk): _clear_none(
                 {
@@ -531,7 +531,7 @@ class RawEmails(Mapper):
         }
     )
 
-    def check(self, row, ctx):
+    def check(self, row: dict, ctx: Context) -> str | None:
         if self._owner_of(ctx, "mail_accounts", row["mail_account_id"]) != row["user_id"]:
             return "its account belongs to another user"
         return None
@@ -551,7 +551,7 @@ class RawEmails(Mapper):
             )
         return cache[folder_pk]
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, messages = [], []
         now = timezone.now()
         for row in rows:
@@ -594,7 +594,7 @@ class RawEmails(Mapper):
         Message.objects.bulk_create(messages)
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["imap_folder"] = (row.get("imap_folder") or "INBOX")[:500]
         d["message_id"] = message_id(row.get("message_id")) or None
         for column in ("imap_is_seen", "imap_is_answered", "imap_is_flagged", "imap_is_draft", "has_attachments"):
@@ -602,7 +602,7 @@ class RawEmails(Mapper):
         d["message_size"] = row.get("message_size") or 0
         d["calendar_method"] = (row.get("calendar_method") or "")[:20] or None
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         out = {}
         rows = Message.objects.filter(pk__in=pks).values_list(
             "pk",
@@ -644,7 +644,7 @@ class RawEmails(Mapper):
             )
         return out
 
-    def finish(self, ctx):
+    def finish(self, ctx: Context) -> None:
         """Folders learn the UIDVALIDITY of their imported mail, so the next sync fetches only newer UIDs."""
         if ctx.dry_run:
             return
@@ -673,7 +673,7 @@ class ServerState(Mapper):
     mapped = frozenset({"raw_email_id", "folder", "uid", "uidvalidity"})
     content = frozenset({"envelope_from", "envelope_subject"})
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         claimed = ctx.cache.setdefault(
             "state_claimed", set(m.target_pk for m in ctx.map_of(self.table).values() if m.kind == ROW)
         )
@@ -704,7 +704,7 @@ class ServerState(Mapper):
     def _identity(self, message_pk: str) -> tuple:
         return Message.objects.filter(pk=message_pk).values_list("folder_id", "uidvalidity", "uid").first()
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         return {
             str(pk): _clear_none(
                 {"raw_email_id": ctx.legacy_id("raw_emails", pk), "folder": folder, "uid": uid, "uidvalidity": uv}
@@ -725,10 +725,10 @@ class Attachments(Mapper):
     mapped = frozenset({"raw_email_id", "filename", "mime_type", "size", "content_id", "encrypted_data"})
     content = frozenset({"filename"})  # encrypted in Mailhelper; kept encrypted when the row is a record
 
-    def owner_legacy(self, row, ctx):
+    def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return self._owner_of(ctx, "raw_emails", row.get("raw_email_id"))
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, attachments = [], []
         positions = ctx.cache.setdefault("positions", {})
         new = {ctx.row_pk("raw_emails", row["raw_email_id"]) for row in rows} - set(positions) - {None}
@@ -760,13 +760,13 @@ class Attachments(Mapper):
         Attachment.objects.bulk_create(attachments)
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["mime_type"] = (row.get("mime_type") or "application/octet-stream")[:200]
         d["size"] = row.get("size") or 0
         d["content_id"] = (row.get("content_id") or "").strip().strip("<>")[:300] or None
         d["filename"] = row.get("filename") or None
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         out = {}
         for a in Attachment.objects.filter(pk__in=pks).only(
             "id", "owner_id", "message_id", "content_type", "size", "content_id", "filename"
@@ -817,10 +817,10 @@ class ProcessedEmails(Mapper):
         }
     )
 
-    def owner_legacy(self, row, ctx):
+    def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return self._owner_of(ctx, "raw_emails", row.get("raw_email_id"))
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, analyses = [], []
         analysed = ctx.cache.setdefault("analysed", set())
         messages = [pk for pk in (ctx.row_pk("raw_emails", row["raw_email_id"]) for row in rows) if pk]
@@ -881,7 +881,7 @@ class ProcessedEmails(Mapper):
         MessageAnalysis.objects.bulk_create(analyses)
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         for column in ("kategorie_aktion", "user_override_kategorie"):
             if row.get(column):
                 d[column] = rule_conversion.category(row[column]) or row[column]
@@ -890,7 +890,7 @@ class ProcessedEmails(Mapper):
         d["analysis_method"] = (row.get("analysis_method") or "legacy")[:120]
         d["done"] = bool(row.get("done"))
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         out = {}
         for a in MessageAnalysis.objects.filter(pk__in=pks).only(
             "id",
@@ -963,7 +963,7 @@ class EmailTags(Mapper):
     mapped = frozenset({"user_id", "name", "color", "description", "created_at"})
     ignored = frozenset({"learned_embedding", "negative_embedding"})
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, tags = [], []
         names = ctx.cache.setdefault("tag_names", {})
         for row in rows:
@@ -992,7 +992,7 @@ class EmailTags(Mapper):
         _restore(Tag, [t for t, _, _ in tags], ["created_at"])
         return results
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         return {
             str(t.pk): _clear_none(
                 {
@@ -1012,15 +1012,15 @@ class TagAssignments(Mapper):
     fks = {"email_id": ("processed_emails", True), "tag_id": ("email_tags", True)}
     mapped = frozenset({"email_id", "tag_id", "assigned_at", "auto_assigned"})
 
-    def owner_legacy(self, row, ctx):
+    def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return self._owner_of(ctx, "email_tags", row.get("tag_id"))
 
-    def check(self, row, ctx):
+    def check(self, row: dict, ctx: Context) -> str | None:
         if self._owner_of(ctx, "processed_emails", row["email_id"]) != self.owner_legacy(row, ctx):
             return "tag and message belong to different users"
         return None
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, made = [], []
         pairs = ctx.cache.setdefault("assigned", set())
         pairs.update(_existing_pairs(TagAssignment, "tag_id", [message_of_analysis(ctx, r["email_id"]) for r in rows]))
@@ -1052,10 +1052,10 @@ class TagAssignments(Mapper):
         _restore(TagAssignment, [a for a, _, _ in made], ["created_at"])
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["auto_assigned"] = bool(row.get("auto_assigned"))
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         analysis_of = {
             str(m): a
             for a, m in MessageAnalysis.objects.filter(message__tag_assignments__pk__in=pks).values_list(
@@ -1093,15 +1093,15 @@ class TagNegativeExamples(Mapper):
     mapped = frozenset({"tag_id", "email_id", "created_at"})
     ignored = frozenset({"negative_embedding"})
 
-    def owner_legacy(self, row, ctx):
+    def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return self._owner_of(ctx, "email_tags", row.get("tag_id"))
 
-    def check(self, row, ctx):
+    def check(self, row: dict, ctx: Context) -> str | None:
         if self._owner_of(ctx, "processed_emails", row["email_id"]) != self.owner_legacy(row, ctx):
             return "tag and message belong to different users"
         return None
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, made = [], []
         pairs = ctx.cache.setdefault("rejected", set())
         pairs.update(_existing_pairs(TagSuggestion, "tag_id", [message_of_analysis(ctx, r["email_id"]) for r in rows]))
@@ -1129,7 +1129,7 @@ class TagNegativeExamples(Mapper):
         results += [Result(row["id"], ROW, str(s.pk)) for s, row in made]
         return results
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         analysis_of = {
             str(m): a
             for a, m in MessageAnalysis.objects.filter(message__tag_suggestions__pk__in=pks).values_list(
@@ -1169,12 +1169,12 @@ class TrustedSenders(Mapper):
     fks = {"user_id": ("users", True), "account_id": ("mail_accounts", False)}
     mapped = frozenset({"user_id", "account_id", "sender_pattern", "label", "added_at"})
 
-    def check(self, row, ctx):
+    def check(self, row: dict, ctx: Context) -> str | None:
         if not trusted_pattern(row.get("sender_pattern"), row.get("pattern_type")):
             return "empty pattern"
         return None
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, made = [], []
         seen = ctx.cache.setdefault("trusted", set())
         for row in rows:
@@ -1205,10 +1205,10 @@ class TrustedSenders(Mapper):
         _restore(TrustedSender, [s for s, _, _ in made], ["created_at"])
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["sender_pattern"] = trusted_pattern(row.get("sender_pattern"), row.get("pattern_type"))
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         return {
             str(s.pk): _clear_none(
                 {
@@ -1282,14 +1282,14 @@ class AutoRules(Mapper):
         for problem in conversion.problems:
             ctx.report.warnings.append(f"auto_rules #{row['id']}: {problem}")
 
-    def predict_skip(self, row, ctx):
+    def predict_skip(self, row: dict, ctx: Context) -> str | None:
         self._report(row, self._convert(row, ctx), ctx)
         return None
 
-    def report_existing(self, row, ctx):
+    def report_existing(self, row: dict, ctx: Context) -> None:
         self._report(row, self._convert(row, ctx), ctx)
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, made = [], []
         for row in rows:
             conversion = self._convert(row, ctx)
@@ -1325,7 +1325,7 @@ class AutoRules(Mapper):
         _restore(Rule, [r for r, _, _ in made], ["created_at"])
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d.pop("conditions_json", None)
         d.pop("actions_json", None)
         d["definition"] = self._convert(row, ctx).definition
@@ -1333,7 +1333,7 @@ class AutoRules(Mapper):
         d["priority"] = max(0, row.get("priority") or 0)
         d["times_triggered"] = max(0, row.get("times_triggered") or 0)
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         return {
             str(r.pk): _clear_none(
                 {
@@ -1363,7 +1363,7 @@ class RuleLogs(Mapper):
         {"user_id", "rule_id", "processed_email_id", "executed_at", "success", "error_message", "action_type"}
     )
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, made = [], []
         pairs = ctx.cache.setdefault("logged", set())
         messages = [message_of_analysis(ctx, r.get("processed_email_id")) for r in rows]
@@ -1400,10 +1400,10 @@ class RuleLogs(Mapper):
         _restore(RuleLog, [r for r, _, _ in made], ["ran_at"])
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         d["success"] = row.get("success") is not False
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         analysis_of = {
             str(m): a
             for a, m in MessageAnalysis.objects.filter(message__rule_logs__pk__in=pks).values_list("pk", "message_id")
@@ -1438,7 +1438,7 @@ class ReplyStyles(Mapper):
     content = frozenset({"salutation", "closing"})  # the user's text (may name people): encrypted in records
     mapped = frozenset({"user_id", "address_form", "salutation", "closing", "encrypted_custom_instructions"})
 
-    def create(self, rows, ctx):
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results = []
         done = ctx.cache.setdefault("reply_settings", set())
         for row in rows:
@@ -1462,11 +1462,11 @@ class ReplyStyles(Mapper):
             results.append(Result(row["id"], ROW, str(settings.pk), note))
         return results
 
-    def adjust(self, row, d, ctx):
+    def adjust(self, row: dict, d: dict, ctx: Context) -> None:
         if row.get("address_form"):
             d["address_form"] = _ADDRESS_FORMS.get(row["address_form"].strip().lower(), row["address_form"])
 
-    def target_rows(self, pks, entries, ctx):
+    def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         return {
             str(r.pk): _clear_none(
                 {
