@@ -81,7 +81,10 @@ def _legacy_dek(user_id: int) -> bytes | None:
     sealed = cache.get(_cache_key(user_id))
     if sealed is None:
         return None
-    return crypto.open_sealed(keyring.load_sync_key(), sealed, _aad(user_id))
+    try:
+        return crypto.open_sealed(keyring.load_sync_key(), sealed, _aad(user_id))
+    except crypto.DecryptionError:  # sealed under a sync key rotated since: as if expired
+        return None
 
 
 def forget_legacy_key(user_id: int) -> None:

@@ -677,6 +677,9 @@ def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_
     # Nobody else sees it: another user trying the ids, and the other legacy user's mail stays sealed.
     other = verified_client(mallory)
     assert other.get(reverse("mail:message", args=[alice_message.pk])).status_code == 404
+    assert other.get(reverse("mail:account-edit", args=[account.pk])).status_code == 404
+    inbox = Folder.objects.get(account=account, name="INBOX")
+    assert other.get(reverse("mail:folder-messages", args=[account.pk, inbox.pk])).status_code == 404
     assert other.get(reverse("mail:attachment", args=[Attachment.objects.get(message=message).pk])).status_code == 404
     assert "Quarterly" not in other.get(reverse("mail:list")).content.decode()
     assert client.get(reverse("mail:message", args=[bob_message.pk])).status_code == 404
