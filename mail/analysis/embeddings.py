@@ -123,11 +123,26 @@ class Projection:
 
     def _weighted(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
         """TF-IDF (sublinear tf) over the kept buckets, rows L2-normalised."""
-        kept = x[:, self.buckets].tocsr()
+        kept = self._kept(x)
         kept.data = (1.0 + np.log(kept.data)) * self.idf[kept.indices]
         norms = np.sqrt(np.asarray(kept.multiply(kept).sum(axis=1)).ravel())
         norms[norms == 0] = 1.0
         return sparse.diags(1.0 / norms).dot(kept).tocsr().astype(np.float32)
+
+    def _kept(self, x: sparse.csr_matrix) -> sparse.csr_matrix:
+        """x restricted to the kept buckets, columns renumbered 0..V-1 (a sorted lookup per stored value:
+        scipy's column indexing over 2**20 columns costs milliseconds even for a single row)."""
+        x = x.tocsr()
+        if self.buckets.size == 0 or x.nnz == 0:
+            return sparse.csr_matrix((x.shape[0], self.buckets.size), dtype=np.float32)
+        pos = np.searchsorted(self.buckets, x.indices)
+        pos[pos == self.buckets.size] = 0
+        keep = self.buckets[pos] == x.indices
+        rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))[keep]
+        indptr = np.concatenate(([0], np.cumsum(np.bincount(rows, minlength=x.shape[0]))))
+        return sparse.csr_matrix(
+            (x.data[keep].astype(np.float32), pos[keep], indptr), shape=(x.shape[0], self.buckets.size)
+        )
 
     def transform(self, x: sparse.csr_matrix) -> np.ndarray:
         """L2-normalised topic vectors (float32, n x k); an all-zero row for a message with no kept word."""
