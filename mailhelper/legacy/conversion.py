@@ -25,7 +25,8 @@ from email.utils import getaddresses, parseaddr
 
 from django.core.cache import cache
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, UUIDField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from accounts import crypto, keyring
@@ -396,27 +397,36 @@ def _convert_chunk(user_id: int, dek: bytes, label: str, pks: list[str]) -> tupl
     return len(done), len(broken)
 
 
+def imported_messages(user_id: int) -> QuerySet:
+    """The pks of the user's messages imported from the legacy, as a subquery (no list of 100,000 ids)."""
+    return (
+        LegacyImportMap.objects.filter(table="raw_emails", owner_id=user_id, kind=LegacyImportMap.Kind.ROW)
+        .annotate(message_pk=Cast("target_pk", UUIDField()))
+        .values("message_pk")
+    )
+
+
 def _finish(user_id: int) -> list[str]:
     """Accounts without sealed values are unlocked too; imported mail never analysed gets queued."""
     for account in MailAccount.objects.filter(
         owner_id=user_id, status=MailAccount.Status.LOCKED, status_message=WAITING_MESSAGE
     ):
         _unlock_account(account)
-    imported = LegacyImportMap.objects.filter(table="raw_emails", owner_id=user_id, kind=LegacyImportMap.Kind.ROW)
-    without_source = Message.objects.filter(
-        owner_id=user_id, raw__isnull=True, pk__in=list(imported.values_list("target_pk", flat=True))
-    )
-    for message in without_source.defer("raw").prefetch_related("attachments"):  # nothing was sealed in these
-        message.raw = reconstruct_source(message, None, {})
+    imported = Message.objects.filter(owner_id=user_id, pk__in=imported_messages(user_id))
+    for message in imported.filter(raw__isnull=True).defer("raw").prefetch_related("attachments").iterator(200):
+        message.raw = reconstruct_source(message, None, {})  # nothing was sealed in these
         message.save(update_fields=["raw"])
-    missing = Message.objects.filter(
-        owner_id=user_id, analysis__isnull=True, pk__in=list(imported.values_list("target_pk", flat=True))
-    )
-    fresh = [MessageAnalysis(owner_id=user_id, message_id=pk) for pk in missing.values_list("pk", flat=True)]
     from accounts.fields import seal_fields
 
-    for analysis in fresh:
-        seal_fields(analysis, keyring.dek_for(user_id))
-    MessageAnalysis.objects.bulk_create(fresh)
-    accounts = Message.objects.filter(pk__in=[a.message_id for a in fresh]).values_list("account_id", flat=True)
+    dek = keyring.dek_for(user_id)
+    accounts: set = set()
+    while True:  # imported mail the legacy never analysed: pending analyses, in batches
+        batch = list(imported.filter(analysis__isnull=True).values_list("pk", "account_id")[:1000])
+        if not batch:
+            break
+        fresh = [MessageAnalysis(owner_id=user_id, message_id=pk) for pk, _ in batch]
+        for analysis in fresh:
+            seal_fields(analysis, dek)
+        MessageAnalysis.objects.bulk_create(fresh)
+        accounts.update(account for _, account in batch)
     return sorted({str(a) for a in accounts})

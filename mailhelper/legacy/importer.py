@@ -27,7 +27,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 
@@ -101,6 +101,12 @@ class ImportReport:
         return not self.missing_tables and all(t.status in ("OK", "NOT IMPORTED", "DRY-RUN") for t in self.tables)
 
 
+class Entry(NamedTuple):
+    kind: str
+    target_pk: str
+    why: str
+
+
 class Context:
     """What mappers share while one import runs: id maps of earlier tables, owners, cached keys."""
 
@@ -110,17 +116,21 @@ class Context:
         self.present: dict[str, set[int]] = {}  # legacy ids in the source, per table
         self.ok: dict[str, set[int]] = {}  # legacy ids imported (or importable, in a dry run)
         self.owner: dict[str, dict[int, int]] = {}  # legacy owner (users.id) of imported rows, per table
-        self.maps: dict[str, dict[int, LegacyImportMap]] = {}
+        self.maps: dict[str, dict[int, Entry]] = {}
         self.cache: dict[str, Any] = {}  # mapper-specific look-ups (folders per account, tag names ...)
         self.inverses: dict[str, dict[str, int]] = {}
         self._deks: dict[int, bytes] = {}
 
-    def map_of(self, table: str) -> dict[int, LegacyImportMap]:
+    def map_of(self, table: str) -> dict[int, Entry]:
+        """legacy id -> what it became, for one table (small tuples: a table can have millions of rows)."""
         if table not in self.maps:
-            self.maps[table] = {m.legacy_id: m for m in LegacyImportMap.objects.filter(table=table)}
+            rows = LegacyImportMap.objects.filter(table=table).values_list(
+                "legacy_id", "kind", "target_pk", "note__why"
+            )
+            self.maps[table] = {legacy_id: Entry(kind, pk, why or "") for legacy_id, kind, pk, why in rows.iterator()}
         return self.maps[table]
 
-    def target(self, table: str, legacy_id: int | None) -> LegacyImportMap | None:
+    def target(self, table: str, legacy_id: int | None) -> Entry | None:
         if legacy_id is None:
             return None
         return self.map_of(table).get(legacy_id)
@@ -231,7 +241,7 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
             if entry is not None:
                 report.already += 1
                 if entry.kind != LegacyImportMap.Kind.ROW:  # the same lines as the run that decided it
-                    report.count(f"{_PREFIX[entry.kind]}: {entry.note.get('why', '')}", row["id"])
+                    report.count(f"{_PREFIX[entry.kind]}: {entry.why}", row["id"])
                 mapper.report_existing(row, ctx)
                 if entry.kind == LegacyImportMap.Kind.SKIPPED:
                     report.skipped += 1
@@ -253,7 +263,8 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
                 results = mapper.create(fresh, ctx)
                 entries = _store(mapper, results, by_id, present, ctx)
             for result in results:
-                existing[result.legacy_id] = entries[result.legacy_id]
+                stored = entries[result.legacy_id]
+                existing[result.legacy_id] = Entry(stored.kind, stored.target_pk, result.why)
                 if result.kind != LegacyImportMap.Kind.ROW:
                     report.count(f"{_PREFIX[result.kind]}: {result.why}", result.legacy_id)
                 if result.kind == LegacyImportMap.Kind.SKIPPED:
@@ -362,14 +373,14 @@ def target_digest(mapper, ctx: Context) -> Digest:
     import json
 
     digest = Digest()
-    entries = [
-        m
-        for m in LegacyImportMap.objects.filter(table=mapper.table)
-        .exclude(kind=LegacyImportMap.Kind.SKIPPED)
-        .order_by("legacy_id")
-    ]
-    for start in range(0, len(entries), TARGET_CHUNK):
-        chunk = entries[start : start + TARGET_CHUNK]
+    imported = LegacyImportMap.objects.filter(table=mapper.table).exclude(kind=LegacyImportMap.Kind.SKIPPED)
+    last = None
+    while True:  # keyset pagination: a chunk of map entries at a time, never the whole table in memory
+        page = imported.order_by("legacy_id") if last is None else imported.filter(legacy_id__gt=last)
+        chunk = list(page.order_by("legacy_id")[:TARGET_CHUNK])
+        if not chunk:
+            break
+        last = chunk[-1].legacy_id
         row_pks = [m.target_pk for m in chunk if m.kind == LegacyImportMap.Kind.ROW]
         rows = mapper.target_rows(row_pks, {m.target_pk: m for m in chunk}, ctx) if row_pks else {}
         records = {

@@ -942,13 +942,14 @@ def message_of_analysis(ctx: Context, processed_legacy_id: int | None) -> str | 
     if pk is None:
         return None
     cache = ctx.cache.setdefault("analysis_message", {})
-    if pk not in cache:
+    if pk not in cache:  # load every imported analysis once, in slices under PostgreSQL's parameter limit
         pending = [
             m.target_pk for m in ctx.map_of("processed_emails").values() if m.kind == ROW and m.target_pk not in cache
         ]
-        cache.update(
-            {str(a): str(m) for a, m in MessageAnalysis.objects.filter(pk__in=pending).values_list("pk", "message_id")}
-        )
+        for start in range(0, len(pending), 5000):
+            rows = MessageAnalysis.objects.filter(pk__in=pending[start : start + 5000]).values_list("pk", "message_id")
+            cache.update({str(a): str(m) for a, m in rows})
+        cache.setdefault(pk, None)
     return cache.get(pk)
 
 
