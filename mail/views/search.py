@@ -13,6 +13,7 @@ from .. import queries, similarity
 from ..paging import CappedPaginator
 from ..rows import message_rows
 from ..search import SearchFilters, search
+from .similar import learn_topics_if_needed
 
 PAGE_SIZE = 50
 COUNT_CAP = 1000
@@ -44,6 +45,8 @@ def search_page(request: HttpRequest) -> HttpResponse:
     if mode == "about":
         results = None
         ranking = similarity.about(request.user, query, filters) if query else None
+        if ranking is not None:
+            learn_topics_if_needed(request.user, ranking)
         page = similarity.messages_page(request.user, ranking, get.get("page"), PAGE_SIZE) if ranking else None
     else:
         results = search(request.user, query, filters) if query else None

@@ -5,13 +5,20 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from .. import queries, similarity
+from .. import queries, similarity, tasks
 from ..rows import message_rows
+
+
+def learn_topics_if_needed(user, ranking: similarity.Ranking) -> None:
+    """Enough mail but no topics yet (imported mail, a lost task): queue the fit once (user id only)."""
+    if ranking.status == similarity.Status.LEARNING and similarity.claim_fit(user.pk):
+        tasks.fit_topics.delay(user.pk)
 
 
 def similar_messages(request: HttpRequest, message_id) -> HttpResponse:
     message = get_object_or_404(queries.messages_of(request.user).only("id", "owner_id", "subject"), pk=message_id)
     ranking = similarity.similar_to(request.user, message)
+    learn_topics_if_needed(request.user, ranking)
     context = {
         "message": message,
         "ranking": ranking,

@@ -272,6 +272,7 @@ def test_backfill_embeddings_fits_and_is_resumable(alice_client, topic_account):
     message = Message.objects.get(message_id="code-5@example.test")
     block = alice_client.get(reverse("mail:similar", args=[message.pk]), **HTMX).content.decode()
     assert "being learned" in block
+    assert not similarity.claim_fit(owner.pk)  # the page queued the fit (mail imported or a task lost)
     out = io.StringIO()
     call_command("backfill_embeddings", "--user", "alice", stdout=out)
     assert "48 vector(s)" in out.getvalue()
