@@ -74,15 +74,20 @@ FILLER = ["hello", "thanks", "please", "regards", "best", "tomorrow", "week", "l
           "the", "and", "for", "with"]  # fmt: skip
 
 
-def topic_mail(n: int, topic: str, date_day: int) -> bytes:
+def topic_mail(n: int, topic: str, date_day: int, text_of: int | None = None) -> bytes:
+    """Message n of a topic; ``text_of`` takes the subject and text of another message of the topic."""
     subjects, words = TOPICS[topic]
-    rnd = random.Random(f"{topic}-{n}")
+    rnd = random.Random(f"{topic}-{n if text_of is None else text_of}")
     vocabulary = words.split()
     body = " ".join(rnd.choice(vocabulary) if rnd.random() < 0.6 else rnd.choice(FILLER) for _ in range(45))
     msg = EmailMessage()
-    msg["From"] = f"{topic}-{n % 3}@{topic}.example"
+    msg["From"] = f"{topic}-{(n if text_of is None else text_of) % 3}@{topic}.example"
     msg["To"] = "me@example.test"
-    msg["Subject"] = subjects[n % len(subjects)].format(n=n)
+    msg["Subject"] = (
+        subjects[n % len(subjects)].format(n=n)
+        if text_of is None
+        else (subjects[text_of % len(subjects)].format(n=text_of))
+    )
     msg["Message-ID"] = f"<{topic}-{n}@example.test>"
     msg["Date"] = f"Mon, {1 + date_day % 28} Feb 2026 {8 + n % 10}:00:00 +0000"
     msg.set_content(f"Hello,\n\n{body}.\n\nBest regards\n")
@@ -297,3 +302,23 @@ def test_the_fit_task_refits_and_replaces_every_vector(topic_account):
     assert similarity.claim_fit(owner.pk)  # the task released its claim
     assert set(MessageVector.objects.filter(owner=owner).values_list("version", flat=True)) == {version + 1}
     assert tasks.fit_topics(10**9) == {"status": "gone"}
+
+
+def test_equal_scores_list_the_newest_first_and_about_pages_cost_constant_queries(
+    alice_client, topic_account, dovecot, imap_user
+):
+    for n, day in ((50, 1), (51, 9)):  # the text of football-7 twice, a week apart: equal vectors and scores
+        dovecot.deliver(imap_user, topic_mail(n, "football", day, text_of=7))
+    sync_and_analyse(topic_account)
+    older, newer = (Message.objects.get(message_id=f"football-{n}@example.test") for n in (50, 51))
+    assert newer.sort_date > older.sort_date
+    original = Message.objects.get(message_id="football-7@example.test")
+    ids = listed_ids(alice_client.get(reverse("mail:similar", args=[original.pk]), **HTMX).content.decode())
+    assert ids[:2] == [str(newer.pk), str(older.pk)]
+    counts = []
+    for query in ("referee", "flight booking hotel airport", "invoice"):
+        with CaptureQueriesContext(connection) as ctx:
+            html = alice_client.get(reverse("mail:search"), {"q": query, "mode": "about"}).content.decode()
+        assert listed_ids(html)
+        counts.append(len(ctx.captured_queries))
+    assert len(set(counts)) == 1, counts
