@@ -113,7 +113,13 @@ def load_projection(owner_id: int) -> tuple[int, Projection] | None:
         return row.version, Projection.from_state(row.state)
     except ValueError:
         log.warning("topic model of user %s could not be loaded; it will be refitted", owner_id)
+        _refit_later(row.pk)
         return None
+
+
+def _refit_later(row_pk) -> None:
+    """A damaged projection: make ``needs_fit`` true (the fit then takes the next version, as always)."""
+    TopicModel.objects.filter(pk=row_pk).update(n_messages=0)
 
 
 def vector_of(projection: Projection, message: Message, key: SearchKey) -> np.ndarray:
@@ -174,6 +180,9 @@ def fit(owner_id: int, progress: Callable[[int, int], None] | None = None) -> Fi
         try:
             projection = Projection.fit(x)
         except NotEnoughMail:
+            # Remembered (version 0 = no projection), so the next try waits until the mail has doubled.
+            TopicModel.objects.get_or_create(owner_id=owner_id)  # an older projection, if any, stays in use
+            TopicModel.objects.filter(owner_id=owner_id, version=0).update(n_messages=len(ids))
             return FitResult("not_enough", n_messages=len(ids))
         vectors = projection.transform(x)
         with transaction.atomic():
@@ -220,9 +229,8 @@ def catch_up(owner_id: int, since: date | None = None, progress: Callable[[int, 
 
 def needs_fit(owner_id: int) -> bool:
     """No projection yet (and enough mail for one), or the mail has doubled since the last fit."""
-    row = TopicModel.objects.filter(owner_id=owner_id).values("version", "n_messages").first()
-    fitted = row["n_messages"] if row and row["version"] else 0
-    wanted = max(embeddings.MIN_MESSAGES, 2 * fitted)
+    row = TopicModel.objects.filter(owner_id=owner_id).values("n_messages").first()
+    wanted = max(embeddings.MIN_MESSAGES, 2 * (row["n_messages"] if row else 0))
     return _indexed(owner_id)[:wanted].count() >= wanted
 
 
@@ -299,7 +307,8 @@ def _topic_index(owner_id: int) -> _TopicIndex | None:
         try:
             projection = Projection.from_state(TopicModel.objects.get(pk=row.pk).state)
         except ValueError:
-            log.warning("topic model of user %s could not be loaded", owner_id)
+            log.warning("topic model of user %s could not be loaded; it will be refitted", owner_id)
+            _refit_later(row.pk)
             return None
     rows = MessageVector.objects.filter(owner_id=owner_id, version=row.version).values_list("id", "vector")
     ids, blobs = _open_vectors(owner_id, dek, rows)
@@ -368,8 +377,9 @@ class Ranking:
 
 
 def _no_index_status(owner_id: int) -> str:
-    enough = _indexed(owner_id)[: embeddings.MIN_MESSAGES].count() >= embeddings.MIN_MESSAGES
-    return Status.LEARNING if enough else Status.NOT_ENOUGH
+    if needs_fit(owner_id):  # enough mail (or twice what a failed try had): a fit is due or running
+        return Status.LEARNING
+    return Status.NOT_ENOUGH
 
 
 _THREADS: ThreadpoolController | None = None

@@ -322,3 +322,43 @@ def test_equal_scores_list_the_newest_first_and_about_pages_cost_constant_querie
         assert listed_ids(html)
         counts.append(len(ctx.captured_queries))
     assert len(set(counts)) == 1, counts
+
+
+def test_a_damaged_topic_model_is_refitted_not_fatal(alice_client, topic_account):
+    owner = topic_account.owner
+    row = TopicModel.objects.get(owner=owner)
+    row.state = b"not a topic model"
+    row.save()
+    similarity.forget_cache()
+    message = Message.objects.get(message_id="invoice-2@example.test")
+    block = alice_client.get(reverse("mail:similar", args=[message.pk]), **HTMX).content.decode()
+    assert "being learned" in block  # and the fit is queued once
+    assert not similarity.claim_fit(owner.pk)
+    assert tasks.fit_topics(owner.pk)["status"] == "fitted"
+    ids = listed_ids(alice_client.get(reverse("mail:similar", args=[message.pk]), **HTMX).content.decode())
+    assert {topic_of(m) for m in Message.objects.filter(pk__in=ids)} == {"invoice"}
+    assert TopicModel.objects.get(owner=owner).version == row.version + 1
+
+
+def test_mail_sharing_too_few_words_is_not_fitted_again_until_it_doubles(alice):
+    from datetime import UTC, datetime
+
+    from mail.models import MailAccount
+    from mail.search import search_key_for
+
+    user = alice.user
+    account = MailAccount.objects.create(
+        owner=user, name="stored", email_address="me@example.test", imap_host="127.0.0.1", imap_username="u"
+    )
+    folder = account.folders.create(name="INBOX")
+    key = search_key_for(user.pk)
+    for n in range(25):  # every message its own words: nothing shared by two of them
+        words = f"unique{n}a unique{n}b unique{n}c"
+        Message.objects.create(
+            owner=user, account=account, folder=folder, uidvalidity=1, uid=n + 1, subject=words,
+            sort_date=datetime(2026, 1, 1 + n, tzinfo=UTC), search_ids=key.message_ids(words, words, []),
+        )  # fmt: skip
+    assert similarity.needs_fit(user.pk)
+    assert similarity.fit(user.pk).status == "not_enough"
+    assert not similarity.needs_fit(user.pk)  # remembered: no new try on every analysed batch
+    assert similarity.similar_to(user, Message.objects.filter(owner=user).first()).status == "not_enough"
