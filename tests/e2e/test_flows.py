@@ -417,6 +417,8 @@ def test_a_message_fits_a_phone_screen(live_server, dovecot, imap_user, page: Pa
     page.goto("/mail/")
     page.get_by_role("link", name=re.compile(r"^Re: Fwd: Re: the agenda")).click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("the agenda for Thursday")
+    # The "Similar messages" block arrives by htmx after the page (a few messages: not enough to learn topics).
+    expect(page.locator("section.similar")).to_contain_text("Not enough mail yet to learn topics")
     shot("message-375")
     assert_no_sideways_scroll(page)
 
