@@ -53,6 +53,7 @@ def build(path: Path, n: int):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--no-conversion", action="store_true", help="import and re-run only")
     args = parser.parse_args()
     setup_django("mailhelper_bench_legacy")
     from django.core.management import call_command
@@ -72,14 +73,16 @@ def main() -> None:
         call_command("import_legacy", "--sqlite", str(path), **quiet)
     with timed("re-run", results):
         call_command("import_legacy", "--sqlite", str(path), **quiet)
-    user = User.objects.get(username="bench_legacy")
-    assert conversion.on_password_verified(user, legacy.password)
-    with timed("conversion", results):
-        outcome = conversion.convert_user(user.pk)
     n = args.messages
     print(f"import of {n} messages (+{n} analyses, {(n + 2) // 3} attachments): {results['import']:.1f} s "
           f"({n / results['import']:.0f} msg/s)")  # fmt: skip
     print(f"re-run, nothing new (checksums only): {results['re-run']:.1f} s")
+    if args.no_conversion:
+        return
+    user = User.objects.get(username="bench_legacy")
+    assert conversion.on_password_verified(user, legacy.password)
+    with timed("conversion", results):
+        outcome = conversion.convert_user(user.pk)
     print(f"first-login conversion: {outcome.converted} values in {results['conversion']:.1f} s "
           f"({n / results['conversion']:.0f} msg/s)")  # fmt: skip
 

@@ -7,9 +7,11 @@
 2. `convert_user` (the task's service) opens the cached key, and for each row with sealed values
    decrypts them and writes the plaintext into the Mailhelper fields (encrypted with the user's
    Mailhelper key by the encrypted fields on save), recomputes what depends on the plaintext (sender
-   address, recipients, thread key, keyword index), and clears the ciphertext - one transaction per
-   chunk of rows, so a killed task re-runs safely and continues where it stopped. Finally it unlocks
-   the imported accounts, queues analysis for mail the legacy never analysed, and forgets the key.
+   address, recipients, thread key, keyword index, and a message source rebuilt from the stored
+   fields, since the legacy kept none), and clears the ciphertext - one transaction per chunk of rows,
+   so a killed task re-runs safely and continues where it stopped; one run per user at a time (an
+   advisory lock), so two logins in a row do not convert twice. Finally it unlocks the imported
+   accounts, queues analysis for mail the legacy never analysed, and forgets the key.
 
 Nothing here logs, raises or returns a key, a password or a decrypted value.
 """
@@ -18,13 +20,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import getaddresses, parseaddr
 
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import QuerySet, UUIDField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -327,8 +332,34 @@ def _pending(user_id: int) -> QuerySet[LegacySealedValue]:
     return LegacySealedValue.objects.filter(owner_id=user_id, converted_at__isnull=True, error="")
 
 
+def lock_key(user_id: int) -> int:
+    """The advisory lock of one user's conversion."""
+    return int.from_bytes(hashlib.sha256(f"legacy-convert|{user_id}".encode()).digest()[:8], "big", signed=True)
+
+
+@contextmanager
+def _user_lock(user_id: int) -> Iterator[bool]:
+    key = lock_key(user_id)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
 def convert_user(user_id: int) -> ConversionResult:
     """Convert every sealed value of the user (resumable); see the module docstring."""
+    with _user_lock(user_id) as acquired:
+        if not acquired:
+            return ConversionResult(state="already running")
+        return _convert_user(user_id)
+
+
+def _convert_user(user_id: int) -> ConversionResult:
     key = LegacyUserKey.objects.filter(user_id=user_id).first()
     if key is None or key.state == LegacyUserKey.State.DONE:
         return ConversionResult(state="nothing to do")

@@ -834,3 +834,20 @@ def test_two_imports_at_once_are_refused(legacy):
             importer.run_import(open_source(str(legacy.path)))
     assert User.objects.count() == 0
     assert run_import("--sqlite", str(legacy.path))[0] == 0  # released with the other session
+
+
+def test_one_conversion_per_user_at_a_time(legacy):
+    import psycopg
+    from django.conf import settings
+
+    from mailhelper.legacy import conversion
+
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    alice = User.objects.get(username="alice_legacy")
+    assert conversion.on_password_verified(alice, legacy.alice.password)
+    db = settings.DATABASES["default"]
+    with psycopg.connect(f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", autocommit=True) as other:
+        other.execute("select pg_advisory_lock(%s)", [conversion.lock_key(alice.pk)])  # a first task still running
+        assert conversion.convert_user(alice.pk).state == "already running"
+        assert Message.objects.get(uid=41).subject == ""
+    assert conversion.convert_user(alice.pk).state == "done"
