@@ -531,6 +531,8 @@ class RawEmails(Mapper):
         }
     )
 
+    content = frozenset({"processing_error"})  # may quote the message it failed on: kept encrypted
+
     def check(self, row: dict, ctx: Context) -> str | None:
         if self._owner_of(ctx, "mail_accounts", row["mail_account_id"]) != row["user_id"]:
             return "its account belongs to another user"

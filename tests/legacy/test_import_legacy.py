@@ -152,6 +152,7 @@ def _build(path: Path) -> Legacy:
         encrypted_in_reply_to=db.enc(alice, "<q0@example.test>"),
         email_embedding=b"\x00\x01",
         encrypted_translation_de=db.enc(alice, "Hallo Alice"),
+        processing_error="timeout while summarising 'Quarterly numbers für März'",
         processing_status=3,
     )
     ids["raw"] = raw
@@ -462,6 +463,7 @@ def test_import_checksums_match_and_a_rerun_imports_nothing_twice(legacy):
     # The plain envelope subject of the server state is mail content: never stored in clear.
     assert not LegacyRecord.objects.filter(data__icontains="numbers für").exists()
     assert not LegacyRecord.objects.filter(data__icontains="never fetched").exists()
+    assert not LegacyRecord.objects.filter(data__icontains="summarising").exists()
 
     code, again = run_import("--sqlite", str(legacy.path))
     assert code == 0, again
