@@ -853,3 +853,28 @@ def test_one_conversion_per_user_at_a_time(legacy):
         assert conversion.convert_user(alice.pk).state == "already running"
         assert Message.objects.get(uid=41).subject == ""
     assert conversion.convert_user(alice.pk).state == "done"
+
+
+def test_a_legacy_user_without_totp_enrols_and_gets_recovery_codes_for_the_imported_key(legacy):
+    from accounts import keyring
+
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    bob = User.objects.get(username="bob_legacy")
+    assert not TOTPDevice.objects.filter(user=bob).exists()  # TOTP was off in the legacy: enrol as usual
+    client = Client()
+    response = client.post(reverse("accounts:login"), {"username": "bob_legacy", "password": legacy.bob.password})
+    assert response.status_code == 302
+    page = client.get(reverse("accounts:2fa-setup"), follow=True)
+    assert page.status_code == 200
+    device = TOTPDevice.objects.get(user=bob, confirmed=False)
+    codes_page = client.post(reverse("accounts:2fa-setup"), {"token": totp_code(device)}).content.decode()
+    codes = re.findall(r"\b[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}-[A-Z2-9]{4}\b", codes_page)
+    assert len(codes) == 10
+    bob.refresh_from_db()
+    assert not bob.password.startswith("wz$")  # the pbkdf2 legacy hash, re-hashed
+    # The codes wrap the data key the import created (the one the sync key wraps), not a new one:
+    # what the import encrypted for bob still opens.
+    keyring.forget_all()
+    assert Message.objects.get(uid=7).subject == ""  # sealed legacy subject; the (empty) Mailhelper value opens
+    assert keyring.redeem_recovery_code(bob, codes[0]) == keyring.dek_for(bob.pk)
+    assert keyring.unwrap_with_password(bob, legacy.bob.password) == keyring.dek_for(bob.pk)
