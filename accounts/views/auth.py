@@ -77,32 +77,43 @@ def login_view(request: HttpRequest) -> HttpResponse:
                     )
                 legacy = _legacy_first_login(user, password)
                 login(request, user)
-                if legacy:
-                    _legacy_after_login(request, user)
+                if legacy is not None:
+                    _legacy_after_login(request, user, queued=legacy)
                 query = urlencode({"next": safe_next(request)})
                 return redirect(f"{reverse('accounts:2fa-verify')}?{query}")
     return render(request, "accounts/login.html", {"form": form, "next": request.GET.get("next", "")}, status=status)
 
 
-def _legacy_first_login(user: User, password: str) -> bool:
-    """Users imported from the legacy application: their legacy key opens now (see mailhelper.legacy)."""
+def _legacy_first_login(user: User, password: str) -> bool | None:
+    """Users imported from the legacy application: their legacy key opens now (see mailhelper.legacy).
+
+    None: not an imported user with data waiting; True: conversion queued; False: the legacy key did not open.
+    """
     from mailhelper.legacy import conversion
 
     if conversion.pending_key(user) is None:
+        return None
+    if not conversion.on_password_verified(user, password):
         return False
-    if conversion.on_password_verified(user, password):
-        from mailhelper.tasks import convert_legacy_user
+    from mailhelper.tasks import convert_legacy_user
 
-        user_id = user.pk
-        transaction.on_commit(lambda: convert_legacy_user.delay(user_id))
+    user_id = user.pk
+    transaction.on_commit(lambda: convert_legacy_user.delay(user_id))
     return True
 
 
-def _legacy_after_login(request: HttpRequest, user: User) -> None:
+def _legacy_after_login(request: HttpRequest, user: User, queued: bool) -> None:
     from mailhelper.legacy import ui
 
     request.session[ui.SESSION_FLAG] = True
-    messages.info(request, "Your mail from the previous application is being converted; it appears in a moment.")
+    if queued:
+        messages.info(request, "Your mail from the previous application is being converted; it appears in a moment.")
+    else:
+        messages.error(
+            request,
+            "Your mail from the previous application could not be unlocked with this password, so it stays "
+            "waiting (nothing is lost). Ask your administrator; the reason is shown in the admin.",
+        )
     if not user.key_wraps.filter(kind="recovery").exists():
         messages.warning(
             request,

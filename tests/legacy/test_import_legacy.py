@@ -878,3 +878,20 @@ def test_a_legacy_user_without_totp_enrols_and_gets_recovery_codes_for_the_impor
     assert Message.objects.get(uid=7).subject == ""  # sealed legacy subject; the (empty) Mailhelper value opens
     assert keyring.redeem_recovery_code(bob, codes[0]) == keyring.dek_for(bob.pk)
     assert keyring.unwrap_with_password(bob, legacy.bob.password) == keyring.dek_for(bob.pk)
+
+
+def test_a_legacy_key_that_does_not_open_is_said_at_login_and_nothing_is_lost(legacy):
+    from .legacy_db import _seal
+
+    assert run_import("--sqlite", str(legacy.path))[0] == 0
+    key = LegacyUserKey.objects.get(user__username="alice_legacy")
+    key.encrypted_dek = _seal(b"k" * 32, b"d" * 32)  # e.g. the legacy salt or key was restored from another backup
+    key.save()
+    client = Client()
+    page = client.post(
+        reverse("accounts:login"), {"username": "alice_legacy", "password": legacy.alice.password}, follow=True
+    ).content.decode()
+    assert "could not be unlocked with this password" in page
+    key.refresh_from_db()
+    assert key.state == "failed" and "does not open" in key.failure
+    assert LegacySealedValue.objects.filter(owner=key.user, converted_at__isnull=True).count() > 10
