@@ -834,6 +834,7 @@ def test_two_imports_at_once_are_refused(legacy):
         assert code == 2 and "another import_legacy is running" in output
         with pytest.raises(importer.ImportRunning):
             importer.run_import(open_source(str(legacy.path)))
+        other.execute("select pg_advisory_unlock(%s)", [importer._LOCK_KEY])  # closing alone releases it later
     assert User.objects.count() == 0
     assert run_import("--sqlite", str(legacy.path))[0] == 0  # released with the other session
 
@@ -852,6 +853,7 @@ def test_one_conversion_per_user_at_a_time(legacy):
         other.execute("select pg_advisory_lock(%s)", [conversion.lock_key(alice.pk)])  # a first task still running
         assert conversion.convert_user(alice.pk).state == "already running"
         assert Message.objects.get(uid=41).subject == ""
+        other.execute("select pg_advisory_unlock(%s)", [conversion.lock_key(alice.pk)])  # the first task ends
     assert conversion.convert_user(alice.pk).state == "done"
 
 
