@@ -94,3 +94,139 @@ def test_another_user_cannot_find_these_messages(account, bob, dovecot, imap_use
     alice_ids = set(Message.objects.get(account=account, uid=1).search_ids)
     bob_ids = set(Message.objects.get(account=bob_account).search_ids)
     assert not alice_ids & bob_ids
+
+
+# The search service finds matches in steps (mail.search.SearchResults): the newest messages first,
+# then the GIN index, then one ordered query for a page beyond what those found. Small windows and
+# cap make 60 messages take every path; each must give what one ordered query over all the
+# messages gives (the plan the search page had before), page by page, in the same order.
+
+WORDS_OF = {
+    "common": lambda i: i % 5 != 0,  # 80%
+    "mid": lambda i: i % 4 < 2,  # 50%, runs of two: ties
+    "rare": lambda i: i in (6, 7, 8, 30, 31),  # 6-8 share a date
+    "old": lambda i: i < 15,  # none among the newest messages
+}
+
+
+@pytest.fixture
+def stored(alice):
+    """60 messages stored directly (no IMAP): ties in sort_date, two folders, flags, one expunged, a tag."""
+    from datetime import UTC, datetime, timedelta
+
+    from mail.models import Folder, MailAccount
+    from mail.search import search_key_for
+    from tags.models import Tag, TagAssignment
+
+    user = alice.user
+    account = MailAccount.objects.create(
+        owner=user, name="a", email_address="me@example.test", imap_host="127.0.0.1", imap_username="u"
+    )
+    inbox = Folder.objects.create(account=account, name="INBOX", special_use="inbox")
+    archive = Folder.objects.create(account=account, name="Archive")
+    key = search_key_for(user.pk)
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    messages = Message.objects.bulk_create(
+        Message(
+            owner=user,
+            account=account,
+            folder=archive if i % 4 == 0 else inbox,
+            uidvalidity=1,
+            uid=i + 1,
+            sort_date=start + timedelta(hours=i // 3),  # three messages share each date: id breaks the tie
+            seen=i % 2 == 0,
+            has_attachments=i % 7 == 0,
+            expunged_at=start if i == 58 else None,
+            search_ids=key.token_ids(["filler"] + [word for word, has in WORDS_OF.items() if has(i)]),
+            subject=f"m{i}",
+        )  # fmt: skip
+        for i in range(60)
+    )
+    tag = Tag.objects.create(owner=user, name="work")
+    TagAssignment.objects.bulk_create(
+        TagAssignment(owner=user, tag=tag, message=m) for i, m in enumerate(messages) if i % 6 == 0
+    )
+    return {"user": user, "account": account, "archive": archive, "tag": tag, "start": start}
+
+
+def _one_query(user, query, filters):
+    """Reference: every match in one ordered query, as the search page ran it before the steps."""
+    from django.db.models import BooleanField
+    from django.db.models.expressions import RawSQL
+
+    from mail import queries
+    from mail.search import apply_filters, search_key_for
+
+    ids = search_key_for(user.pk).query_ids(query)
+    contains = RawSQL('"mail_message"."search_ids" @> %s::bigint[]', (ids,), output_field=BooleanField())
+    qs = queries.message_list(user, tag_ids=[filters.tag_id] if filters.tag_id else None)
+    qs = apply_filters(qs.alias(has_words=contains).filter(has_words=True), filters, tags=False)
+    return [m.pk for m in qs]
+
+
+def _filter_sets(stored):
+    from datetime import timedelta
+
+    from mail.search import SearchFilters
+
+    day = (stored["start"] + timedelta(hours=10)).date()
+    return [
+        SearchFilters(),
+        SearchFilters(folder_id=stored["archive"].pk),
+        SearchFilters(account_id=str(stored["account"].pk), unread=True),
+        SearchFilters(tag_id=stored["tag"].pk),
+        SearchFilters(has_attachment=True),
+        SearchFilters(since=day),
+        SearchFilters(until=day),
+    ]
+
+
+def test_every_path_gives_the_one_query_results_in_its_order(stored):
+    from mail.paging import CappedPaginator
+    from mail.search import SearchResults, search_key_for
+
+    user, cap, per_page = stored["user"], 10, 3
+    paths = set()
+    for query in ["common", "mid", "rare", "old", "common mid", "mid rare", "common old", "nowhere"]:
+        ids = search_key_for(user.pk).query_ids(query)
+        for filters in _filter_sets(stored):
+            expected = _one_query(user, query, filters)
+            for sample, walk in [(8, 20), (3, 6), (100, 200)]:
+                results = SearchResults(user, ids, filters, sample=sample, walk=walk)
+                paginator = CappedPaginator(results, per_page, cap=cap)
+                label = (query, filters, sample, walk, results.path)
+                assert paginator.count == min(len(expected), cap + 1), label
+                shown = [m.pk for n in paginator.page_range for m in paginator.page(n).object_list]
+                assert shown == expected[: paginator.count], label
+                paths.add(results.path)
+    assert paths == {"recent", "index", "index+query"}
+    old = SearchResults(user, search_key_for(user.pk).query_ids("old"), _filter_sets(stored)[0], sample=8, walk=20)
+    assert old.capped_count(cap) == cap + 1 and old.path == "index+query"  # none recent: pages by one query
+    assert [m.pk for m in old[0:3]] == _one_query(user, "old", _filter_sets(stored)[0])[:3]
+
+
+def test_the_default_steps_give_the_one_query_results(stored):
+    from mail.paging import CappedPaginator
+    from mail.search import search
+
+    user = stored["user"]
+    for query in ["common", "mid", "rare", "old common"]:
+        for filters in _filter_sets(stored):
+            results = search(user, query, filters)
+            page = CappedPaginator(results, 50, cap=1000).get_page(1)
+            assert [m.pk for m in page.object_list] == _one_query(user, query, filters)
+            assert results.path == "recent"  # 60 messages: the first sample is the whole mailbox
+
+
+def test_planner_settings_of_the_index_step_do_not_outlive_it(stored):
+    from mail.search import SearchFilters, SearchResults, search_key_for
+
+    def settings():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan')")
+            return cursor.fetchone()
+
+    before = settings()
+    results = SearchResults(stored["user"], search_key_for(stored["user"].pk).query_ids("rare"), SearchFilters(), 8, 20)
+    assert results.capped_count(10) == 5 and results.path == "index"
+    assert settings() == before == ("on", "on")
