@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, time, timedelta
 
 from django.db import connection, transaction
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
+from django.utils import timezone
 
 from accounts import keyring
 
@@ -163,8 +164,9 @@ def _recent_matches(scope: QuerySet[Message], ids: list[int], window: int, limit
     The LIMIT of the inner query keeps PostgreSQL from reaching for the GIN index (a word in every
     message would cost it the whole posting list) and bounds the walk; the outer LIMIT stops it as
     soon as enough matches are found. The row numbered ``window``, match or not, comes back too:
-    it tells that the window was full. Ids come as text: 1,000 uuids and dates cost ~4 ms to load
-    into Python objects, text ~0.4 ms, and only a page's worth is ever looked up.
+    it tells that the window was full. Ids come as text (ordered as uuids: the alias ``pk`` keeps
+    ``ORDER BY id`` on the column): 1,000 uuids and dates cost ~4 ms to load into Python objects,
+    text ~0.4 ms, and only a page's worth is ever looked up.
     """
     inner = scope.order_by("-sort_date", "-id").values_list("id", "sort_date", "search_ids")[:window]
     sql, params = inner.query.sql_with_params()  # Django's SQL, values kept apart as parameters
@@ -172,7 +174,7 @@ def _recent_matches(scope: QuerySet[Message], ids: list[int], window: int, limit
     tested = f"SELECT id, sort_date, search_ids @> %s::bigint[] AS hit, {numbered} FROM ({sql}) AS recent"  # noqa: S608
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT id::text, hit, n FROM ({tested}) AS tested"  # noqa: S608
+            f"SELECT id::text AS pk, hit, n FROM ({tested}) AS tested"  # noqa: S608
             " WHERE hit OR n = %s ORDER BY sort_date DESC, id DESC LIMIT %s",
             (ids, *params, window, limit + 1),
         )
@@ -194,7 +196,7 @@ def _indexed_matches(scope: QuerySet[Message], ids: list[int], limit: int) -> li
     """
     inner = scope.alias(has_words=_contains(ids)).filter(has_words=True).order_by()
     sql, params = inner.values_list("id", "sort_date")[:limit].query.sql_with_params()
-    ordered = f"SELECT id::text FROM ({sql}) AS found ORDER BY sort_date DESC, id DESC"  # noqa: S608 (Django's SQL)
+    ordered = f"SELECT id::text AS pk FROM ({sql}) AS found ORDER BY sort_date DESC, id DESC"  # noqa: S608 (Django's SQL)
     with _planner_settings(enable_seqscan="off", enable_indexscan="off", jit="off"), connection.cursor() as cursor:
         cursor.execute(ordered, params)
         return [pk for (pk,) in cursor.fetchall()]
@@ -235,14 +237,24 @@ def apply_filters(qs: QuerySet[Message], filters: SearchFilters, tags: bool = Tr
     if filters.folder_id:
         qs = qs.filter(folder_id=filters.folder_id)
     if filters.since:
-        qs = qs.filter(sort_date__date__gte=filters.since)
-    if filters.until:
-        qs = qs.filter(sort_date__date__lte=filters.until)
+        qs = qs.filter(sort_date__gte=_day_start(filters.since))
+    if filters.until and filters.until < date.max:
+        qs = qs.filter(sort_date__lt=_day_start(filters.until + timedelta(days=1)))
     if filters.unread:
         qs = qs.filter(seen=False)
     if filters.has_attachment:
         qs = qs.filter(has_attachments=True)
     return qs
+
+
+def _day_start(day: date) -> datetime:
+    """The first instant of ``day`` in the current time zone.
+
+    A range on sort_date itself, not ``sort_date__date``: the date of a timestamp is computed per
+    row, so no index can bound it, and a search of last year's mail walked all the newer mail
+    (130 ms at the median on 100,000 messages). Same days as ``__date`` in the same time zone.
+    """
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
 
 
 def backfill(

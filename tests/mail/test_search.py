@@ -133,7 +133,7 @@ def stored(alice):
             folder=archive if i % 4 == 0 else inbox,
             uidvalidity=1,
             uid=i + 1,
-            sort_date=start + timedelta(hours=i // 3),  # three messages share each date: id breaks the tie
+            sort_date=start + timedelta(hours=5 * (i // 3)),  # 3 share each date (id breaks the tie), 4 days
             seen=i % 2 == 0,
             has_attachments=i % 7 == 0,
             expunged_at=start if i == 58 else None,
@@ -150,17 +150,30 @@ def stored(alice):
 
 
 def _one_query(user, query, filters):
-    """Reference: every match in one ordered query, as the search page ran it before the steps."""
+    """Reference: every match in one ordered query, as the search page ran it before the steps
+    (with the date filters as they were too: on ``sort_date__date`` in the current time zone)."""
     from django.db.models import BooleanField
     from django.db.models.expressions import RawSQL
 
     from mail import queries
-    from mail.search import apply_filters, search_key_for
+    from mail.search import search_key_for
 
     ids = search_key_for(user.pk).query_ids(query)
     contains = RawSQL('"mail_message"."search_ids" @> %s::bigint[]', (ids,), output_field=BooleanField())
     qs = queries.message_list(user, tag_ids=[filters.tag_id] if filters.tag_id else None)
-    qs = apply_filters(qs.alias(has_words=contains).filter(has_words=True), filters, tags=False)
+    qs = qs.alias(has_words=contains).filter(has_words=True)
+    if filters.account_id:
+        qs = qs.filter(account_id=filters.account_id)
+    if filters.folder_id:
+        qs = qs.filter(folder_id=filters.folder_id)
+    if filters.unread:
+        qs = qs.filter(seen=False)
+    if filters.has_attachment:
+        qs = qs.filter(has_attachments=True)
+    if filters.since:
+        qs = qs.filter(sort_date__date__gte=filters.since)
+    if filters.until:
+        qs = qs.filter(sort_date__date__lte=filters.until)
     return [m.pk for m in qs]
 
 
@@ -169,7 +182,7 @@ def _filter_sets(stored):
 
     from mail.search import SearchFilters
 
-    day = (stored["start"] + timedelta(hours=10)).date()
+    day = (stored["start"] + timedelta(days=1)).date()
     return [
         SearchFilters(),
         SearchFilters(folder_id=stored["archive"].pk),
@@ -178,6 +191,7 @@ def _filter_sets(stored):
         SearchFilters(has_attachment=True),
         SearchFilters(since=day),
         SearchFilters(until=day),
+        SearchFilters(since=day, until=day + timedelta(days=1), unread=True),
     ]
 
 
@@ -216,6 +230,26 @@ def test_the_default_steps_give_the_one_query_results(stored):
             page = CappedPaginator(results, 50, cap=1000).get_page(1)
             assert [m.pk for m in page.object_list] == _one_query(user, query, filters)
             assert results.path == "recent"  # 60 messages: the first sample is the whole mailbox
+
+
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_date_filters_keep_the_days_of_the_current_time_zone(stored, zone):
+    from datetime import date, timedelta
+
+    from django.utils import timezone
+
+    from mail.paging import CappedPaginator
+    from mail.search import SearchFilters, search
+
+    first = stored["start"].date()
+    with timezone.override(zone):
+        for offset in range(-1, 5):
+            day = first + timedelta(days=offset)
+            for filters in [SearchFilters(since=day), SearchFilters(until=day), SearchFilters(since=day, until=day)]:
+                page = CappedPaginator(search(stored["user"], "filler", filters), 100, cap=1000).get_page(1)
+                expected = _one_query(stored["user"], "filler", filters)
+                assert [m.pk for m in page.object_list] == expected, (zone, filters)
+        assert len(CappedPaginator(search(stored["user"], "filler", SearchFilters(until=date.max)), 100).page(1)) == 59
 
 
 def test_planner_settings_of_the_index_step_do_not_outlive_it(stored):
