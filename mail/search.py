@@ -206,19 +206,21 @@ def _indexed_matches(scope: QuerySet[Message], ids: list[int], limit: int) -> li
 def _planner_settings(**settings: str) -> Iterator[None]:
     """Planner settings for the queries inside the block only.
 
-    SET LOCAL in a transaction (or savepoint) of its own; the previous values are put back at the
-    end because, inside an outer transaction, a released savepoint would keep them. On an error the
-    rollback of the savepoint undoes them.
+    SET LOCAL in a transaction of its own, whose end drops them. Inside an outer transaction that
+    is a savepoint, whose release would keep them: there the previous values are read first and put
+    back at the end (on an error, the savepoint's rollback undoes them).
     """
-    names = list(settings)
+    names, nested = list(settings), connection.in_atomic_block
     with transaction.atomic():
         with connection.cursor() as cursor:
-            cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
-            previous = cursor.fetchone()
-            _set_local(cursor, dict(zip(names, [settings[n] for n in names], strict=True)))
+            if nested:
+                cursor.execute("SELECT " + ", ".join(["current_setting(%s)"] * len(names)), names)
+                previous = dict(zip(names, cursor.fetchone(), strict=True))
+            _set_local(cursor, settings)
         yield
-        with connection.cursor() as cursor:
-            _set_local(cursor, dict(zip(names, previous, strict=True)))
+        if nested:
+            with connection.cursor() as cursor:
+                _set_local(cursor, previous)
 
 
 def _set_local(cursor, values: dict[str, str]) -> None:

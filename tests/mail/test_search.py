@@ -252,7 +252,14 @@ def test_date_filters_keep_the_days_of_the_current_time_zone(stored, zone):
         assert len(CappedPaginator(search(stored["user"], "filler", SearchFilters(until=date.max)), 100).page(1)) == 59
 
 
-def test_planner_settings_of_the_index_step_do_not_outlive_it(stored):
+@pytest.mark.parametrize(
+    "in_transaction",
+    [
+        pytest.param(True, marks=pytest.mark.django_db),
+        pytest.param(False, marks=pytest.mark.django_db(transaction=True)),
+    ],
+)
+def test_planner_settings_of_the_index_step_do_not_outlive_it(stored, in_transaction):
     from mail.search import SearchFilters, SearchResults, search_key_for
 
     def settings():
@@ -260,6 +267,7 @@ def test_planner_settings_of_the_index_step_do_not_outlive_it(stored):
             cursor.execute("SELECT current_setting('enable_seqscan'), current_setting('enable_indexscan')")
             return cursor.fetchone()
 
+    assert connection.in_atomic_block is in_transaction  # a test's transaction, or autocommit as in a request
     before = settings()
     results = SearchResults(stored["user"], search_key_for(stored["user"].pk).query_ids("rare"), SearchFilters(), 8, 20)
     assert results.capped_count(10) == 5 and results.path == "index"
