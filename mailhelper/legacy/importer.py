@@ -66,6 +66,7 @@ class TableReport:
     imported: int = 0  # new in this run
     already: int = 0  # imported by an earlier run
     records: int = 0
+    unselected: int = 0  # other users' rows, with --user
     source: Digest = field(default_factory=Digest)
     target: Digest | None = None
     by_design: str = ""
@@ -92,13 +93,18 @@ class ImportReport:
     tables: list[TableReport] = field(default_factory=list)
     missing_tables: list[str] = field(default_factory=list)
     missing_columns: dict[str, list[str]] = field(default_factory=dict)
+    missing_user: str = ""  # --user named nobody in the legacy users table
     unknown_rule_keys: list[str] = field(default_factory=list)  # "rule 7: conditions.sender_regex"
     dropped_columns: Counter = field(default_factory=Counter)  # "raw_emails.email_embedding" -> non-null rows
     warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.missing_tables and all(t.status in ("OK", "NOT IMPORTED", "DRY-RUN") for t in self.tables)
+        return (
+            not self.missing_tables
+            and not self.missing_user
+            and all(t.status in ("OK", "NOT IMPORTED", "DRY-RUN") for t in self.tables)
+        )
 
 
 class Entry(NamedTuple):
@@ -116,9 +122,12 @@ class Context:
         self.present: dict[str, set[int]] = {}  # legacy ids in the source, per table
         self.ok: dict[str, set[int]] = {}  # legacy ids imported (or importable, in a dry run)
         self.owner: dict[str, dict[int, int]] = {}  # legacy owner (users.id) of imported rows, per table
+        self.all_owners: dict[str, dict[int, int]] = {}  # ... of every source row whose owner is known
         self.maps: dict[str, dict[int, Entry]] = {}
         self.cache: dict[str, Any] = {}  # mapper-specific look-ups (folders per account, tag names ...)
         self.inverses: dict[str, dict[str, int]] = {}
+        self.only_username: str | None = None  # --user: import only this legacy user's rows
+        self.only_user: int | None = None  # ... whose legacy id the users pass finds
         self._deks: dict[int, bytes] = {}
 
     def map_of(self, table: str) -> dict[int, Entry]:
@@ -232,6 +241,12 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
             continue
         fresh = []
         for row in rows:
+            owner = mapper.owner_legacy(row, ctx)
+            if owner is not None:  # every row's owner, selected or not, so children can be told apart
+                ctx.all_owners.setdefault(mapper.table, {})[row["id"]] = owner
+            if ctx.only_username and not _selected(mapper, row, owner, ctx):
+                report.unselected += 1
+                continue
             problem = _fk_problem(mapper, row, ctx) or mapper.check(row, ctx)
             if problem:
                 report.orphans += 1
@@ -278,6 +293,12 @@ def run_table(mapper, source: LegacySource, ctx: Context, progress: Progress | N
     report.records = sum(1 for m in existing.values() if m.kind == LegacyImportMap.Kind.RECORD)
     mapper.finish(ctx)
     return report
+
+
+def _selected(mapper, row: dict[str, Any], owner: int | None, ctx: Context) -> bool:
+    if mapper.table == "users" and row.get("username") == ctx.only_username:
+        ctx.only_user = row["id"]
+    return owner is not None and owner == ctx.only_user
 
 
 _PREFIX = {LegacyImportMap.Kind.SKIPPED: "skipped", LegacyImportMap.Kind.RECORD: "kept as legacy record"}
@@ -374,6 +395,8 @@ def target_digest(mapper, ctx: Context) -> Digest:
 
     digest = Digest()
     imported = LegacyImportMap.objects.filter(table=mapper.table).exclude(kind=LegacyImportMap.Kind.SKIPPED)
+    if ctx.only_username:
+        imported = imported.filter(owner_id=ctx.user_pk(ctx.only_user))
     last = None
     while True:  # keyset pagination: a chunk of map entries at a time, never the whole table in memory
         page = imported.order_by("legacy_id") if last is None else imported.filter(legacy_id__gt=last)
@@ -458,15 +481,23 @@ def import_lock() -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
 
 
-def run_import(source: LegacySource, *, dry_run: bool = False, progress: Progress | None = None) -> ImportReport:
-    """Import every table (with dry_run: only read and validate), then compare the checksums."""
+def run_import(
+    source: LegacySource, *, dry_run: bool = False, progress: Progress | None = None, username: str | None = None
+) -> ImportReport:
+    """Import every table (with dry_run: only read and validate), then compare the checksums.
+
+    With `username` (a legacy username), only that user's rows: a migration can go user by user, and
+    the checksums then cover that user's rows on both sides. Re-running without it imports the rest.
+    """
     if dry_run:
-        return _run_import(source, dry_run=True, progress=progress)
+        return _run_import(source, dry_run=True, progress=progress, username=username)
     with import_lock():
-        return _run_import(source, dry_run=False, progress=progress)
+        return _run_import(source, dry_run=False, progress=progress, username=username)
 
 
-def _run_import(source: LegacySource, *, dry_run: bool, progress: Progress | None) -> ImportReport:
+def _run_import(
+    source: LegacySource, *, dry_run: bool, progress: Progress | None, username: str | None
+) -> ImportReport:
     from .tables import MAPPERS
 
     report = ImportReport()
@@ -474,10 +505,14 @@ def _run_import(source: LegacySource, *, dry_run: bool, progress: Progress | Non
     if report.missing_tables:
         return report
     ctx = Context(dry_run=dry_run, report=report)
+    ctx.only_username = username
     for mapper in MAPPERS:
         table_report = run_table(mapper, source, ctx, progress)
         if not dry_run and not mapper.by_design:
             table_report.target = target_digest(mapper, ctx)
+        if username and ctx.only_user is None:
+            report.missing_user = username
+            return report
         report.tables.append(table_report)
     if not dry_run:
         _reopen_converted_users(ctx, report)

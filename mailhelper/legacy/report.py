@@ -33,6 +33,9 @@ def render(result: ImportReport, dry_run: bool = False) -> str:
         for t, reason, n in reasons:
             ids = ", ".join(str(i) for i in t.examples.get(reason, []))
             lines.append(f"  {t.table}: {n} x {reason} [{ids}{', ...' if n > len(t.examples.get(reason, [])) else ''}]")
+    unselected = [(t.table, t.unselected) for t in result.tables if t.unselected]
+    if unselected:
+        lines.append("Rows of other users, not selected (--user): " + ", ".join(f"{t} {n}" for t, n in unselected))
     for t in result.tables:
         if t.by_design:
             lines.append(f"  {t.table}: not imported by design: {t.by_design}")

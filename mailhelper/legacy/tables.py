@@ -115,7 +115,7 @@ class Mapper:
 
     # helpers
     def _owner_of(self, ctx: Context, table: str, legacy_id: int | None) -> int | None:
-        return ctx.owner.get(table, {}).get(legacy_id)
+        return ctx.all_owners.get(table, {}).get(legacy_id)
 
 
 def _original(note: dict, column: str, value: Any) -> None:

@@ -897,3 +897,18 @@ def test_a_legacy_key_that_does_not_open_is_said_at_login_and_nothing_is_lost(le
     key.refresh_from_db()
     assert key.state == "failed" and "does not open" in key.failure
     assert LegacySealedValue.objects.filter(owner=key.user, converted_at__isnull=True).count() > 10
+
+
+def test_one_user_at_a_time(legacy):
+    code, output = run_import("--sqlite", str(legacy.path), "--user", "bob_legacy")
+    assert code == 0, output
+    assert all(status_of(output, t) == "OK" for t in TABLES), output
+    assert set(User.objects.values_list("username", flat=True)) == {"bob_legacy"}
+    assert set(Message.objects.values_list("owner__username", flat=True)) == {"bob_legacy"}
+    assert "Rows of other users, not selected (--user): users 1, mail_accounts 1" in output
+    code, output = run_import("--sqlite", str(legacy.path))  # then everyone else
+    assert code == 0, output
+    assert all(status_of(output, t) == "OK" for t in TABLES), output
+    assert Message.objects.count() == 3 and User.objects.count() == 2
+    code, output = run_import("--sqlite", str(legacy.path), "--user", "nobody")
+    assert code == 2 and "no legacy user named 'nobody'" in output

@@ -19,6 +19,7 @@ class Command(BaseCommand):
         source.add_argument("--sqlite", metavar="PATH", help="the legacy SQLite file")
         source.add_argument("--database-url", metavar="URL", help="the legacy PostgreSQL, postgres://...")
         parser.add_argument("--dry-run", action="store_true", help="read and validate only; write nothing")
+        parser.add_argument("--user", metavar="USERNAME", help="only this legacy user's data (username in the legacy)")
 
     def handle(self, *args, **options):
         try:
@@ -31,13 +32,17 @@ class Command(BaseCommand):
                 self.stderr.write(f"{table}: {done}/{total} rows", ending="\r" if sys.stderr.isatty() else "\n")
 
         try:
-            result = importer.run_import(source, dry_run=options["dry_run"], progress=progress)
+            result = importer.run_import(
+                source, dry_run=options["dry_run"], progress=progress, username=options.get("user")
+            )
         except importer.ImportRunning as exc:
             raise CommandError(str(exc), returncode=2) from None
         finally:
             source.close()
         self.stderr.write("")
         self.stdout.write(report.render(result, dry_run=options["dry_run"]))
+        if result.missing_user:
+            raise CommandError(f"no legacy user named {result.missing_user!r}", returncode=2)
         if result.missing_tables:
             raise CommandError("the legacy database lacks tables: " + ", ".join(result.missing_tables), returncode=2)
         if not result.ok:
