@@ -1,8 +1,8 @@
 """Import of the legacy application's data (`manage.py import_legacy`), and its first-login conversion.
 
 Modules: schema (the legacy tables, from SCHEMA.md), source (SQLite / PostgreSQL readers), normalize
-(legacy values -> Python values, shared by the import and the checksums), tables (one mapper per
-legacy table), rules (legacy rule JSON -> rules.spec documents), importer (orchestration, idempotency,
+(legacy values -> Python values, shared by the import and the checksums), mappers (one per legacy
+table), rules (legacy rule JSON -> rules.spec documents), importer (orchestration, idempotency,
 checksums), checksums, report (what the command prints), conversion (first login), ui (pages).
 
 Decisions, in short (details in the modules):

@@ -40,7 +40,7 @@ from mail.models import AccountSignature, Attachment, MailAccount, Message, Mess
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 
 from . import legacy_crypto
-from .tables import WAITING_MESSAGE
+from .mappers import WAITING_MESSAGE
 
 log = logging.getLogger(__name__)
 

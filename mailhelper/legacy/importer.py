@@ -1,6 +1,6 @@
 """The import: legacy tables in foreign-key order, each streamed in batches, then verified.
 
-For every table (mappers in mailhelper.legacy.tables):
+For every table (mappers in mailhelper.legacy.mappers):
 
 1. Source pass. Rows are read in id order and normalised (normalize.convert by declared type). A row
    whose required foreign key points to a legacy row that does not exist, or that was not imported,
@@ -498,7 +498,7 @@ def run_import(
 def _run_import(
     source: LegacySource, *, dry_run: bool, progress: Progress | None, username: str | None
 ) -> ImportReport:
-    from .tables import MAPPERS
+    from .mappers import MAPPERS
 
     report = ImportReport()
     check_schema(source, report)
