@@ -9,7 +9,8 @@ Decisions, in short (details in the modules):
 - Legacy ciphertext cannot be read without the user's password, so it is imported opaque
   (LegacySealedValue) and converted at the user's first login; until then pages say "waiting for first
   login". The user gets a Mailhelper data key at import, wrapped by the sync key only; the first login
-  adds the password wrap (accounts.keyring.on_password_verified).
+  adds the password wrap (accounts.keyring.on_password_verified). A converted value's ciphertext is
+  cleared; its row stays with the ciphertext's SHA-256, so the checksums still match afterwards.
 - Passwords: werkzeug hashes are accepted by accounts.hashers.WerkzeugPasswordHasher and re-hashed by
   Django on the first successful login.
 - TOTP: an enabled legacy secret (base32) becomes a confirmed TOTPDevice with the same key, so the
