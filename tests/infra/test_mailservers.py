@@ -97,9 +97,7 @@ def test_imaps_login_with_verified_self_signed_cert(dovecot: DovecotServer, imap
 def test_imaps_rejects_untrusted_cert_by_default(dovecot: DovecotServer) -> None:
     # Proves the IMAPS port really speaks TLS with our own (not a system-trusted) certificate.
     with pytest.raises(ssl.SSLCertVerificationError):
-        imaplib.IMAP4_SSL(
-            dovecot.host, dovecot.ssl_port, ssl_context=ssl.create_default_context(), timeout=10
-        )
+        imaplib.IMAP4_SSL(dovecot.host, dovecot.ssl_port, ssl_context=ssl.create_default_context(), timeout=10)
 
 
 def test_wrong_password_is_rejected(dovecot: DovecotServer, imap_user: ImapUser) -> None:
@@ -173,9 +171,7 @@ def test_list_shows_special_use_folders(dovecot: DovecotServer, imap_user: ImapU
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_delivered_message_is_visible_with_subject_and_body(
-    dovecot: DovecotServer, imap_user: ImapUser
-) -> None:
+def test_delivered_message_is_visible_with_subject_and_body(dovecot: DovecotServer, imap_user: ImapUser) -> None:
     raw = make_message("Quarterly report", body="Numbers attached.\r\n")
     path = dovecot.deliver(imap_user, raw)
     assert path.parent == imap_user.maildir / "new"
@@ -280,9 +276,7 @@ def test_imap_user_starts_empty(dovecot: DovecotServer, imap_user: ImapUser) -> 
 # ---------------------------------------------------------------------------------------------------
 
 
-def test_stop_refuses_connections_and_start_restores_service(
-    dovecot: DovecotServer, imap_user: ImapUser
-) -> None:
+def test_stop_refuses_connections_and_start_restores_service(dovecot: DovecotServer, imap_user: ImapUser) -> None:
     dovecot.deliver(imap_user, make_message("survives restart"))
     port, ssl_port = dovecot.port, dovecot.ssl_port
     existing = imaplib.IMAP4(dovecot.host, dovecot.port, timeout=10)

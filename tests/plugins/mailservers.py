@@ -95,10 +95,22 @@ def make_self_signed_cert(directory: Path, name: str = "localhost") -> tuple[Pat
     key_path = directory / f"{name}.key"
     subprocess.run(
         [
-            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-subj", "/CN=localhost",
-            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout", str(key_path), "-out", str(cert_path),
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+            str(key_path),
+            "-out",
+            str(cert_path),
         ],
         check=True,
         capture_output=True,
@@ -122,8 +134,17 @@ def ensure_mail_system_user(name: str = MAIL_SYSTEM_USER) -> tuple[int, int]:
         entry = pwd.getpwnam(name)
         return entry.pw_uid, entry.pw_gid
     result = subprocess.run(
-        ["useradd", "--system", "--user-group", "--no-create-home",
-         "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", name],
+        [
+            "useradd",
+            "--system",
+            "--user-group",
+            "--no-create-home",
+            "--home-dir",
+            "/nonexistent",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ],
         capture_output=True,
         text=True,
     )
@@ -230,9 +251,7 @@ class DovecotServer:
         which Dovecot's unprivileged processes could not traverse.
         """
         if os.geteuid() != 0:
-            raise RuntimeError(
-                "The Dovecot test fixture needs root (it creates a system user and chowns Maildirs)."
-            )
+            raise RuntimeError("The Dovecot test fixture needs root (it creates a system user and chowns Maildirs).")
         if not Path(DOVECOT_BINARY).exists():
             raise RuntimeError(f"{DOVECOT_BINARY} not found: apt-get install dovecot-imapd")
         if root is None:
@@ -492,8 +511,11 @@ service imap-login {{
             number = next(self._user_counter)
         username = username or f"user{number}-{secrets.token_hex(3)}"
         password = password or secrets.token_urlsafe(12)
-        if not username or username.startswith(".") or any(c in username for c in ":/%\n\t ") or any(
-            c in password for c in ":\n"
+        if (
+            not username
+            or username.startswith(".")
+            or any(c in username for c in ":/%\n\t ")
+            or any(c in password for c in ":\n")
         ):
             raise ValueError(f"unusable username/password for a passwd-file: {username!r}")
         passwd_file = self.passwd_dir / username
