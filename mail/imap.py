@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
-import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.conf import settings
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
+
+from .connecting import describe_connect_error, tls_context
 
 SEEN, FLAGGED, ANSWERED, DRAFT, DELETED = "\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Deleted"
 _SPECIAL_USE_FLAGS = {
@@ -112,32 +112,15 @@ class FetchedMessage:
     raw: bytes
 
 
-def _ssl_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    extra_ca = getattr(settings, "MAILHELPER_EXTRA_CA_FILE", "")
-    if extra_ca:
-        context.load_verify_locations(cafile=extra_ca)
-    return context
-
-
 def _flags(raw: Iterable[bytes | str]) -> tuple[str, ...]:
     return tuple(f.decode("utf-8", "replace") if isinstance(f, bytes) else str(f) for f in raw)
 
 
 def _translate_connect_error(exc: BaseException, config: ServerConfig) -> ImapError:
     where = f"{config.host}:{config.port}"
-    if isinstance(exc, socket.gaierror):
-        return ImapConnectError("dns", f"The server name {config.host!r} could not be found (DNS lookup failed).")
-    if isinstance(exc, ConnectionRefusedError):
-        return ImapConnectError("refused", f"{where} refused the connection: check the host, port and security.")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return ImapConnectError("tls", f"The TLS certificate of {where} is not trusted ({exc.verify_message}).")
-    if isinstance(exc, ssl.SSLError):
-        return ImapConnectError(
-            "tls", f"TLS with {where} failed ({exc.reason or 'handshake error'}): check the port and security setting."
-        )
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return ImapConnectError("timeout", f"{where} did not answer in time.")
+    known = describe_connect_error(exc, config.host, config.port, "IMAP")
+    if known is not None:
+        return ImapConnectError(*known)
     if isinstance(exc, LoginError):
         return ImapAuthError("The server rejected the user name or password.")
     if isinstance(exc, OSError):
@@ -171,7 +154,7 @@ class ImapSession:
                 config.host,
                 port=config.port,
                 ssl=config.security == "ssl",
-                ssl_context=_ssl_context() if config.security == "ssl" else None,
+                ssl_context=tls_context() if config.security == "ssl" else None,
                 timeout=config.timeout,
             )
         except Exception as exc:  # noqa: BLE001 - translated into our own error types
@@ -179,7 +162,7 @@ class ImapSession:
         self.client = client
         try:
             if config.security == "starttls":
-                client.starttls(_ssl_context())
+                client.starttls(tls_context())
             client.login(config.username, config.password)
             self.capabilities = frozenset(c.decode().upper() for c in client.capabilities())
             if "CONDSTORE" in self.capabilities:

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import socket
-import ssl
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +35,7 @@ from django.utils import timezone
 from accounts.keyring import KeyringLocked
 
 from . import actions
+from .connecting import describe_connect_error, tls_context
 from .models import Draft, MailAccount
 from .replies import AddressListError, parse_address_list
 
@@ -79,13 +78,6 @@ def smtp_config(account: MailAccount) -> SmtpConfig:
         password=account.smtp_password or account.imap_password,
         timeout=settings.MAILHELPER_SMTP_TIMEOUT,
     )
-
-
-def _ssl_context() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    if settings.MAILHELPER_EXTRA_CA_FILE:
-        context.load_verify_locations(cafile=settings.MAILHELPER_EXTRA_CA_FILE)
-    return context
 
 
 # --------------------------------------------------------------------------------------------------
@@ -160,18 +152,9 @@ def _translate(exc: BaseException, config: SmtpConfig) -> SendError:
     where = f"{config.host}:{config.port}"
     if isinstance(exc, SendError):
         return exc
-    if isinstance(exc, socket.gaierror):
-        return SendError("dns", f"The SMTP server name {config.host!r} could not be found (DNS lookup failed).")
-    if isinstance(exc, ConnectionRefusedError):
-        return SendError("refused", f"{where} refused the connection: check the SMTP host, port and security.")
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return SendError("tls", f"The TLS certificate of {where} is not trusted ({exc.verify_message}).")
-    if isinstance(exc, ssl.SSLError):
-        return SendError(
-            "tls", f"TLS with {where} failed ({exc.reason or 'handshake error'}): check the SMTP port and security."
-        )
-    if isinstance(exc, TimeoutError | socket.timeout):
-        return SendError("timeout", f"{where} did not answer in time.")
+    known = describe_connect_error(exc, config.host, config.port, "SMTP")
+    if known is not None:
+        return SendError(*known)
     if isinstance(exc, smtplib.SMTPAuthenticationError):
         return SendError("auth", f"{where} rejected the SMTP user name or password.")
     if isinstance(exc, smtplib.SMTPNotSupportedError):
@@ -210,7 +193,7 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
     try:
         if config.security == "ssl":
             client: smtplib.SMTP = smtplib.SMTP_SSL(
-                config.host, config.port, timeout=config.timeout, context=_ssl_context()
+                config.host, config.port, timeout=config.timeout, context=tls_context()
             )
         else:
             client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
@@ -223,7 +206,7 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
                 raise SendError(
                     "tls", f"{config.host}:{config.port} does not offer STARTTLS: choose SSL/TLS or another port."
                 )
-            client.starttls(context=_ssl_context())
+            client.starttls(context=tls_context())
             client.ehlo()
         if client.has_extn("auth") and config.username:
             client.login(config.username, config.password)

@@ -1,0 +1,39 @@
+"""What IMAP (mail/imap.py) and SMTP (mail/sending.py) connections share.
+
+Both trust the same certificates (the system's, plus MAILHELPER_EXTRA_CA_FILE for a self-hosted
+server with its own CA), and both fail the same ways before their protocols differ: the name does
+not resolve, the port refuses, TLS does not verify or handshake, the server does not answer. One
+wording for both, naming the protocol so the user knows which of an account's two servers to fix.
+Messages never include a password or any mail content.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from django.conf import settings
+
+
+def tls_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    if settings.MAILHELPER_EXTRA_CA_FILE:
+        context.load_verify_locations(cafile=settings.MAILHELPER_EXTRA_CA_FILE)
+    return context
+
+
+def describe_connect_error(exc: BaseException, host: str, port: int, protocol: str) -> tuple[str, str] | None:
+    """(kind, message) for a DNS, refused, TLS or timeout failure; None for anything else."""
+    where = f"{host}:{port}"
+    if isinstance(exc, socket.gaierror):
+        return "dns", f"The {protocol} server name {host!r} could not be found (DNS lookup failed)."
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused", f"{where} refused the connection: check the {protocol} host, port and security."
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls", f"The TLS certificate of {where} is not trusted ({exc.verify_message})."
+    if isinstance(exc, ssl.SSLError):
+        reason = exc.reason or "handshake error"
+        return "tls", f"TLS with {where} failed ({reason}): check the {protocol} port and security."
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "timeout", f"{where} did not answer in time."
+    return None
