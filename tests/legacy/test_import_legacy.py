@@ -268,6 +268,7 @@ def _build(path: Path) -> Legacy:
         "email_tag_assignments", email_id=processed, tag_id=finance, assigned_at="2024-04-02 13:00:00", auto_assigned=0
     )
     db.insert("email_tag_assignments", email_id=processed2, tag_id=newsletter, auto_assigned=1)
+    ids["twice_tagged"] = db.insert("email_tag_assignments", email_id=processed2, tag_id=newsletter, auto_assigned=0)
     db.insert(
         "tag_suggestion_queue",
         user_id=alice.id,
@@ -278,6 +279,7 @@ def _build(path: Path) -> Legacy:
         created_at="2024-04-02 12:40:00",
     )
     db.insert("tag_negative_examples", tag_id=newsletter, email_id=processed, rejection_source="user")
+    ids["twice_rejected"] = db.insert("tag_negative_examples", tag_id=newsletter, email_id=processed)
     db.insert(
         "sender_patterns",
         user_id=alice.id,
@@ -426,6 +428,12 @@ def test_import_checksums_match_and_a_rerun_imports_nothing_twice(legacy):
     assert "recovery_codes: not imported by design" in output
     assert "raw_emails: 1 x orphan: mail_account_id points to a missing mail_accounts row [4]" in output
     assert "raw_emails: 1 x kept as legacy record: the same server message twice [3]" in output
+    twice_tagged, twice_rejected = legacy.ids["twice_tagged"], legacy.ids["twice_rejected"]
+    assert (
+        f"email_tag_assignments: 1 x kept as legacy record: the same tag on the same message twice [{twice_tagged}]"
+        in output
+    )
+    assert f"tag_negative_examples: 1 x kept as legacy record: the same rejection twice [{twice_rejected}]" in output
     assert "All checksums match." in output
     assert "trusted_senders: 1 x invalid value: trusted_senders.use_urgency_booster (not a boolean) [" in output
     assert TrustedSender.objects.get(pattern="boss@bob.test").created_at.isoformat() == "2024-04-01T19:33:20+00:00"

@@ -79,10 +79,16 @@ class EmailTags(Mapper):
         }
 
 
-class TagAssignments(Mapper):
-    table, label = "email_tag_assignments", "tags.tagassignment"
+class _TagOnMessage(Mapper):
+    """Legacy rows that put one of the user's tags on one of their emails (assignments, rejections).
+
+    Owned through the tag; a pair that exists already (imported before, or twice in the legacy
+    table) or whose message was kept as a record is reported as a record instead of a second row.
+    """
+
     fks = {"email_id": ("processed_emails", True), "tag_id": ("email_tags", True)}
-    mapped = frozenset({"email_id", "tag_id", "assigned_at", "auto_assigned"})
+    target_model: type[TagAssignment] | type[TagSuggestion]
+    duplicate_why = ""
 
     def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return self._owner_of(ctx, "email_tags", row.get("tag_id"))
@@ -92,21 +98,36 @@ class TagAssignments(Mapper):
             return "tag and message belong to different users"
         return None
 
-    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
-        results, made = [], []
-        pairs = ctx.cache.setdefault("assigned", set())
-        pairs.update(existing_pairs(TagAssignment, "tag_id", [message_of_analysis(ctx, r["email_id"]) for r in rows]))
-        for row in rows:
-            message_pk = message_of_analysis(ctx, row["email_id"])
+    def new_pairs(self, rows: list[dict], ctx: Context, results: list[Result]) -> list[tuple[dict, int, object]]:
+        """(row, tag pk, message pk) of the rows to create; the others are appended to results as records."""
+        pairs = ctx.cache.setdefault(self.table, set())
+        messages = [message_of_analysis(ctx, r["email_id"]) for r in rows]
+        pairs.update(existing_pairs(self.target_model, "tag_id", messages))
+        fresh = []
+        for row, message_pk in zip(rows, messages, strict=True):
             tag_pk = ctx.row_pk("email_tags", row["tag_id"])
             if message_pk is None or tag_pk is None:
                 results.append(Result(row["id"], RECORD, why="its message was kept as a legacy record"))
                 continue
             key = (int(tag_pk), message_pk)
             if key in pairs:
-                results.append(Result(row["id"], RECORD, why="the same tag on the same message twice"))
+                results.append(Result(row["id"], RECORD, why=self.duplicate_why))
                 continue
             pairs.add(key)
+            fresh.append((row, tag_pk, message_pk))
+        return fresh
+
+
+class TagAssignments(_TagOnMessage):
+    table, label = "email_tag_assignments", "tags.tagassignment"
+    mapped = frozenset({"email_id", "tag_id", "assigned_at", "auto_assigned"})
+    target_model = TagAssignment
+    duplicate_why = "the same tag on the same message twice"
+
+    def create(self, rows: list[dict], ctx: Context) -> list[Result]:
+        results: list[Result] = []
+        made = []
+        for row, tag_pk, message_pk in self.new_pairs(rows, ctx, results):
             note: dict = {}
             if row.get("assigned_at") is None:
                 keep_original(note, "assigned_at", None)
@@ -157,37 +178,19 @@ class TagSuggestionQueue(Mapper):
     record_why = "Mailhelper suggests existing tags, not new tag names; kept for later"
 
 
-class TagNegativeExamples(Mapper):
+class TagNegativeExamples(_TagOnMessage):
     """A tag the user rejected for a message -> a rejected TagSuggestion (so it is not suggested again)."""
 
     table, label = "tag_negative_examples", "tags.tagsuggestion"
-    fks = {"tag_id": ("email_tags", True), "email_id": ("processed_emails", True)}
     mapped = frozenset({"tag_id", "email_id", "created_at"})
     ignored = frozenset({"negative_embedding"})
-
-    def owner_legacy(self, row: dict, ctx: Context) -> int | None:
-        return self._owner_of(ctx, "email_tags", row.get("tag_id"))
-
-    def check(self, row: dict, ctx: Context) -> str | None:
-        if self._owner_of(ctx, "processed_emails", row["email_id"]) != self.owner_legacy(row, ctx):
-            return "tag and message belong to different users"
-        return None
+    target_model = TagSuggestion
+    duplicate_why = "the same rejection twice"
 
     def create(self, rows: list[dict], ctx: Context) -> list[Result]:
-        results, made = [], []
-        pairs = ctx.cache.setdefault("rejected", set())
-        pairs.update(existing_pairs(TagSuggestion, "tag_id", [message_of_analysis(ctx, r["email_id"]) for r in rows]))
-        for row in rows:
-            message_pk = message_of_analysis(ctx, row["email_id"])
-            tag_pk = ctx.row_pk("email_tags", row["tag_id"])
-            if message_pk is None or tag_pk is None:
-                results.append(Result(row["id"], RECORD, why="its message was kept as a legacy record"))
-                continue
-            key = (int(tag_pk), message_pk)
-            if key in pairs:
-                results.append(Result(row["id"], RECORD, why="the same rejection twice"))
-                continue
-            pairs.add(key)
+        results: list[Result] = []
+        made = []
+        for row, tag_pk, message_pk in self.new_pairs(rows, ctx, results):
             suggestion = TagSuggestion(
                 owner_id=ctx.user_pk(self.owner_legacy(row, ctx)),
                 tag_id=tag_pk,
