@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,10 +28,11 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import format_datetime, make_msgid
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from accounts.keyring import KeyringLocked
+from mailhelper.db.locks import lock_key, try_advisory_lock
 
 from . import actions
 from .connecting import describe_connect_error, tls_context
@@ -228,7 +228,6 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
 # A send still "sending" after this long probably lost its task (broker restarted, queue purged) or its
 # worker: the page offers "check again", and queue_send() then finds out which (see there).
 STUCK_AFTER = timedelta(minutes=2)
-_LOCK_NAMESPACE = 0x4D48  # "MH": keeps these advisory locks apart from the sync's account locks
 
 
 @contextmanager
@@ -238,16 +237,8 @@ def attempt_lock(draft_id) -> Iterator[bool]:
     So "started but not finished" can be told apart precisely: lock held, the attempt is alive;
     lock free, it died halfway and must not be repeated blindly.
     """
-    key = int.from_bytes(uuid.UUID(str(draft_id)).bytes[:4], "big", signed=True)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s, %s)", [_LOCK_NAMESPACE, key])
-        acquired = cursor.fetchone()[0]
-    try:
+    with try_advisory_lock(lock_key(f"draft/{draft_id}")) as acquired:
         yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [_LOCK_NAMESPACE, key])
 
 
 def is_stuck(draft: Draft) -> bool:

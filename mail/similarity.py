@@ -22,13 +22,12 @@ also drops expunged mail, and another user's message id is a 404 in the views be
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date
 from uuid import UUID
@@ -36,7 +35,7 @@ from uuid import UUID
 import numpy as np
 from django.core.cache import cache
 from django.core.paginator import Page, Paginator
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import BooleanField, QuerySet
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -44,6 +43,7 @@ from threadpoolctl import ThreadpoolController
 
 from accounts import crypto, keyring
 from accounts.fields import seal_fields, value_aad
+from mailhelper.db.locks import lock_key, try_advisory_lock
 
 from . import queries
 from .analysis import embeddings
@@ -138,23 +138,9 @@ class FitResult:
     seconds: float = 0.0
 
 
-def _lock_key(owner_id: int) -> int:
-    return int.from_bytes(hashlib.sha256(f"mailhelper/topics/{owner_id}".encode()).digest()[:8], "big", signed=True)
-
-
-@contextmanager
-def _fit_lock(owner_id: int) -> Iterator[bool]:
-    """Session-level advisory lock: one fit per user at a time; PostgreSQL drops it if the worker dies."""
-    key = _lock_key(owner_id)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+def _fit_lock(owner_id: int) -> AbstractContextManager[bool]:
+    """One fit per user at a time (see mailhelper.db.locks)."""
+    return try_advisory_lock(lock_key(f"mailhelper/topics/{owner_id}"))
 
 
 def _feature_rows(messages: Iterable[Message], key: SearchKey) -> tuple[list[UUID], object]:

@@ -22,18 +22,19 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from accounts import keyring
 from accounts.fields import seal_fields
 from mailhelper.db.copy import copy_insert
+from mailhelper.db.locks import try_advisory_lock
 
 from . import imap
 from .models import Attachment, Folder, MailAccount, Message, MessageAnalysis, PendingAction, SyncRun
@@ -77,19 +78,9 @@ def _lock_key(account: MailAccount) -> int:
     return int.from_bytes(account.pk.bytes[:8], "big", signed=True)
 
 
-@contextmanager
-def account_lock(account: MailAccount) -> Iterator[bool]:
-    """Session-level advisory lock: released at the end, or by PostgreSQL if the worker dies."""
-    key = _lock_key(account)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+def account_lock(account: MailAccount) -> AbstractContextManager[bool]:
+    """One sync per account (see mailhelper.db.locks); yields whether this one may run."""
+    return try_advisory_lock(_lock_key(account))
 
 
 def is_sync_running(account: MailAccount) -> bool:

@@ -20,16 +20,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from email.utils import getaddresses, parseaddr
 
 from django.core.cache import cache
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import QuerySet, UUIDField
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -37,6 +35,7 @@ from django.utils import timezone
 from accounts import crypto, keyring
 from accounts.models import User
 from mail.models import AccountSignature, Attachment, MailAccount, Message, MessageAnalysis, ReplySettings
+from mailhelper.db import locks
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 
 from . import legacy_crypto
@@ -334,21 +333,11 @@ def _pending(user_id: int) -> QuerySet[LegacySealedValue]:
 
 def lock_key(user_id: int) -> int:
     """The advisory lock of one user's conversion."""
-    return int.from_bytes(hashlib.sha256(f"legacy-convert|{user_id}".encode()).digest()[:8], "big", signed=True)
+    return locks.lock_key(f"legacy-convert|{user_id}")
 
 
-@contextmanager
-def _user_lock(user_id: int) -> Iterator[bool]:
-    key = lock_key(user_id)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [key])
-        acquired = cursor.fetchone()[0]
-    try:
-        yield acquired
-    finally:
-        if acquired:
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+def _user_lock(user_id: int) -> AbstractContextManager[bool]:
+    return locks.try_advisory_lock(lock_key(user_id))
 
 
 def convert_user(user_id: int) -> ConversionResult:

@@ -29,8 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from mailhelper.db.locks import try_advisory_lock
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue
 
 from . import normalize, schema
@@ -470,15 +471,10 @@ class ImportRunning(Exception):
 @contextmanager
 def import_lock() -> Iterator[None]:
     """Session-level advisory lock: one import at a time; PostgreSQL drops it if the process dies."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_LOCK_KEY])
-        if not cursor.fetchone()[0]:
+    with try_advisory_lock(_LOCK_KEY) as acquired:
+        if not acquired:
             raise ImportRunning("another import_legacy is running")
-    try:
         yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", [_LOCK_KEY])
 
 
 def run_import(

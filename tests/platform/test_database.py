@@ -57,3 +57,24 @@ def test_copy_insert_stores_what_save_would_and_refuses_duplicates(alice):
     with pytest.raises(IntegrityError), transaction.atomic():
         copy_insert(Message, [again])
     assert Message.objects.filter(folder=folder).count() == 3
+
+
+def test_advisory_lock_is_exclusive_across_connections_and_released_at_the_end():
+    import psycopg
+    from django.conf import settings
+
+    from mailhelper.db.locks import lock_key, try_advisory_lock
+
+    key = lock_key("tests/advisory")
+    assert key != lock_key("tests/other") and -(2**63) <= key < 2**63
+    db = settings.DATABASES["default"]
+    with psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"]) as other:
+        with try_advisory_lock(key) as acquired:
+            assert acquired
+            assert other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0] is False
+            with try_advisory_lock(key) as again:  # same session: PostgreSQL counts it, still ours
+                assert again
+        assert other.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()[0] is True
+        with try_advisory_lock(key) as taken_elsewhere:
+            assert not taken_elsewhere
+        other.execute("SELECT pg_advisory_unlock(%s)", [key])
