@@ -92,16 +92,20 @@ def matrix_counts(user, account: MailAccount | None = None) -> dict[tuple[int, i
     return {(r["final_urgency"], r["final_importance"]): r["n"] for r in rows}
 
 
-def sidebar_folders(user) -> list[Folder]:
-    """Synced folders with their unread counts, in two queries.
+def server_folders(user) -> list[Folder]:
+    """The user's folders that exist on their servers, with their accounts, by account and name."""
+    return list(
+        folders_of(user).filter(exists_on_server=True).select_related("account").order_by("account__name", "name")
+    )
+
+
+def sidebar_folders(user, folders: list[Folder]) -> list[Folder]:
+    """The synced ones among server_folders(user), with their unread counts (one query).
 
     The counts come from the partial index of unread live messages (message_unread_by_folder), so
     they cost what the unread mail costs, not what the whole mailbox does.
     """
-    folders = list(
-        folders_of(user).filter(sync_enabled=True, exists_on_server=True).select_related("account")
-        .order_by("account__name", "name")
-    )  # fmt: skip
+    folders = [f for f in folders if f.sync_enabled]
     counts = dict(
         messages_of(user)
         .filter(seen=False, expunged_at__isnull=True, folder__in=[f.pk for f in folders])

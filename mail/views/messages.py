@@ -39,6 +39,7 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
     filters = _list_filters(request)
     messages = queries.message_list(request.user, account, folder, **filters)
     page = CappedPaginator(messages, PAGE_SIZE).get_page(request.GET.get("page"))
+    folders = queries.server_folders(request.user)  # for the sidebar and the "move to" choice alike
     context = {
         "filters": filters,
         "filter_query": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),
@@ -46,9 +47,10 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
         "rows": legacy_ui.mark_waiting_rows(request, message_rows(page.object_list)),
         "account": account,
         "folder": folder,
-        "sidebar": list(queries.sidebar_folders(request.user)),
-        "has_accounts": account is not None or queries.accounts_of(request.user).exists(),
-        "move_targets": _move_targets(request.user, account),
+        "sidebar": queries.sidebar_folders(request.user, folders),
+        # Only the empty state asks; the template calls it then, so a full page skips the query.
+        "has_accounts": True if account is not None else queries.accounts_of(request.user).exists,
+        "move_targets": [f for f in folders if account is None or f.account_id == account.pk],
         "tags": list(Tag.objects.filter(owner=request.user)),
     }
     return render(request, "mail/message_list.html", context)
@@ -70,13 +72,6 @@ def _list_filters(request: HttpRequest) -> dict:
         "category": category if category in CATEGORY_VALUES else "",
         "open_only": request.GET.get("open") == "1",
     }
-
-
-def _move_targets(user, account) -> list[Folder]:
-    qs = queries.folders_of(user).filter(exists_on_server=True).select_related("account")
-    if account is not None:
-        qs = qs.filter(account=account)
-    return list(qs.order_by("account__name", "name"))
 
 
 def _message(request: HttpRequest, message_id, defer: tuple[str, ...] = ()) -> Message:

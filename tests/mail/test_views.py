@@ -114,6 +114,11 @@ def test_message_list_is_newest_first_paginated_and_unread_bold(alice_client, ma
     assert re.findall(r">Message number (\d+)<", page2)[-1] == "0"
 
 
+def test_an_account_without_mail_says_so_and_points_to_a_sync(alice_client, mail_account):
+    html = alice_client.get(reverse("mail:list")).content.decode()
+    assert "No messages here yet" in html and "No mail account yet" not in html
+
+
 def test_list_pages_use_a_constant_number_of_queries(alice_client, mail_account, imap_user, dovecot):
     def queries_for(url):
         with CaptureQueriesContext(connection) as ctx:
