@@ -45,3 +45,33 @@ def fresh_user(username: str):
 
     User.objects.filter(username=username).delete()
     return create_test_user(username).user
+
+
+def bench_mailbox(username: str):
+    """A fresh user with one account and a synced INBOX, for benchmarks that store messages directly (no IMAP)."""
+    from mail.models import Folder, MailAccount
+
+    owner = fresh_user(username)
+    account = MailAccount.objects.create(
+        owner=owner, name="bench", email_address="me@example.test", imap_host="127.0.0.1", imap_username="u"
+    )
+    folder = Folder.objects.create(account=account, name="INBOX", special_use="inbox", sync_enabled=True)
+    return owner, account, folder
+
+
+def store_messages(messages, total: int, batch: int = 1000) -> None:
+    """Insert generated messages as sync does (COPY, in batches), then refresh the planner's statistics."""
+    from itertools import islice
+
+    from django.db import connection
+
+    from mail.models import Message
+    from mailhelper.db.copy import copy_insert
+
+    started = time.perf_counter()
+    messages = iter(messages)
+    while chunk := list(islice(messages, batch)):
+        copy_insert(Message, chunk)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE mail_message")
+    print(f"inserted {total} messages in {time.perf_counter() - started:.0f} s")

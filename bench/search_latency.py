@@ -16,7 +16,7 @@ import statistics
 import time
 from datetime import UTC, datetime, timedelta
 
-from common import fresh_user, setup_django
+from common import bench_mailbox, setup_django, store_messages
 
 VOCABULARY = 50_000
 
@@ -29,10 +29,9 @@ def main() -> None:
     parser.add_argument("--slowest", type=int, default=0, help="print the N slowest queries and how they ran")
     args = parser.parse_args()
     setup_django()
-    from django.db import connection
 
     from accounts.models import User
-    from mail.models import Folder, MailAccount, Message
+    from mail.models import Message
     from mail.search import SearchFilters, search, search_key_for
 
     existing = User.objects.filter(username="bench-search").first()
@@ -40,39 +39,22 @@ def main() -> None:
         print(f"reusing the {args.messages} messages stored by an earlier run (--reuse)")
         timed_queries(existing, args, search, SearchFilters)
         return
-    owner = fresh_user("bench-search")
-    account = MailAccount.objects.create(
-        owner=owner, name="bench", email_address="me@example.test", imap_host="127.0.0.1", imap_username="u"
-    )
-    folder = Folder.objects.create(account=account, name="INBOX", special_use="inbox", sync_enabled=True)
+    owner, account, folder = bench_mailbox("bench-search")
     key = search_key_for(owner.pk)
     words = [f"w{i}" for i in range(VOCABULARY)]
     weights = [1 / (rank + 1) for rank in range(VOCABULARY)]
     rnd = random.Random(3)
     start = datetime(2020, 1, 1, tzinfo=UTC)
-    started = time.perf_counter()
-    batch = []
-    for n in range(args.messages):
-        tokens = set(rnd.choices(words, weights, k=rnd.randint(40, 400)))
-        batch.append(
-            Message(
-                owner=owner,
-                account=account,
-                folder=folder,
-                uidvalidity=1,
-                uid=n + 1,
-                sort_date=start + timedelta(minutes=n),
-                search_ids=key.token_ids(tokens),
-                subject=f"m{n}",
+
+    def generated():
+        for n in range(args.messages):
+            tokens = set(rnd.choices(words, weights, k=rnd.randint(40, 400)))
+            yield Message(
+                owner=owner, account=account, folder=folder, uidvalidity=1, uid=n + 1,
+                sort_date=start + timedelta(minutes=n), search_ids=key.token_ids(tokens), subject=f"m{n}",
             )  # fmt: skip
-        )
-        if len(batch) == 1000:
-            Message.objects.bulk_create(batch)
-            batch = []
-    Message.objects.bulk_create(batch)
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE mail_message")
-    print(f"inserted {args.messages} messages in {time.perf_counter() - started:.0f} s")
+
+    store_messages(generated(), args.messages)
 
     timed_queries(owner, args, search, SearchFilters)
     if not args.reuse:

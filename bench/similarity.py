@@ -17,7 +17,7 @@ import random
 import time
 from datetime import UTC, datetime, timedelta
 
-from common import fresh_user, setup_django
+from common import bench_mailbox, setup_django, store_messages
 
 TOPICS = 40
 TOPIC_WORDS = 60
@@ -38,11 +38,10 @@ def main() -> None:
     args = parser.parse_args()
     setup_django()
     import sklearn.decomposition  # noqa: F401  (a worker has it imported already; not part of the fit's time)
-    from django.db import connection
 
     from accounts.models import User
     from mail import similarity
-    from mail.models import Folder, MailAccount, Message, TopicModel
+    from mail.models import MailAccount, Message, TopicModel
 
     rnd = random.Random(5)
     topic_words = [[f"t{t}w{i}" for i in range(TOPIC_WORDS)] for t in range(TOPICS)]
@@ -54,43 +53,26 @@ def main() -> None:
     if reuse:
         print(f"reusing the {args.messages} messages of an earlier run (--reuse)")
     else:
-        owner = fresh_user("bench-similar")
-        account = MailAccount.objects.create(
-            owner=owner, name="bench", email_address="me@example.test", imap_host="127.0.0.1", imap_username="u"
-        )
-        folder = Folder.objects.create(account=account, name="INBOX", special_use="inbox", sync_enabled=True)
+        owner, account, folder = bench_mailbox("bench-similar")
         key = similarity.search_key_for(owner.pk)
         start = datetime(2020, 1, 1, tzinfo=UTC)
-        started = time.perf_counter()
-        batch = []
-        for n in range(args.messages):
-            topic = rnd.randrange(TOPICS)
-            length = rnd.randint(60, 300)
-            words = [rnd.choice(topic_words[topic]) if rnd.random() < 0.4 else None for _ in range(length)]
-            fill = iter(rnd.choices(common, weights, k=length))
-            body = " ".join(w or next(fill) for w in words)
-            subject = " ".join(rnd.sample(topic_words[topic], 3) + [f"n{n}"])
-            sender = f"s{rnd.randrange(500)}@example.test"
-            batch.append(
-                Message(
-                    owner=owner,
-                    account=account,
-                    folder=folder,
-                    uidvalidity=1,
-                    uid=n + 1,
-                    sort_date=start + timedelta(minutes=n),
-                    from_address=sender,
-                    subject=subject,
+
+        def generated():
+            for n in range(args.messages):
+                topic = rnd.randrange(TOPICS)
+                length = rnd.randint(60, 300)
+                words = [rnd.choice(topic_words[topic]) if rnd.random() < 0.4 else None for _ in range(length)]
+                fill = iter(rnd.choices(common, weights, k=length))
+                body = " ".join(w or next(fill) for w in words)
+                subject = " ".join(rnd.sample(topic_words[topic], 3) + [f"n{n}"])
+                sender = f"s{rnd.randrange(500)}@example.test"
+                yield Message(
+                    owner=owner, account=account, folder=folder, uidvalidity=1, uid=n + 1,
+                    sort_date=start + timedelta(minutes=n), from_address=sender, subject=subject,
                     search_ids=key.message_ids(subject, body, [sender]),
                 )  # fmt: skip
-            )
-            if len(batch) == 1000:
-                Message.objects.bulk_create(batch)
-                batch = []
-        Message.objects.bulk_create(batch)
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE mail_message")
-        print(f"inserted {args.messages} messages in {time.perf_counter() - started:.0f} s")
+
+        store_messages(generated(), args.messages)
 
     if not reuse or args.refit or not TopicModel.objects.filter(owner=owner, version__gt=0).exists():
         result = similarity.fit(owner.pk)
