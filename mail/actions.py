@@ -112,6 +112,11 @@ def record_sent(draft: Draft) -> None:
     )
 
 
+def has_pending(account_id) -> bool:
+    """Whether changes made here still wait to be written to the account's server."""
+    return PendingAction.objects.filter(account_id=account_id, done_at__isnull=True).exists()
+
+
 def write_back(account_id) -> tuple[int, int]:
     """Replay the account's pending actions on the server, oldest first. Returns (done, failed).
 

@@ -34,6 +34,10 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
         sync.mark_unreachable(run)
     if run.status == "success" and run.messages_new:
         analyse_account.delay(account_id=account_id)
+    if run.status == "success" and actions.has_pending(account_id):
+        # The server answers again: replay what waits in the outbox (a write-back task that ran out
+        # of retries while the server was down would otherwise leave it waiting for good).
+        write_back.delay(account_id=account_id)
     return {"run": run.pk, "status": run.status, "new": run.messages_new}
 
 

@@ -119,3 +119,22 @@ def test_the_beat_row_runs_the_sync_task(celery_worker, alice, imap_user, doveco
         os.killpg(beat.pid, signal.SIGTERM)
         beat.wait(10)
     assert run.trigger == SyncRun.Trigger.SCHEDULE and run.messages_new == 1
+
+
+def test_a_sync_that_reaches_the_server_replays_changes_still_waiting(celery_worker, alice, imap_user, dovecot):
+    from mail import actions
+    from mail.models import PendingAction
+    from tests.mail import imap_helpers as srv
+
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, make_raw(1))
+    assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
+    message = Message.objects.get(account=account)
+    # Flagged here while its write-back task was lost (or gave up while the server was down).
+    assert actions.apply([message], "flag") == 1
+    assert "\\Flagged" not in srv.server_flags(dovecot, imap_user)[message.uid]
+
+    assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
+    wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the outbox to be written back")
+    assert "\\Flagged" in srv.server_flags(dovecot, imap_user)[message.uid]
+    assert PendingAction.objects.get(message=message).error == ""
