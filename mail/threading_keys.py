@@ -17,8 +17,8 @@ subject, as it already could for id-less mail; no words, nothing linking two use
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import timedelta
+from collections.abc import Callable, Iterable
+from datetime import date, timedelta
 
 from .parsing import normalize_subject
 from .search_tokens import SearchKey
@@ -30,6 +30,7 @@ SUBJECT_WINDOW = timedelta(days=120)
 #: Messages of one subject considered when relinking (newest first); bounds the work for subjects
 #: that recur a lot (a weekly report), where only the recent ones can be within the window anyway.
 GROUP_LIMIT = 200
+BACKFILL_CHUNK = 200
 _HASH_DOMAIN = "\x00thread-subject\x00"  # tokens never contain NUL: no collision with word ids
 
 
@@ -113,3 +114,71 @@ def relink_subjects(owner_id: int, hashes: Iterable[int], key: SearchKey) -> int
     if changed:
         Message.objects.bulk_update(changed, ["thread_key"])
     return len(changed)
+
+
+def backfill(
+    owner_id: int | None = None,
+    since: date | None = None,
+    everything: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Recompute thread keys and subject hashes; returns (updated, skipped). Only ids, keys and hashes are
+    touched, never logged. Messages without a raw source (imported) get their subject hash only.
+
+    Resumable: only messages with an empty key or without a subject hash are selected unless
+    `everything`, and each chunk is saved (and its subjects relinked) as it goes.
+    """
+    from django.db import transaction
+    from django.db.models import Q
+
+    from accounts import keyring
+
+    from .models import Message
+    from .parsing import parse_message
+    from .search import search_key_for
+
+    qs = Message.objects.all()
+    if owner_id is not None:
+        qs = qs.filter(owner_id=owner_id)
+    if since:
+        qs = qs.filter(sort_date__date__gte=since)
+    if not everything:
+        qs = qs.filter(Q(thread_key="", raw__isnull=False) | Q(subject_hash__isnull=True))
+    locked = [uid for uid in set(qs.values_list("owner_id", flat=True)) if keyring.is_locked(uid)]
+    qs = qs.exclude(owner_id__in=locked).only("id", "owner_id", "thread_key", "subject_hash", "raw", "subject")
+    qs = qs.order_by("pk")
+    total = qs.count()
+    updated = processed = 0
+    last_pk = None
+    while True:
+        chunk = list((qs if last_pk is None else qs.filter(pk__gt=last_pk))[:BACKFILL_CHUNK])
+        if not chunk:
+            break
+        changed = []
+        hashes: dict[int, set[int]] = {}
+        for message in chunk:
+            search_key = search_key_for(message.owner_id)
+            dirty = False
+            if message.raw is not None and (everything or not message.thread_key):
+                parsed_key = parse_message(bytes(message.raw)).thread_key
+                key = storable_thread_key(parsed_key, search_key)[:995]  # never a subject
+                if key != message.thread_key:
+                    message.thread_key, dirty = key, True
+            hashed = subject_hash(message.subject, search_key)
+            if hashed != message.subject_hash:
+                message.subject_hash, dirty = hashed, True
+            if hashed != NO_SUBJECT:
+                hashes.setdefault(message.owner_id, set()).add(hashed)
+            if dirty:
+                changed.append(message)
+        with transaction.atomic():
+            Message.objects.bulk_update(changed, ["thread_key", "subject_hash"])
+            for owner, owner_hashes in hashes.items():
+                relink_subjects(owner, owner_hashes, search_key_for(owner))
+        updated += len(changed)
+        processed += len(chunk)
+        last_pk = chunk[-1].pk
+        if progress:
+            progress(processed, total)
+    skipped = Message.objects.filter(owner_id__in=locked).count() if locked else 0
+    return updated, skipped

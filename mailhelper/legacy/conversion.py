@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from accounts import crypto, keyring
 from accounts.models import User
+from mail import threading_keys
 from mail.models import AccountSignature, Attachment, MailAccount, Message, MessageAnalysis, ReplySettings
 from mailhelper.db import locks
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
@@ -376,6 +377,9 @@ def _convert_user(user_id: int) -> ConversionResult:
             if not converted and not failed:
                 break  # the rows are locked by a concurrent run of this task: it finishes them
     result.analyse_accounts = _finish(user_id)
+    # Subject hashes need the now readable subjects: header-less replies join their conversations
+    # as they do for synced mail, without waiting for an operator's backfill_threads.
+    threading_keys.backfill(owner_id=user_id)
     failures = LegacySealedValue.objects.filter(owner_id=user_id, converted_at__isnull=True).exclude(error="").count()
     LegacyUserKey.objects.filter(pk=key.pk).update(
         state=LegacyUserKey.State.DONE,

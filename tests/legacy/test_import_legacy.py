@@ -26,6 +26,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DataKeyWrap, User
 from mail.models import Attachment, Folder, MailAccount, Message, MessageAnalysis, ReplySettings, TrustedSender
+from mail.search import search_key_for
+from mail.threading_keys import subject_hash
 from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment, TagSuggestion
@@ -627,6 +629,8 @@ def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_
     assert message.to_addresses == ["alice@example.test", "carol@example.test"]
     assert message.references == ["root@example.test", "q0@example.test"] and message.thread_key == "root@example.test"
     assert message.search_ids  # keyword index built from the plaintext
+    # The subject hash that lets header-less replies join conversations, without a backfill_threads run.
+    assert message.subject_hash == subject_hash("Quarterly numbers für März", search_key_for(alice.pk))
     search = client.get(reverse("mail:search") + "?q=quarterly").content.decode()
     assert "Quarterly numbers für März" in search
     assert Attachment.objects.get(message=message).data == b"a,b\n1,2\n"
