@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.core.cache import cache
 
 from . import actions, imap, sync
 from .models import MailAccount
@@ -37,7 +38,7 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
     if run.status == "success" and actions.has_pending(account_id):
         # The server answers again: replay what waits in the outbox (a write-back task that ran out
         # of retries while the server was down would otherwise leave it waiting for good).
-        write_back.delay(account_id=account_id)
+        queue_write_back(account_id)
     return {"run": run.pk, "status": run.status, "new": run.messages_new}
 
 
@@ -86,8 +87,26 @@ def fit_topics(owner_id: int) -> dict:
     return {"status": result.status, "messages": result.n_messages, "seconds": round(result.seconds, 1)}
 
 
+WRITE_BACK_QUEUED = "mailhelper:write-back-queued:{}"
+_WRITE_BACK_QUEUED_TTL = 300  # a lost task only delays: the key expires, and every sync replays the outbox
+
+
+def queue_write_back(account_id: str) -> bool:
+    """Queue a write-back of the account's outbox unless one is queued and not started yet.
+
+    Someone opening twenty messages in a row (each marks one read) needs one IMAP session, not
+    twenty. The task clears the mark before it reads the outbox, so a change made after that gets
+    a task of its own. Returns whether a task was queued.
+    """
+    if not cache.add(WRITE_BACK_QUEUED.format(account_id), 1, timeout=_WRITE_BACK_QUEUED_TTL):
+        return False
+    write_back.delay(account_id=str(account_id))
+    return True
+
+
 @shared_task(bind=True, name="mail.write_back", max_retries=8)
 def write_back(self, account_id: str) -> dict:
+    cache.delete(WRITE_BACK_QUEUED.format(account_id))
     try:
         done, failed = actions.write_back(account_id)
     except (imap.ImapConnectError, imap.ImapAuthError) as exc:
@@ -109,5 +128,5 @@ def send_draft(draft_id: str) -> dict:
     status = sending.send_draft(draft_id)
     if status == "sent":
         account_id = Draft.objects.filter(pk=draft_id).values_list("account_id", flat=True).first()
-        write_back.delay(account_id=str(account_id))
+        queue_write_back(str(account_id))
     return {"status": status}

@@ -191,7 +191,7 @@ def run_on_messages(owner_id: int, messages: list[Message], only: Iterable[Rule]
         from mail import tasks
 
         for account_id in touched_accounts:
-            transaction.on_commit(lambda a=account_id: tasks.write_back.delay(account_id=a))
+            transaction.on_commit(lambda a=account_id: tasks.queue_write_back(a))
     return applied
 
 

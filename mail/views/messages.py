@@ -148,7 +148,7 @@ def _apply(message: Message, kind: str, target: Folder | None = None) -> int:
     changed = actions.apply([message], kind, target)
     if changed:
         account_id = str(message.account_id)
-        transaction.on_commit(lambda: tasks.write_back.delay(account_id=account_id))
+        transaction.on_commit(lambda: tasks.queue_write_back(account_id))
     return changed
 
 

@@ -138,3 +138,34 @@ def test_a_sync_that_reaches_the_server_replays_changes_still_waiting(celery_wor
     wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the outbox to be written back")
     assert "\\Flagged" in srv.server_flags(dovecot, imap_user)[message.uid]
     assert PendingAction.objects.get(message=message).error == ""
+
+
+def test_write_backs_queued_in_a_row_share_one_task(celery_worker, alice, imap_user, dovecot):
+    from django.core.cache import cache
+
+    from mail import actions
+    from tests.mail import imap_helpers as srv
+
+    account = create_account(alice.user, imap_user, dovecot)
+    for i in range(3):
+        dovecot.deliver(imap_user, make_raw(i))
+    assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
+    first, second, third = Message.objects.filter(account=account).order_by("uid")
+    queued_mark = tasks.WRITE_BACK_QUEUED.format(account.pk)
+
+    # A write-back is queued and has not started: later changes ride along instead of queueing more.
+    cache.set(queued_mark, 1, timeout=60)
+    actions.apply([first], "flag")
+    actions.apply([second], "flag")
+    assert tasks.queue_write_back(str(account.pk)) is False
+    assert tasks.queue_write_back(str(account.pk)) is False
+
+    cache.delete(queued_mark)  # as if that task were lost: the next change queues one, which does all
+    actions.apply([third], "flag")
+    assert tasks.queue_write_back(str(account.pk)) is True
+    wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the outbox to be written back")
+    flags = srv.server_flags(dovecot, imap_user)
+    assert all("\\Flagged" in flags[m.uid] for m in (first, second, third))
+    assert cache.get(queued_mark) is None  # the task cleared it when it started
+    assert tasks.queue_write_back(str(account.pk)) is True  # so the next change gets a task again
+    wait_for(lambda: cache.get(queued_mark) is None, timeout=30, what="that task to start")
