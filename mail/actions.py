@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -112,9 +113,12 @@ def record_sent(draft: Draft) -> None:
     )
 
 
-def has_pending(account_id) -> bool:
-    """Whether changes made here still wait to be written to the account's server."""
-    return PendingAction.objects.filter(account_id=account_id, done_at__isnull=True).exists()
+def has_pending(account_id, older_than: timedelta | None = None) -> bool:
+    """Whether changes made here still wait to be written to the account's server (for longer than `older_than`)."""
+    pending = PendingAction.objects.filter(account_id=account_id, done_at__isnull=True)
+    if older_than is not None:
+        pending = pending.filter(created_at__lt=timezone.now() - older_than)
+    return pending.exists()
 
 
 def write_back(account_id) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from celery import shared_task
 from django.core.cache import cache
@@ -11,6 +12,10 @@ from . import actions, imap, sync
 from .models import MailAccount
 
 log = logging.getLogger(__name__)
+
+WRITE_BACK_QUEUED = "mailhelper:write-back-queued:{}"
+_WRITE_BACK_QUEUED_TTL = 300  # a lost task only delays: the mark expires, and syncs replay a stale outbox
+STALE_OUTBOX = timedelta(minutes=2)  # longer than a queued write-back normally waits for a worker
 
 
 def _backoff(retries: int) -> int:
@@ -35,9 +40,9 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
         sync.mark_unreachable(run)
     if run.status == "success" and run.messages_new:
         analyse_account.delay(account_id=account_id)
-    if run.status == "success" and actions.has_pending(account_id):
-        # The server answers again: replay what waits in the outbox (a write-back task that ran out
-        # of retries while the server was down would otherwise leave it waiting for good).
+    if run.status == "success" and actions.has_pending(account_id, older_than=STALE_OUTBOX):
+        # The server answers again: replay what has waited in the outbox for a while (a write-back
+        # task that ran out of retries while the server was down would leave it waiting for good).
         queue_write_back(account_id)
     return {"run": run.pk, "status": run.status, "new": run.messages_new}
 
@@ -85,10 +90,6 @@ def fit_topics(owner_id: int) -> dict:
     finally:
         similarity.release_fit(owner_id)
     return {"status": result.status, "messages": result.n_messages, "seconds": round(result.seconds, 1)}
-
-
-WRITE_BACK_QUEUED = "mailhelper:write-back-queued:{}"
-_WRITE_BACK_QUEUED_TTL = 300  # a lost task only delays: the key expires, and every sync replays the outbox
 
 
 def queue_write_back(account_id: str) -> bool:

@@ -133,6 +133,9 @@ def test_a_sync_that_reaches_the_server_replays_changes_still_waiting(celery_wor
     # Flagged here while its write-back task was lost (or gave up while the server was down).
     assert actions.apply([message], "flag") == 1
     assert "\\Flagged" not in srv.server_flags(dovecot, imap_user)[message.uid]
+    assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
+    assert actions.has_pending(account.pk)  # a fresh change is left to the write-back its request queues
+    PendingAction.objects.filter(message=message).update(created_at=timezone.now() - timedelta(minutes=3))
 
     assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
     wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the outbox to be written back")
