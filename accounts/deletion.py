@@ -20,7 +20,7 @@ from django.db import transaction
 from django.db.models import Q
 from django_celery_results.models import TaskResult
 
-from mailhelper.models import Job
+from core.models import Job
 
 from . import keyring
 from .models import User

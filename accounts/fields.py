@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextvars
 import uuid
+from typing import ClassVar
 
 from django.core import checks
 from django.db import models
@@ -37,6 +38,11 @@ class Sealed(bytes):
 _raw_access: contextvars.ContextVar[bool] = contextvars.ContextVar("mailhelper_raw_access", default=False)
 
 
+def sealed_label_of(model: type[models.Model]) -> str:
+    """The label a model's encrypted values are bound to: its own, or the one it had before it moved."""
+    return getattr(model, "sealed_label", None) or model._meta.label_lower
+
+
 def seal_fields(instance, dek: bytes, names: tuple[str, ...] | None = None) -> None:
     """Encrypt an unsaved instance's encrypted fields now (see _EncryptedField.seal_with)."""
     for field in instance._meta.concrete_fields:
@@ -50,6 +56,10 @@ class EncryptedModel(models.Model):
     locked strict-mode user and costs nothing until a value is read)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+
+    #: The model label bound into each value's associated data. A model that moves to another app
+    #: keeps the label its values were sealed under (set it to the old label), or they no longer open.
+    sealed_label: ClassVar[str | None] = None
 
     class Meta:
         abstract = True
@@ -135,7 +145,7 @@ class _EncryptedField(models.BinaryField):
         owner_id = getattr(instance, f"{self.owner_field}_id")
         if owner_id is None or instance.pk is None:
             raise ValueError(f"{instance._meta.label}.{self.name}: owner and primary key must be set first")
-        return value_aad(owner_id, instance._meta.label_lower, self.name, instance.pk)
+        return value_aad(owner_id, sealed_label_of(type(instance)), self.name, instance.pk)
 
     def decrypt(self, instance, sealed: Sealed):
         from .keyring import dek_for

@@ -16,6 +16,5 @@ urlpatterns = [
     path("settings/password/", security.password_change, name="password-change"),
     path("settings/recovery-codes/", security.regenerate_codes, name="regenerate-codes"),
     path("settings/strict-mode/", security.strict_mode, name="strict-mode"),
-    path("settings/export/", data.export_data, name="export-data"),
     path("settings/delete-account/", data.delete_account, name="delete-account"),
 ]

@@ -65,8 +65,8 @@ def store_messages(messages, total: int, batch: int = 1000) -> None:
 
     from django.db import connection
 
+    from core.db.copy import copy_insert
     from mail.models import Message
-    from mailhelper.db.copy import copy_insert
 
     started = time.perf_counter()
     messages = iter(messages)

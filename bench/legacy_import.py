@@ -59,8 +59,8 @@ def main() -> None:
     from django.core.management import call_command
 
     from accounts.models import User
-    from mailhelper.legacy import conversion
-    from mailhelper.models import LegacyImportMap, LegacyRecord
+    from legacy import conversion
+    from legacy.models import LegacyImportMap, LegacyRecord
 
     User.objects.filter(username="bench_legacy").delete()
     LegacyImportMap.objects.all().delete()

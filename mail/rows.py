@@ -9,13 +9,17 @@ holds the few decisions a row makes (sender fallback, summary length, local date
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+
+from core import placeholders
 
 from .analysis.models import MessageAnalysis
 from .models import Message
@@ -90,3 +94,15 @@ def _row(m: Message, url_pattern: str) -> MessageRow:
 def _shorten(text: str, limit: int) -> str:
     # Plain slicing: django's Truncator (which also counts combining characters) was a quarter of the rows' cost.
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
+def mark_waiting_rows(request: HttpRequest, rows: list[MessageRow]) -> list[MessageRow]:
+    """Rows whose content has not arrived yet (core.placeholders) show so instead of an empty subject.
+
+    Providers answer without a query for users who have no such rows."""
+    pending = placeholders.waiting(request, "mail.message", [row.pk for row in rows])
+    if not pending:
+        return rows
+    return [
+        dataclasses.replace(row, subject=placeholders.WAITING_SUBJECT) if row.pk in pending else row for row in rows
+    ]

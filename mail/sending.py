@@ -32,7 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.keyring import KeyringLocked
-from mailhelper.db.locks import lock_key, try_advisory_lock
+from core.db.locks import lock_key, try_advisory_lock
 
 from . import actions
 from .connecting import describe_connect_error, tls_context

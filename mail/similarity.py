@@ -43,7 +43,7 @@ from threadpoolctl import ThreadpoolController
 
 from accounts import crypto, keyring
 from accounts.fields import seal_fields, value_aad
-from mailhelper.db.locks import lock_key, try_advisory_lock
+from core.db.locks import lock_key, try_advisory_lock
 
 from . import queries
 from .analysis import embeddings
@@ -139,7 +139,7 @@ class FitResult:
 
 
 def _fit_lock(owner_id: int) -> AbstractContextManager[bool]:
-    """One fit per user at a time (see mailhelper.db.locks)."""
+    """One fit per user at a time (see core.db.locks)."""
     return try_advisory_lock(lock_key(f"mailhelper/topics/{owner_id}"))
 
 

@@ -33,8 +33,8 @@ from django.utils import timezone
 
 from accounts import keyring
 from accounts.fields import seal_fields
-from mailhelper.db.copy import copy_insert
-from mailhelper.db.locks import try_advisory_lock
+from core.db.copy import copy_insert
+from core.db.locks import try_advisory_lock
 
 from . import imap
 from .models import Attachment, Folder, MailAccount, Message, MessageAnalysis, PendingAction, SyncRun
@@ -79,7 +79,7 @@ def _lock_key(account: MailAccount) -> int:
 
 
 def account_lock(account: MailAccount) -> AbstractContextManager[bool]:
-    """One sync per account (see mailhelper.db.locks); yields whether this one may run."""
+    """One sync per account (see core.db.locks); yields whether this one may run."""
     return try_advisory_lock(_lock_key(account))
 
 

@@ -63,11 +63,14 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "django_celery_beat",
     "django_celery_results",
-    "mailhelper",
+    # Floors from the ground up (ARCHITECTURE.md): an app imports only from its own floor or below.
+    "core",
     "accounts",
     "mail",
     "tags",
     "rules",
+    "legacy",
+    "mailhelper",
 ]
 
 MIDDLEWARE = [
@@ -107,9 +110,9 @@ TEMPLATES = [
 DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mailhelper")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 # Server-side parameter binding: encrypted mail is mostly large bytea values, which client-side
-# binding hex-escapes into the SQL (~20% of the sync's time). mailhelper.db batches bulk operations
+# binding hex-escapes into the SQL (~20% of the sync's time). core.db batches bulk operations
 # under PostgreSQL's 65,535-parameter limit, which Django only needed with client-side binding.
-DATABASES["default"]["ENGINE"] = "mailhelper.db"
+DATABASES["default"]["ENGINE"] = "core.db"
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

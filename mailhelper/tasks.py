@@ -7,17 +7,3 @@ from celery import shared_task
 def ping() -> str:
     """Smoke task: proves that a worker takes tasks from the broker and stores results."""
     return "pong"
-
-
-@shared_task(name="mailhelper.convert_legacy_user")
-def convert_legacy_user(user_id: int) -> dict:
-    """An imported user's first login: convert their legacy values (the key waits in Redis, sealed;
-    this message carries only the id). Resumable: a redelivered task continues where it stopped."""
-    from mail.tasks import analyse_account
-
-    from .legacy import conversion
-
-    result = conversion.convert_user(user_id)
-    for account_id in result.analyse_accounts:
-        analyse_account.delay(account_id=account_id)
-    return {"state": result.state, "converted": result.converted, "failed": result.failed}

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
+    path("accounts/settings/export/", views.export_data, name="export-data"),
     path("accounts/", include("accounts.urls")),
     path("mail/", include("mail.urls")),
     path("tags/", include("tags.urls")),

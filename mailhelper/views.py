@@ -1,15 +1,19 @@
-"""Platform views: home page, health and metrics."""
+"""Project views: home page, health, metrics, and the download of a user's data (it reads every app)."""
 
 from __future__ import annotations
 
 import hmac
+import tempfile
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.contrib import messages
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
+from .data_export import ExportLocked, export_user_data
 from .health import run_checks
 from .metrics import render_metrics
 
@@ -39,3 +43,22 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(given.encode(), token.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return HttpResponse(render_metrics(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+@require_POST
+def export_data(request: HttpRequest) -> HttpResponse:
+    """Build the zip synchronously into a temporary file and stream it.
+
+    Synchronous on purpose for now: simple and fine for ordinary mailboxes; a very large mailbox
+    ties up a web worker for the duration (a Job-based background export would be the next step).
+    """
+    out = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it after streaming
+    try:
+        export_user_data(request.user, out)
+    except ExportLocked:
+        out.close()
+        messages.error(request, "Your data key is not available right now: log in again and retry.")
+        return redirect("accounts:settings")
+    out.seek(0)
+    filename = f"mailhelper-{request.user.username}-{timezone.now():%Y%m%d}.zip"
+    return FileResponse(out, as_attachment=True, filename=filename, content_type="application/zip")

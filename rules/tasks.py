@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from mailhelper.models import Job
+from core.models import Job
 
 from . import service
 

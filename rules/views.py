@@ -10,8 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.models import Job
 from mail.models import Folder, MailAccount
-from mailhelper.models import Job
 from tags.models import Tag
 
 from . import service, spec, tasks, templates

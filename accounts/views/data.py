@@ -1,18 +1,14 @@
-"""The user's own data: download it as a zip, or delete the account with everything in it."""
+"""Deleting the account with everything in it (the download of one's data is mailhelper.views.export_data)."""
 
 from __future__ import annotations
-
-import tempfile
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.utils import timezone
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_http_methods
 
-from ..data_export import ExportLocked, export_user_data
 from ..deletion import delete_user
 from ..forms import ReauthForm
 
@@ -27,25 +23,6 @@ class DeleteAccountForm(ReauthForm):
         if value != self.user.username:
             raise forms.ValidationError("This is not your username.")
         return value
-
-
-@require_POST
-def export_data(request: HttpRequest) -> HttpResponse:
-    """Build the zip synchronously into a temporary file and stream it.
-
-    Synchronous on purpose for now: simple and fine for ordinary mailboxes; a very large mailbox
-    ties up a web worker for the duration (a Job-based background export would be the next step).
-    """
-    out = tempfile.TemporaryFile()  # noqa: SIM115 - FileResponse closes it after streaming
-    try:
-        export_user_data(request.user, out)
-    except ExportLocked:
-        out.close()
-        messages.error(request, "Your data key is not available right now: log in again and retry.")
-        return redirect("accounts:settings")
-    out.seek(0)
-    filename = f"mailhelper-{request.user.username}-{timezone.now():%Y%m%d}.zip"
-    return FileResponse(out, as_attachment=True, filename=filename, content_type="application/zip")
 
 
 @require_http_methods(["GET", "POST"])

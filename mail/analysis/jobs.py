@@ -8,7 +8,7 @@ from datetime import date
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from mailhelper.models import Job
+from core.models import Job
 
 from . import pipeline
 from .models import MessageAnalysis

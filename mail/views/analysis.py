@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from mailhelper.models import Job
+from core.models import Job
 
 from .. import queries, tasks
 from ..analysis import pipeline

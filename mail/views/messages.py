@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from mailhelper.legacy import ui as legacy_ui
+from core import placeholders
 from tags.models import Tag
 
 from .. import actions, queries, tasks
@@ -23,7 +23,7 @@ from ..forms import CorrectionForm, MessageActionForm
 from ..models import Folder, Message
 from ..paging import CappedPaginator
 from ..parsing import original_html, sanitize_html
-from ..rows import message_rows
+from ..rows import mark_waiting_rows, message_rows
 
 PAGE_SIZE = 50
 CATEGORY_VALUES = {c.value for c in Category}
@@ -44,7 +44,7 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
         "filters": filters,
         "filter_query": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),
         "page": page,
-        "rows": legacy_ui.mark_waiting_rows(request, message_rows(page.object_list)),
+        "rows": mark_waiting_rows(request, message_rows(page.object_list)),
         "account": account,
         "folder": folder,
         "sidebar": queries.sidebar_folders(request.user, folders),
@@ -95,7 +95,7 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
     body_html = _CID_SRC.sub(lambda m: f'src="{_cid_url(message, m.group(1))}"', body_html)
     context = {
         "message": message,
-        "legacy_waiting": bool(legacy_ui.waiting(request, "mail.message", [message.pk])),
+        "legacy_waiting": bool(placeholders.waiting(request, "mail.message", [message.pk])),
         "analysis": getattr(message, "analysis", None),
         "correction_form": CorrectionForm(),
         "body_html": body_html,

@@ -1,6 +1,6 @@
 """Build a legacy SQLite database like the legacy application wrote it (tests only).
 
-Tables come from the same declaration the importer checks against (mailhelper.legacy.schema); values
+Tables come from the same declaration the importer checks against (legacy.schema); values
 are encrypted the legacy way (PBKDF2 KEK -> AES-GCM DEK -> base64(iv||ct||tag)) and passwords are
 hashed the way werkzeug does, here with hashlib directly, independently of accounts.hashers.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mailhelper.legacy import schema
+from legacy import schema
 
 _SQL_TYPES = {
     "Integer": "INTEGER",

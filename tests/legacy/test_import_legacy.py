@@ -25,10 +25,10 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DataKeyWrap, User
+from legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from mail.models import Attachment, Folder, MailAccount, Message, MessageAnalysis, ReplySettings, TrustedSender
 from mail.search import search_key_for
 from mail.threading_keys import subject_hash
-from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment, TagSuggestion
 from tests.plugins.accounts import create_test_user, totp_code, verified_client
@@ -530,7 +530,7 @@ def test_dry_run_validates_and_writes_nothing(legacy):
 
 
 def test_a_missing_legacy_table_is_an_error(tmp_path):
-    from mailhelper.legacy import schema
+    from legacy import schema
 
     LegacyDB(tmp_path / "partial.sqlite", {"users": schema.TABLES["users"]}).close()
     code, output = run_import("--sqlite", str(tmp_path / "partial.sqlite"))
@@ -744,7 +744,7 @@ def test_import_from_a_legacy_postgresql(legacy_postgres):
 
 
 def test_conversion_resumes_after_an_interruption(legacy, monkeypatch):
-    from mailhelper.legacy import conversion
+    from legacy import conversion
 
     assert run_import("--sqlite", str(legacy.path))[0] == 0
     alice = User.objects.get(username="alice_legacy")
@@ -776,7 +776,7 @@ def test_conversion_resumes_after_an_interruption(legacy, monkeypatch):
 
 
 def test_a_wrong_legacy_key_leaves_the_data_sealed_and_says_why(legacy):
-    from mailhelper.legacy import conversion
+    from legacy import conversion
 
     assert run_import("--sqlite", str(legacy.path))[0] == 0
     alice = User.objects.get(username="alice_legacy")
@@ -789,7 +789,7 @@ def test_a_wrong_legacy_key_leaves_the_data_sealed_and_says_why(legacy):
 
 
 def test_rows_imported_after_the_first_login_are_converted_at_the_next(legacy):
-    from mailhelper.legacy import conversion
+    from legacy import conversion
 
     from .legacy_db import _seal
 
@@ -821,9 +821,9 @@ def test_operators_see_the_import_state_but_no_legacy_key_material(legacy):
     key = LegacyUserKey.objects.get(user__username="alice_legacy")
     secrets = [key.salt, key.encrypted_dek, *LegacySealedValue.objects.values_list("ciphertext", flat=True)[:5]]
     pages = [
-        reverse("admin:mailhelper_legacyuserkey_changelist"),
-        reverse("admin:mailhelper_legacyuserkey_change", args=[key.pk]),
-        reverse("admin:mailhelper_legacyimportmap_changelist"),
+        reverse("admin:legacy_legacyuserkey_changelist"),
+        reverse("admin:legacy_legacyuserkey_change", args=[key.pk]),
+        reverse("admin:legacy_legacyimportmap_changelist"),
     ]
     for url in pages:
         html = client.get(url).content.decode()
@@ -836,8 +836,8 @@ def test_two_imports_at_once_are_refused(legacy):
     import psycopg
     from django.conf import settings
 
-    from mailhelper.legacy import importer
-    from mailhelper.legacy.source import open_source
+    from legacy import importer
+    from legacy.source import open_source
 
     db = settings.DATABASES["default"]
     with psycopg.connect(f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}", autocommit=True) as other:
@@ -855,7 +855,7 @@ def test_one_conversion_per_user_at_a_time(legacy):
     import psycopg
     from django.conf import settings
 
-    from mailhelper.legacy import conversion
+    from legacy import conversion
 
     assert run_import("--sqlite", str(legacy.path))[0] == 0
     alice = User.objects.get(username="alice_legacy")

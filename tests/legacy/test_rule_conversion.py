@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mailhelper.legacy.rules import Resolver, convert_rule
+from legacy.rules import Resolver, convert_rule
 from rules import spec
 
 TAGS = {7: 70, "Work": 71}

@@ -8,10 +8,10 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from core.models import Job
 from mail import tasks
 from mail.analysis import pipeline
 from mail.models import LearnedClassifier, Message, MessageAnalysis, TrustedSender
-from mailhelper.models import Job
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, make_raw, run_sync
 

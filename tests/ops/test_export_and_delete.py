@@ -19,9 +19,9 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from accounts import keyring
-from accounts.data_export import ExportLocked, export_user_data
 from accounts.deletion import delete_user
 from accounts.models import User
+from core.models import Job
 from mail import replies
 from mail.models import (
     AccountSignature,
@@ -32,7 +32,7 @@ from mail.models import (
     SyncRun,
     TrustedSender,
 )
-from mailhelper.models import Job
+from mailhelper.data_export import ExportLocked, export_user_data
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
 from tests.plugins.accounts import create_test_user
@@ -256,9 +256,9 @@ def test_delete_user_command(alice, bob, monkeypatch):
 def test_download_my_data_from_the_settings_page(alice, alice_client, dovecot, imap_user):
     seed_user(alice, dovecot, imap_user)
     page = alice_client.get(reverse("accounts:settings"))
-    assert reverse("accounts:export-data") in page.text and reverse("accounts:delete-account") in page.text
-    assert alice_client.get(reverse("accounts:export-data")).status_code == 405
-    response = alice_client.post(reverse("accounts:export-data"))
+    assert reverse("export-data") in page.text and reverse("accounts:delete-account") in page.text
+    assert alice_client.get(reverse("export-data")).status_code == 405
+    response = alice_client.post(reverse("export-data"))
     assert response.status_code == 200 and response["Content-Type"] == "application/zip"
     assert "attachment" in response["Content-Disposition"]
     zf = zipfile.ZipFile(io.BytesIO(b"".join(response.streaming_content)))

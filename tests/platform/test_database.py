@@ -16,8 +16,8 @@ def test_bulk_operations_are_batched_under_the_parameter_limit():
 def test_copy_insert_stores_what_save_would_and_refuses_duplicates(alice):
     from django.db import IntegrityError, transaction
 
+    from core.db.copy import copy_insert
     from mail.models import Folder, MailAccount, Message
-    from mailhelper.db.copy import copy_insert
 
     account = MailAccount.objects.create(
         owner=alice.user, name="Copy", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
@@ -63,7 +63,7 @@ def test_advisory_lock_is_exclusive_across_connections_and_released_at_the_end()
     import psycopg
     from django.conf import settings
 
-    from mailhelper.db.locks import lock_key, try_advisory_lock
+    from core.db.locks import lock_key, try_advisory_lock
 
     key = lock_key("tests/advisory")
     assert key != lock_key("tests/other") and -(2**63) <= key < 2**63

@@ -17,12 +17,11 @@ from typing import BinaryIO
 
 from django.utils import timezone
 
+from accounts import keyring
+from accounts.models import User
 from mail.models import AccountSignature, Draft, MailAccount, Message, ProviderSettings, ReplySettings, TrustedSender
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
-
-from . import keyring
-from .models import User
 
 FORMAT = "mailhelper-export/1"
 _UNSAFE = re.compile(r"[^\w@+=,. -]+")
@@ -188,7 +187,7 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         zf.writestr("settings.json", _dumps(settings_data))
         drafts = _drafts_data(user, paths)
         zf.writestr("drafts.json", _dumps({"drafts": drafts}))
-        from mailhelper.legacy.ui import export_records
+        from legacy.ui import export_records  # the top floor may read every app
 
         legacy = export_records(user)
         if legacy:  # only users imported from the legacy application (manage.py import_legacy)

@@ -1,6 +1,7 @@
 """What the legacy import keeps besides the rows it creates in the apps' own models.
 
-Imported by mailhelper/models.py, so these are models of the `mailhelper` app.
+Models of the `legacy` app; they keep the tables (and, for sealed values, the labels) they had in the
+project package, where they lived until round two.
 
 - LegacyImportMap: one row per imported legacy row (table, legacy id -> target pk). It is what makes
   re-running the import add nothing twice, and what the checksums read the target rows through.
@@ -40,6 +41,7 @@ class LegacyImportMap(models.Model):
     imported_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
+        db_table = "mailhelper_legacyimportmap"
         constraints = [models.UniqueConstraint(fields=["table", "legacy_id"], name="legacy_map_unique")]
         indexes = [models.Index(fields=["table", "target_pk"], name="legacy_map_target")]
 
@@ -60,6 +62,7 @@ class LegacySealedValue(models.Model):
     error = models.CharField(max_length=200, blank=True)
 
     class Meta:
+        db_table = "mailhelper_legacysealedvalue"
         constraints = [models.UniqueConstraint(fields=["target", "target_pk", "field"], name="legacy_sealed_unique")]
         indexes = [models.Index(fields=["owner", "target", "converted_at"], name="legacy_sealed_pending")]
 
@@ -83,6 +86,9 @@ class LegacyUserKey(models.Model):
     imported_at = models.DateTimeField(auto_now_add=True)
     converted_at = models.DateTimeField(null=True, blank=True)
 
+    class Meta:
+        db_table = "mailhelper_legacyuserkey"
+
     def __str__(self) -> str:
         return f"legacy key of user {self.user_id} ({self.state})"
 
@@ -94,7 +100,10 @@ class LegacyRecord(EncryptedModel):
     data = models.JSONField(default=dict, blank=True, help_text="Plain legacy columns without a Mailhelper home.")
     secrets = EncryptedTextField(default="", help_text="JSON of the decrypted legacy columns (after conversion).")
 
+    sealed_label = "mailhelper.legacyrecord"  # sealed while the model was the project package's
+
     class Meta:
+        db_table = "mailhelper_legacyrecord"
         constraints = [models.UniqueConstraint(fields=["table", "legacy_id"], name="legacy_record_unique")]
         indexes = [models.Index(fields=["owner", "table"], name="legacy_record_owner")]
 

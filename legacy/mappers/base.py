@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailhelper.models import LegacyImportMap
+from legacy.models import LegacyImportMap
 
 from .. import normalize, schema
 from ..importer import Context, Result

@@ -2,8 +2,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandError
 
-from mailhelper.legacy import importer, report
-from mailhelper.legacy.source import SourceError, open_source
+from legacy import importer, report
+from legacy.source import SourceError, open_source
 
 
 class Command(BaseCommand):

@@ -34,10 +34,10 @@ from django.utils import timezone
 
 from accounts import crypto, keyring
 from accounts.models import User
+from core.db import locks
+from legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from mail import threading_keys
 from mail.models import AccountSignature, Attachment, MailAccount, Message, MessageAnalysis, ReplySettings
-from mailhelper.db import locks
-from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 
 from . import legacy_crypto
 from .mappers import WAITING_MESSAGE

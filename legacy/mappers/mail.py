@@ -9,6 +9,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.fields import seal_fields
+from legacy.models import LegacyImportMap
 from mail.models import (
     Attachment,
     Folder,
@@ -17,7 +18,6 @@ from mail.models import (
     ReplySettings,
     TrustedSender,
 )
-from mailhelper.models import LegacyImportMap
 
 from ..importer import Context, Result
 from .base import (

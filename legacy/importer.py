@@ -1,6 +1,6 @@
 """The import: legacy tables in foreign-key order, each streamed in batches, then verified.
 
-For every table (mappers in mailhelper.legacy.mappers):
+For every table (mappers in legacy.mappers):
 
 1. Source pass. Rows are read in id order and normalised (normalize.convert by declared type). A row
    whose required foreign key points to a legacy row that does not exist, or that was not imported,
@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 
 from django.db import transaction
 
-from mailhelper.db.locks import try_advisory_lock
-from mailhelper.models import LegacyImportMap, LegacyRecord, LegacySealedValue
+from core.db.locks import try_advisory_lock
+from legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue
 
 from . import normalize, schema
 from .checksums import Digest
@@ -518,7 +518,7 @@ def _run_import(
 def _reopen_converted_users(ctx: Context, report: ImportReport) -> None:
     """Rows imported after their owner's first login (a re-run after a last legacy sync) are sealed
     under the legacy key, which was cleared: put it back so the next login converts them too."""
-    from mailhelper.models import LegacyUserKey
+    from legacy.models import LegacyUserKey
 
     pending = LegacySealedValue.objects.filter(converted_at__isnull=True, error="").values("owner_id")
     for key in LegacyUserKey.objects.filter(state=LegacyUserKey.State.DONE, user_id__in=pending):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from accounts.data_export import ExportLocked, export_user_data
 from accounts.models import User
+from mailhelper.data_export import ExportLocked, export_user_data
 
 
 class Command(BaseCommand):

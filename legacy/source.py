@@ -2,7 +2,7 @@
 
 Both give the same interface: which tables and columns exist, how many rows a table has, and its
 rows in id order, streamed in batches (a legacy mailbox does not fit in memory). Values come back
-as the driver returns them; mailhelper.legacy.normalize turns them into Python values.
+as the driver returns them; legacy.normalize turns them into Python values.
 """
 
 from __future__ import annotations

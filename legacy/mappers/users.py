@@ -12,7 +12,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import keyring
 from accounts.hashers import LegacyHashError, from_werkzeug
 from accounts.models import User
-from mailhelper.models import LegacyImportMap, LegacyUserKey
+from legacy.models import LegacyImportMap, LegacyUserKey
 from tags.models import TagSettings
 
 from ..importer import Context, Result

@@ -8,10 +8,10 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.fields import seal_fields
+from legacy.models import LegacyImportMap
 from mail.models import (
     MessageAnalysis,
 )
-from mailhelper.models import LegacyImportMap
 
 from .. import rules as rule_conversion
 from ..importer import Context, Result

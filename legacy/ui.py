@@ -2,46 +2,30 @@
 
 Until the conversion task has run, an imported message has no subject or body in Mailhelper (they
 are still legacy ciphertext). Pages mark such rows "waiting for first login" instead of showing
-them empty. The login view sets a session flag for imported users; only then do pages ask which
+them empty. The login (legacy/receivers.py) sets a session flag for imported users; only then do pages ask which
 rows are waiting (one query per page), so the pages of everyone else run exactly the queries they
 ran before. The flag is dropped once nothing of the user waits any more.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterable
-
 from django.http import HttpRequest
 
-from mailhelper.models import LegacySealedValue
+from legacy.models import LegacySealedValue
 
 SESSION_FLAG = "legacy_waiting"
 
 
-def waiting(request: HttpRequest, label: str, pks: Iterable) -> set[str]:
-    """The pks (as text) among `pks` of rows of the request's user whose legacy values are not converted yet."""
+def waiting(request: HttpRequest, label: str, pks: list[str]) -> set[str]:
+    """The pks among `pks` of rows of the request's user whose legacy values are not converted yet
+    (a core.placeholders provider)."""
     if not request.session.get(SESSION_FLAG):
         return set()
     pending = LegacySealedValue.objects.filter(owner=request.user, converted_at__isnull=True, error="")
-    found = set(pending.filter(target=label, target_pk__in=[str(pk) for pk in pks]).values_list("target_pk", flat=True))
+    found = set(pending.filter(target=label, target_pk__in=pks).values_list("target_pk", flat=True))
     if not found and not pending.exists():
         request.session.pop(SESSION_FLAG, None)
     return found
-
-
-WAITING_SUBJECT = "Imported, waiting for first login…"
-
-
-def mark_waiting_rows(request: HttpRequest, rows: list) -> list:
-    """A list page's rows (mail.rows.MessageRow), those waiting for conversion showing so.
-
-    Returns the rows unchanged, without a query, for users without waiting data.
-    """
-    if not request.session.get(SESSION_FLAG):
-        return rows
-    pending = waiting(request, "mail.message", [row.pk for row in rows])
-    return [dataclasses.replace(row, subject=WAITING_SUBJECT) if row.pk in pending else row for row in rows]
 
 
 _SECRET_COLUMNS = ("password", "token")  # secrets of other services: left out of exports like Mailhelper's own
@@ -54,7 +38,7 @@ def export_records(user) -> list[dict]:
     """
     import json
 
-    from mailhelper.models import LegacyRecord
+    from legacy.models import LegacyRecord
 
     out = []
     for record in LegacyRecord.objects.filter(owner=user).order_by("table", "legacy_id"):

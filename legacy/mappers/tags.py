@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
+from legacy.models import LegacyImportMap
 from mail.models import (
     MessageAnalysis,
 )
-from mailhelper.models import LegacyImportMap
 from tags.models import Tag, TagAssignment, TagSuggestion
 
 from ..importer import Context, Result

@@ -1,6 +1,6 @@
 """Order-independent table digests, computed the same way over source rows and target rows.
 
-A row is a dict of column -> canonical value (mailhelper.legacy.normalize.canonical; None values are
+A row is a dict of column -> canonical value (legacy.normalize.canonical; None values are
 left out, so "absent" and "null" agree). Its digest is SHA-256 over a canonical JSON encoding, and a
 table's digest is the sum of its rows' digests mod 2**256: independent of order, so the legacy's id
 order and PostgreSQL's return order do not matter, and computable while streaming.

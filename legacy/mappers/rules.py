@@ -1,14 +1,14 @@
-"""Rules (converted by mailhelper.legacy.rules) and their execution log."""
+"""Rules (converted by legacy.rules) and their execution log."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from legacy.models import LegacyImportMap
 from mail.models import (
     Folder,
     MessageAnalysis,
 )
-from mailhelper.models import LegacyImportMap
 from rules.models import Rule, RuleLog
 from tags.models import Tag
 

@@ -1,0 +1,77 @@
+"""The password step of login as one service: lockout, authentication, keyring, and whoever listens.
+
+The view only turns the outcome into a page. Order matters and is the same for every caller:
+1. A locked account is refused before the password is even checked (no free guesses while locked).
+2. A wrong password counts towards the lockout; the attempt that reaches the threshold says so.
+3. A right password opens the keyring (adding a password wrap for imported users, caching the key
+   for strict mode); a wrap that no longer matches is a warning, not a refusal (recovery codes help).
+4. `signals.password_verified` lets higher floors act on the verified password (legacy conversion)
+   and hand back notices; their work is committed with the login or not at all.
+The lockout counter is reset only when the second factor is passed (see lockout.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.contrib.auth import authenticate
+from django.db import transaction
+
+from . import keyring, lockout
+from .models import User
+from .signals import password_verified
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A message for the page after login, and session values a listener wants set (e.g. a flag)."""
+
+    level: str  # "info" | "warning" | "error"
+    text: str
+    session: dict = field(default_factory=dict)
+
+
+@dataclass
+class LoginOutcome:
+    user: User | None = None
+    error: str = ""
+    locked: bool = False
+    notices: list[Notice] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.user is not None
+
+
+WRONG_PASSWORD = "Wrong username or password."
+
+
+def locked_message(user: User) -> str:
+    minutes = lockout.minutes_left(user)
+    return (
+        "This account is locked after too many failed attempts. "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or reset your password with a recovery code."
+    )
+
+
+@transaction.atomic
+def check_password(username: str, password: str) -> LoginOutcome:
+    """Steps 1-4 above; the second factor comes next (accounts/views/twofactor.py)."""
+    candidate = User.objects.filter(username=username).first()
+    if candidate is not None and candidate.is_locked():
+        return LoginOutcome(error=locked_message(candidate), locked=True)
+    user = authenticate(None, username=username, password=password)
+    if user is None:
+        if candidate is not None and lockout.register_failure(candidate):
+            return LoginOutcome(error=locked_message(candidate), locked=True)
+        return LoginOutcome(error=WRONG_PASSWORD)
+    outcome = LoginOutcome(user=user)
+    try:
+        keyring.on_password_verified(user, password)
+    except keyring.KeyringLocked:
+        outcome.notices.append(
+            Notice("warning", "Your stored mail cannot be opened with this password: use a recovery code.")
+        )
+    for _receiver, notices in password_verified.send(sender=User, user=user, password=password):
+        outcome.notices.extend(notices or [])
+    return outcome

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class CoreConfig(AppConfig):
+    """The ground floor: imports no other app of the project (tests/test_architecture.py holds it to that)."""
+
+    name = "core"
+    verbose_name = "Core"
