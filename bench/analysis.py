@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mail.analysis import heuristics, learning  # noqa: E402
-from mail.analysis.types import MessageInput, UserContext  # noqa: E402
+from analysis import heuristics, learning  # noqa: E402
+from analysis.types import MessageInput, UserContext  # noqa: E402
 
 LABELLED = Path(__file__).resolve().parent / "labelled_messages.json"
 ME = "alex.moser@example.org"

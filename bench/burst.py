@@ -38,6 +38,7 @@ def main() -> None:
     from django.db.models import Count
     from django_celery_results.models import TaskResult
 
+    from analysis import tasks as analysis_tasks
     from mail import tasks
     from mail.models import MailAccount, Message, SyncRun
     from mailhelper.celery import app
@@ -86,7 +87,9 @@ def main() -> None:
                     )
                     sync_ids.append(result.id)
                 else:
-                    result = tasks.analyse_account.apply_async(kwargs={"account_id": account_id}, producer=producer)
+                    result = analysis_tasks.analyse_account.apply_async(
+                        kwargs={"account_id": account_id}, producer=producer
+                    )
                     analyse_ids.append(result.id)
         sent_seconds = time.perf_counter() - started
         ids = sync_ids + analyse_ids

@@ -115,8 +115,8 @@ def main() -> None:
 
     import httpx
 
+    from analysis import pipeline
     from mail import tasks
-    from mail.analysis import pipeline
     from mail.models import MailAccount, Message
     from mail.sync import sync_account
     from tests.plugins.celery_worker import start_worker, stop_worker, wait_until_worker_idle

@@ -31,8 +31,9 @@ def main() -> None:
     setup_django()
 
     from accounts.models import User
+    from analysis.search import SearchFilters, search
     from mail.models import Message
-    from mail.search import SearchFilters, search, search_key_for
+    from mail.search_tokens import search_key_for
 
     existing = User.objects.filter(username="bench-search").first()
     if args.reuse and existing and Message.objects.filter(owner=existing).count() == args.messages:
@@ -63,8 +64,8 @@ def main() -> None:
 
 
 def timed_queries(owner, args, search, SearchFilters) -> None:
+    from analysis.views.search import COUNT_CAP, PAGE_SIZE
     from mail.paging import CappedPaginator
-    from mail.views.search import COUNT_CAP, PAGE_SIZE
 
     rnd = random.Random(11)
     words = [f"w{i}" for i in range(VOCABULARY)]

@@ -40,8 +40,9 @@ def main() -> None:
     import sklearn.decomposition  # noqa: F401  (a worker has it imported already; not part of the fit's time)
 
     from accounts.models import User
-    from mail import similarity
-    from mail.models import MailAccount, Message, TopicModel
+    from analysis import similarity
+    from analysis.models import TopicModel
+    from mail.models import MailAccount, Message
 
     rnd = random.Random(5)
     topic_words = [[f"t{t}w{i}" for i in range(TOPIC_WORDS)] for t in range(TOPICS)]

@@ -34,10 +34,11 @@ from django.utils import timezone
 
 from accounts import crypto, keyring
 from accounts.models import User
+from analysis.models import MessageAnalysis
 from core.db import locks
 from legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from mail import threading_keys
-from mail.models import AccountSignature, Attachment, MailAccount, Message, MessageAnalysis, ReplySettings
+from mail.models import AccountSignature, Attachment, MailAccount, Message, ReplySettings
 
 from . import legacy_crypto
 from .mappers import WAITING_MESSAGE
@@ -109,8 +110,9 @@ def _msg_ids(text: str) -> list[str]:
 
 
 def _apply_message(message: Message, plain: dict[str, str], legacy_secrets: dict[str, dict]) -> None:
+    from analysis.search import index_ids
     from mail.parsing import html_to_text, normalize_subject, sanitize_html
-    from mail.search import index_ids, search_key_for
+    from mail.search_tokens import search_key_for
     from mail.threading_keys import storable_thread_key
 
     owner_id = message.owner_id

@@ -7,7 +7,7 @@ from celery import shared_task
 def convert_legacy_user(user_id: int) -> dict:
     """An imported user's first login: convert their legacy values (the key waits in Redis, sealed;
     this message carries only the id). Resumable: a redelivered task continues where it stopped."""
-    from mail.tasks import analyse_account
+    from analysis.tasks import analyse_account
 
     from . import conversion
 

@@ -6,4 +6,4 @@ class MailConfig(AppConfig):
     verbose_name = "Mail"
 
     def ready(self) -> None:
-        from . import receivers, signals  # noqa: F401  (topics for analysed mail; beat rows follow accounts)
+        from . import schedule_receivers  # noqa: F401  (beat rows follow accounts)

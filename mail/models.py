@@ -376,31 +376,3 @@ class Draft(EncryptedModel):
     @property
     def editable(self) -> bool:
         return self.status in (self.Status.DRAFT, self.Status.FAILED)
-
-
-from .analysis.models import (  # noqa: E402  (models of this app, kept in the analysis package)
-    LearnedClassifier,
-    MessageAnalysis,
-    MessageVector,
-    ProviderSettings,
-    TopicModel,
-    TrustedSender,
-)
-
-__all__ = [
-    "AccountSignature",
-    "Attachment",
-    "Draft",
-    "Folder",
-    "LearnedClassifier",
-    "MailAccount",
-    "Message",
-    "MessageAnalysis",
-    "MessageVector",
-    "PendingAction",
-    "ProviderSettings",
-    "ReplySettings",
-    "SyncRun",
-    "TopicModel",
-    "TrustedSender",
-]

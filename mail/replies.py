@@ -18,19 +18,16 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from email.headerregistry import Address
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from email.utils import getaddresses
 
-from django.conf import settings as django_settings
 from django.db import transaction
 from django.utils import timezone
 
-from .analysis.models import ProviderSettings
-from .analysis.pipeline import message_input
-from .analysis.providers import ProviderConfig, ProviderError, get_provider
 from .models import AccountSignature, Draft, MailAccount, Message, ReplySettings
 from .parsing import html_to_text
 
@@ -291,54 +288,63 @@ def template_reply(style: str, settings: ReplySettings, name: str, signature: st
     return "\n\n".join(parts)
 
 
-def _provider_for_replies(owner_id: int) -> tuple[ProviderSettings | None, ProviderConfig | None]:
-    row = ProviderSettings.objects.filter(owner_id=owner_id, enabled=True, use_for_replies=True).first()
-    if row is None:
-        return None, None
-    # Drafts are written while the user waits on the page: capped below the web server's request timeout,
-    # so a slow model ends in the template (with the reason shown), not in a killed request.
-    timeout = min(float(row.timeout_seconds), django_settings.MAILHELPER_REPLY_LLM_TIMEOUT)
-    config = ProviderConfig(kind=row.kind, base_url=row.base_url, model=row.model, api_key=row.api_key, timeout=timeout)
-    return row, config
+@dataclass(frozen=True)
+class ReplyBrief:
+    """What a reply writer gets besides the message: the user's choices, already resolved."""
+
+    style: str
+    greeting: str  # the user's greeting for this addressee, or "" to let the writer choose
+    closing: str
+    address_form: str  # ReplySettings.AddressForm value
+    instructions: str
+    signature: str
+    addressee: str  # the name the reply addresses ("Anna Schmidt")
+    reply_to: list[str]  # formatted Reply-To addresses of the original
+
+
+class WriterFailed(Exception):
+    """A reply writer could not write: the template is used and this text is shown to the user."""
+
+
+#: Writes the text of a reply, or returns None when the user has no writer set up. Registered by a higher
+#: floor (analysis: the user's language model) in its AppConfig.ready(); mail does not import it.
+ReplyWriter = Callable[[Message, ReplyBrief], "Written | None"]
+_writer: ReplyWriter | None = None
+
+
+def set_reply_writer(writer: ReplyWriter | None) -> None:
+    global _writer
+    _writer = writer
 
 
 def write_reply(message: Message, style: str, first_recipient: Pair | None) -> Written:
-    """The text of a reply (without the quote): the user's LLM if configured, else the template."""
+    """The text of a reply (without the quote): the registered writer's (the user's LLM) if it has one
+    for this user, else the template; a failing writer degrades to the template with its reason kept."""
     if style not in STYLE_TEMPLATES:
         raise ValueError(f"unknown style {style!r}")
     settings = reply_settings(message.owner_id)
     signature = signature_for(message.account)
     name, address = first_recipient or (message.from_name, message.from_address)
     addressee = addressee_name(name, address, settings.address_form)
-    row, config = _provider_for_replies(message.owner_id)
-    if config is not None:
-        greeting = _greeting(settings.greeting.strip(), addressee) if settings.greeting.strip() else ""
-        msg = message_input(message)
+    template = template_reply(style, settings, addressee, signature)
+    if _writer is None:
+        return Written(template, "template")
+    brief = ReplyBrief(
+        style=style,
+        greeting=_greeting(settings.greeting.strip(), addressee) if settings.greeting.strip() else "",
+        closing=settings.closing.strip(),
+        address_form=settings.address_form,
+        instructions=settings.instructions.strip(),
+        signature=signature,
         # "Schmidt, Anna" -> "Anna Schmidt": the model's greeting then reads naturally once unmasked.
-        msg.from_name = addressee_name(message.from_name, "", ReplySettings.AddressForm.FORMAL) or message.from_name
-        msg.reply_to = [format_pair(n, a) for n, a in _original_headers(message)["reply-to"]]
-        try:
-            provider = get_provider(config)
-            text = provider.draft_reply(
-                msg,
-                style=style,
-                greeting=greeting,
-                closing=settings.closing.strip(),
-                address_form=(
-                    "informal: first names" if settings.address_form == ReplySettings.AddressForm.INFORMAL else "formal"
-                ),
-                instructions=settings.instructions.strip(),
-                signature=signature,
-                language="",
-            )
-            return Written(text, provider.method)
-        except ProviderError as exc:
-            reason = f"{row.get_kind_display()}: {exc}"
-        except Exception as exc:  # noqa: BLE001 - any provider trouble degrades to the template
-            log.warning("reply draft by provider failed for user %s (%s)", message.owner_id, type(exc).__name__)
-            reason = f"{row.get_kind_display()}: unexpected error ({type(exc).__name__})"
-        return Written(template_reply(style, settings, addressee, signature), "template", reason[:300])
-    return Written(template_reply(style, settings, addressee, signature), "template")
+        addressee=addressee_name(message.from_name, "", ReplySettings.AddressForm.FORMAL) or message.from_name,
+        reply_to=[format_pair(n, a) for n, a in _original_headers(message)["reply-to"]],
+    )
+    try:
+        written = _writer(message, brief)
+    except WriterFailed as exc:
+        return Written(template, "template", str(exc)[:300])
+    return written or Written(template, "template")
 
 
 def compose_body(message: Message, kind: str, style: str, first_recipient: Pair | None) -> Written:

@@ -250,3 +250,10 @@ class SearchKey:
     def message_ids(self, subject: str, body: str, addresses: list[str], max_tokens: int = 5000) -> list[int]:
         """Convenience: ``token_ids(message_tokens(...))``, the value to store for one message."""
         return self.token_ids(message_tokens(subject, body, addresses, max_tokens))
+
+
+def search_key_for(owner_id: int) -> SearchKey:
+    """The user's search key, derived from their data key (KeyringLocked for a locked strict-mode user)."""
+    from accounts import keyring
+
+    return SearchKey.from_data_key(keyring.dek_for(owner_id))

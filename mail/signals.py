@@ -1,18 +1,13 @@
-"""Keep beat rows in step with accounts however they change (UI, admin, user deletion)."""
+"""What mail tells the floors above it (analysis), which it does not import.
 
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+- `messages_stored`: sent inside the transaction that stores a batch of new messages, with those
+  (saved) messages. A receiver writes in that transaction, so its rows exist exactly when the
+  messages do: analysis queues each message here, and a lost task can delay it but never skip it.
+- `new_mail_synced`: sent by the sync task after a successful sync that stored new messages, with
+  the account id. Receivers queue follow-up work (analysis); they must only queue, never work.
+"""
 
-from . import schedules
-from .models import MailAccount
+from django.dispatch import Signal
 
-
-@receiver(post_save, sender=MailAccount)
-def _account_saved(sender, instance: MailAccount, raw: bool = False, **kwargs) -> None:
-    if not raw:
-        schedules.ensure_schedule(instance)
-
-
-@receiver(post_delete, sender=MailAccount)
-def _account_deleted(sender, instance: MailAccount, **kwargs) -> None:
-    schedules.remove_schedule(instance.periodic_task_id, instance.pk)
+messages_stored = Signal()  # kwargs: messages: list[Message]
+new_mail_synced = Signal()  # kwargs: account_id: str

@@ -36,8 +36,8 @@ from accounts.fields import seal_fields
 from core.db.copy import copy_insert
 from core.db.locks import try_advisory_lock
 
-from . import imap
-from .models import Attachment, Folder, MailAccount, Message, MessageAnalysis, PendingAction, SyncRun
+from . import imap, signals
+from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
 from .parsing import parse_message
 from .search_tokens import SearchKey
 from .threading_keys import storable_thread_key
@@ -262,8 +262,8 @@ class FolderSync:
             with transaction.atomic():
                 copy_insert(Message, messages)
                 copy_insert(Attachment, attachments)
-                # Queued for analysis in the same transaction: a lost task delays, never skips.
-                copy_insert(MessageAnalysis, [MessageAnalysis(owner_id=m.owner_id, message=m) for m in messages])
+                # Receivers write in this transaction (analysis queues each message): a lost task delays, never skips.
+                signals.messages_stored.send(sender=Message, messages=messages)
                 run = self.run
                 run.messages_new += len(messages)
                 run.bytes_fetched += size

@@ -8,7 +8,7 @@ from datetime import timedelta
 from celery import shared_task
 from django.core.cache import cache
 
-from . import actions, imap, sync
+from . import actions, imap, signals, sync
 from .models import MailAccount
 
 log = logging.getLogger(__name__)
@@ -39,57 +39,12 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
             )
         sync.mark_unreachable(run)
     if run.status == "success" and run.messages_new:
-        analyse_account.delay(account_id=account_id)
+        signals.new_mail_synced.send(sender=MailAccount, account_id=account_id)  # analysis queues its task
     if run.status == "success" and actions.has_pending(account_id, older_than=STALE_OUTBOX):
         # The server answers again: replay what has waited in the outbox for a while (a write-back
         # task that ran out of retries while the server was down would leave it waiting for good).
         queue_write_back(account_id)
     return {"run": run.pk, "status": run.status, "new": run.messages_new}
-
-
-@shared_task(name="mail.analyse_account")
-def analyse_account(account_id: str) -> dict:
-    """Analyse the account's pending messages (queued by the sync that stored them)."""
-    from .analysis import pipeline
-
-    done, failed = pipeline.analyse_many(pipeline.pending_for_account(account_id).iterator(chunk_size=200))
-    return {"done": done, "failed": failed}
-
-
-@shared_task(name="mail.analyse_stragglers")
-def analyse_stragglers() -> dict:
-    """Periodic: pending analyses nobody picked up, failed ones worth another try."""
-    from .analysis import pipeline
-
-    done, failed = pipeline.analyse_many(pipeline.stragglers()[:2000])
-    return {"done": done, "failed": failed}
-
-
-@shared_task(name="mail.reanalyse")
-def reanalyse(job_id: int) -> dict:
-    """A user's "re-analyse" batch: parameters and progress live on the Job row."""
-    from .analysis import jobs
-
-    return jobs.run_reanalyse(job_id)
-
-
-@shared_task(name="mail.fit_topics")
-def fit_topics(owner_id: int) -> dict:
-    """(Re)learn one user's topics and rewrite their vectors (queued when their mail doubled)."""
-    from accounts import keyring
-    from accounts.models import User
-
-    from . import similarity
-
-    try:
-        if not User.objects.filter(pk=owner_id).exists():
-            return {"status": "gone"}
-        if keyring.is_locked(owner_id):
-            return {"status": "locked"}
-        result = similarity.fit(owner_id)
-    finally:
-        similarity.release_fit(owner_id)
-    return {"status": result.status, "messages": result.n_messages, "seconds": round(result.seconds, 1)}
 
 
 def queue_write_back(account_id: str) -> bool:

@@ -135,7 +135,7 @@ def backfill(
 
     from .models import Message
     from .parsing import parse_message
-    from .search import search_key_for
+    from .search_tokens import search_key_for
 
     qs = Message.objects.all()
     if owner_id is not None:

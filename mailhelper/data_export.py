@@ -19,7 +19,8 @@ from django.utils import timezone
 
 from accounts import keyring
 from accounts.models import User
-from mail.models import AccountSignature, Draft, MailAccount, Message, ProviderSettings, ReplySettings, TrustedSender
+from analysis.models import ProviderSettings, TrustedSender
+from mail.models import AccountSignature, Draft, MailAccount, Message, ReplySettings
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
 

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "accounts",
     "mail",
     "tags",
+    "analysis",
     "rules",
     "legacy",
     "mailhelper",

@@ -2,7 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+import analysis.urls
+import mail.urls
+
 from . import views
+
+# One URL namespace for the mail pages, whichever app serves them: a page that moves between apps
+# (to the lowest app that holds what it shows) keeps its URL and its name.
+mail_pages = (mail.urls.urlpatterns + analysis.urls.urlpatterns, "mail")
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,7 +17,7 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("accounts/settings/export/", views.export_data, name="export-data"),
     path("accounts/", include("accounts.urls")),
-    path("mail/", include("mail.urls")),
+    path("mail/", include(mail_pages)),
     path("tags/", include("tags.urls")),
     path("rules/", include("rules.urls")),
     # The admin has no login of its own: it would skip the second factor.

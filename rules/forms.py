@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from django.http import QueryDict
 
-from mail.analysis.models import CATEGORY_CHOICES
+from analysis.models import CATEGORY_CHOICES
 from mail.models import Folder, MailAccount
 from tags.models import Tag
 

@@ -2,7 +2,7 @@
 
 from django.dispatch import receiver
 
-from mail.analysis.signals import messages_analysed
+from analysis.signals import messages_analysed
 
 from . import service
 

@@ -15,8 +15,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch
 from django.utils import timezone
 
+from analysis.models import MessageAnalysis, TrustedSender
 from mail import actions as mail_actions
-from mail.models import Attachment, Folder, Message, MessageAnalysis, TrustedSender
+from mail.models import Attachment, Folder, Message
 from tags.models import Tag, TagAssignment
 from tags.service import assign as assign_tag
 from tags.service import unassign as unassign_tag

@@ -8,10 +8,8 @@ from typing import Any
 from django.utils import timezone
 
 from accounts.fields import seal_fields
+from analysis.models import MessageAnalysis
 from legacy.models import LegacyImportMap
-from mail.models import (
-    MessageAnalysis,
-)
 
 from .. import rules as rule_conversion
 from ..importer import Context, Result

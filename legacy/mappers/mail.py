@@ -9,15 +9,9 @@ from django.db.models import Count
 from django.utils import timezone
 
 from accounts.fields import seal_fields
+from analysis.models import TrustedSender
 from legacy.models import LegacyImportMap
-from mail.models import (
-    Attachment,
-    Folder,
-    MailAccount,
-    Message,
-    ReplySettings,
-    TrustedSender,
-)
+from mail.models import Attachment, Folder, MailAccount, Message, ReplySettings
 
 from ..importer import Context, Result
 from .base import (

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from analysis.models import MessageAnalysis
 from legacy.models import LegacyImportMap
-from mail.models import (
-    Folder,
-    MessageAnalysis,
-)
+from mail.models import Folder
 from rules.models import Rule, RuleLog
 from tags.models import Tag
 

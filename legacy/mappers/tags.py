@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 
+from analysis.models import MessageAnalysis
 from legacy.models import LegacyImportMap
-from mail.models import (
-    MessageAnalysis,
-)
 from tags.models import Tag, TagAssignment, TagSuggestion
 
 from ..importer import Context, Result

@@ -13,9 +13,9 @@ from datetime import datetime
 
 import pytest
 
-from mail.analysis import heuristics
-from mail.analysis.heuristics import analyse, extract_signals, vip_match
-from mail.analysis.types import AnalysisResult, Category, MessageInput, UserContext
+from analysis import heuristics
+from analysis.heuristics import analyse, extract_signals, vip_match
+from analysis.types import AnalysisResult, Category, MessageInput, UserContext
 
 ME = "alex@example.org"
 NOW = datetime(2025, 3, 10, 9, 0)  # a Monday

@@ -17,10 +17,10 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from mail.analysis import learning
-from mail.analysis.heuristics import analyse
-from mail.analysis.learning import LEARNED_REASON, N_FEATURES, TARGETS, OnlineClassifier, blend
-from mail.analysis.types import Category, MessageInput, UserContext
+from analysis import learning
+from analysis.heuristics import analyse
+from analysis.learning import LEARNED_REASON, N_FEATURES, TARGETS, OnlineClassifier, blend
+from analysis.types import Category, MessageInput, UserContext
 
 ME = "alex@example.org"
 NOW = datetime(2025, 3, 10, 9, 0)

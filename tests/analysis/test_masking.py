@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from mail.analysis.masking import Masking, is_valid_iban, mask, names_from_address, names_from_text
+from analysis.masking import Masking, is_valid_iban, mask, names_from_address, names_from_text
 
 VALID_IBANS = [
     "DE89 3704 0044 0532 0130 00",

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from mail.analysis.providers import (
+from analysis.providers import (
     ANALYSIS_SCHEMA,
     ProviderBadAnswer,
     ProviderConfig,
@@ -25,7 +25,7 @@ from mail.analysis.providers import (
     extract_json_object,
     get_provider,
 )
-from mail.analysis.types import AnalysisResult, MessageInput, UserContext
+from analysis.types import AnalysisResult, MessageInput, UserContext
 from tests.plugins.llm_servers import ERROR_BODY_MARKER, NOT_JSON_TEXT, refused_base_url
 
 KINDS = ["ollama", "openai", "anthropic"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mail.analysis.summary import clean_body, split_sentences, summarise
+from analysis.summary import clean_body, split_sentences, summarise
 
 # --- quoted replies -----------------------------------------------------------------------------------------
 

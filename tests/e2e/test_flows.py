@@ -19,6 +19,7 @@ import pytest
 from django_otp.oath import hotp
 from playwright.sync_api import Page, expect
 
+from analysis import tasks as analysis_tasks
 from mail import replies
 from mail.models import Draft, Folder, Message, SyncRun
 from tests.mail import imap_helpers as srv
@@ -438,10 +439,9 @@ def test_dashboard_accounts_rules_and_tags_fit_a_phone_screen(live_server, dovec
 
 def test_keyboard_shortcuts_move_open_search_and_mark_done(live_server, dovecot, imap_user, page: Page, shot):
     eve = phone_user_with_mail(dovecot, imap_user)
-    from mail import tasks
     from mail.models import MailAccount
 
-    tasks.analyse_account(str(MailAccount.objects.get(owner=eve.user).pk))
+    analysis_tasks.analyse_account(str(MailAccount.objects.get(owner=eve.user).pk))
     log_in(page, eve)
     page.goto("/mail/")
     page.keyboard.press("j")
@@ -463,10 +463,9 @@ def test_tag_a_message_write_and_test_a_rule_search_and_correct_a_score(
     live_server, dovecot, imap_user, page: Page, shot
 ):
     eve = phone_user_with_mail(dovecot, imap_user)
-    from mail import tasks
     from mail.models import MailAccount
 
-    tasks.analyse_account(str(MailAccount.objects.get(owner=eve.user).pk))  # what the worker does after sync
+    analysis_tasks.analyse_account(str(MailAccount.objects.get(owner=eve.user).pk))  # what the worker does after sync
     log_in(page, eve)
 
     # Create a tag and put it on a message from its page.

@@ -25,7 +25,8 @@ import pytest
 from django.db import Error as DjangoDbError
 from django.db import connection
 
-from mail.models import Folder, MailAccount, Message, MessageAnalysis, SyncRun
+from analysis.models import MessageAnalysis
+from mail.models import Folder, MailAccount, Message, SyncRun
 from mail.sync import sync_account
 from tests.plugins.celery_worker import ROOT, WorkerProcess, _die_with_parent, service_env, stop_worker
 from tests.plugins.mail import create_account, make_raw, run_sync

@@ -25,9 +25,10 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DataKeyWrap, User
+from analysis.models import MessageAnalysis, TrustedSender
 from legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
-from mail.models import Attachment, Folder, MailAccount, Message, MessageAnalysis, ReplySettings, TrustedSender
-from mail.search import search_key_for
+from mail.models import Attachment, Folder, MailAccount, Message, ReplySettings
+from mail.search_tokens import search_key_for
 from mail.threading_keys import subject_hash
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment, TagSuggestion

@@ -8,10 +8,11 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from analysis import pipeline
+from analysis import tasks as analysis_tasks
+from analysis.models import LearnedClassifier, MessageAnalysis, TrustedSender
 from core.models import Job
-from mail import tasks
-from mail.analysis import pipeline
-from mail.models import LearnedClassifier, Message, MessageAnalysis, TrustedSender
+from mail.models import Message
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, make_raw, run_sync
 
@@ -39,7 +40,7 @@ def synced(dovecot, imap_user, owner, raws):
 
 
 def analyse(account):
-    return tasks.analyse_account(str(account.pk))  # the task body, in process
+    return analysis_tasks.analyse_account(str(account.pk))  # the task body, in process
 
 
 def test_sync_queues_every_new_message_for_analysis(dovecot, imap_user, alice):
@@ -71,7 +72,7 @@ def test_newsletters_and_urgent_requests_land_in_different_cells(dovecot, imap_u
     alice_client.post(reverse("mail:done", args=[urgent.message_id]))
     urgent.refresh_from_db()
     assert urgent.done_at is not None
-    from mail.queries import matrix_counts
+    from analysis.queries import matrix_counts
 
     assert sum(matrix_counts(alice.user).values()) == 1  # only the newsletter is still open
 
@@ -125,7 +126,7 @@ def test_stragglers_and_failures_are_picked_up(dovecot, imap_user, alice):
     MessageAnalysis.objects.filter(pk=rows[0].pk).update(queued_at=timezone.now() - timedelta(hours=1))
     MessageAnalysis.objects.filter(pk=rows[1].pk).update(state="failed", attempts=1, failure_reason="Timeout")
     MessageAnalysis.objects.filter(pk=rows[2].pk).update(state="failed", attempts=3, failure_reason="Timeout")
-    assert tasks.analyse_stragglers() == {"done": 2, "failed": 0}
+    assert analysis_tasks.analyse_stragglers() == {"done": 2, "failed": 0}
     states = dict(MessageAnalysis.objects.filter(message__account=account).values_list("pk", "state"))
     assert states[rows[0].pk] == "done" and states[rows[1].pk] == "done"
     assert states[rows[2].pk] == "failed"  # out of attempts: shown as not analysed, not retried forever

@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 
-from mail import tasks
-from mail.models import MessageAnalysis, ProviderSettings
+from analysis import tasks as analysis_tasks
+from analysis.models import MessageAnalysis, ProviderSettings
 from tests.mail.test_analysis_pipeline import URGENT, synced
 
 pytestmark = pytest.mark.django_db
@@ -28,7 +28,7 @@ def configure(owner, fake_llm, kind="openai", **fields):
 def test_the_provider_analyses_masked_mail(kind, fake_llm, dovecot, imap_user, alice):
     configure(alice.user, fake_llm, kind)
     account = synced(dovecot, imap_user, alice.user, [URGENT % 1])
-    assert tasks.analyse_account(str(account.pk)) == {"done": 1, "failed": 0}
+    assert analysis_tasks.analyse_account(str(account.pk)) == {"done": 1, "failed": 0}
     analysis = MessageAnalysis.objects.get(message__account=account)
     assert analysis.method.startswith(f"llm:{kind}:") and not analysis.fallback_reason
     assert len(fake_llm.requests) == 1
@@ -41,7 +41,7 @@ def test_provider_failures_fall_back_to_the_builtin_analyser(behaviour, fake_llm
     configure(alice.user, fake_llm)
     fake_llm.behaviour = behaviour
     account = synced(dovecot, imap_user, alice.user, [URGENT % 2])
-    assert tasks.analyse_account(str(account.pk)) == {"done": 1, "failed": 0}
+    assert analysis_tasks.analyse_account(str(account.pk)) == {"done": 1, "failed": 0}
     analysis = MessageAnalysis.objects.get(message__account=account)
     assert analysis.state == "done" and analysis.method.startswith("builtin")
     assert analysis.fallback_reason and "sk-test-key" not in analysis.fallback_reason
@@ -52,7 +52,7 @@ def test_a_slow_provider_times_out_and_falls_back(fake_llm, dovecot, imap_user, 
     configure(alice.user, fake_llm, timeout_seconds=1)
     fake_llm.behaviour = "slow"
     account = synced(dovecot, imap_user, alice.user, [URGENT % 3])
-    tasks.analyse_account(str(account.pk))
+    analysis_tasks.analyse_account(str(account.pk))
     analysis = MessageAnalysis.objects.get(message__account=account)
     assert analysis.method.startswith("builtin") and "time" in analysis.fallback_reason.lower()
 

@@ -12,8 +12,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from analysis.models import ProviderSettings
 from mail import replies
-from mail.analysis.models import ProviderSettings
 from mail.models import AccountSignature, Draft, Message, ReplySettings
 from tests.plugins.llm_servers import refused_base_url
 from tests.plugins.mail import create_account, run_sync

@@ -7,7 +7,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.urls import reverse
 
-from mail import tasks
+from analysis import tasks as analysis_tasks
 from mail.models import Message
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, run_sync
@@ -33,7 +33,7 @@ def account(dovecot, imap_user, alice):
     dovecot.deliver(imap_user, raw(2, "Café meeting", "See you at the café tomorrow.", sender="bob@cafe.example"))
     dovecot.deliver(imap_user, raw(3, "Project Müller", "Status update for the Müller project."), flags="S")
     run_sync(account)
-    tasks.analyse_account(str(account.pk))  # the index is built with the analysis, right after sync
+    analysis_tasks.analyse_account(str(account.pk))  # the index is built with the analysis, right after sync
     return account
 
 
@@ -89,7 +89,7 @@ def test_another_user_cannot_find_these_messages(account, bob, dovecot, imap_use
     bob_account = create_account(bob.user, other_user, dovecot)
     dovecot.deliver(other_user, raw(9, "Müller again", "hello"))
     run_sync(bob_account)
-    tasks.analyse_account(str(bob_account.pk))
+    analysis_tasks.analyse_account(str(bob_account.pk))
     assert subjects(bob_client, q="muller") == ["Müller again"]
     alice_ids = set(Message.objects.get(account=account, uid=1).search_ids)
     bob_ids = set(Message.objects.get(account=bob_account).search_ids)
@@ -115,7 +115,7 @@ def stored(alice):
     from datetime import UTC, datetime, timedelta
 
     from mail.models import Folder, MailAccount
-    from mail.search import search_key_for
+    from mail.search_tokens import search_key_for
     from tags.models import Tag, TagAssignment
 
     user = alice.user
@@ -155,12 +155,12 @@ def _one_query(user, query, filters):
     from django.db.models import BooleanField
     from django.db.models.expressions import RawSQL
 
-    from mail import queries
-    from mail.search import search_key_for
+    from analysis import queries as inbox_queries
+    from mail.search_tokens import search_key_for
 
     ids = search_key_for(user.pk).query_ids(query)
     contains = RawSQL('"mail_message"."search_ids" @> %s::bigint[]', (ids,), output_field=BooleanField())
-    qs = queries.message_list(user, tag_ids=[filters.tag_id] if filters.tag_id else None)
+    qs = inbox_queries.message_list(user, tag_ids=[filters.tag_id] if filters.tag_id else None)
     qs = qs.alias(has_words=contains).filter(has_words=True)
     if filters.account_id:
         qs = qs.filter(account_id=filters.account_id)
@@ -180,7 +180,7 @@ def _one_query(user, query, filters):
 def _filter_sets(stored):
     from datetime import timedelta
 
-    from mail.search import SearchFilters
+    from analysis.search import SearchFilters
 
     day = (stored["start"] + timedelta(days=1)).date()
     return [
@@ -196,8 +196,9 @@ def _filter_sets(stored):
 
 
 def test_every_path_gives_the_one_query_results_in_its_order(stored):
+    from analysis.search import SearchResults
     from mail.paging import CappedPaginator
-    from mail.search import SearchResults, search_key_for
+    from mail.search_tokens import search_key_for
 
     user, cap, per_page = stored["user"], 10, 3
     paths = set()
@@ -220,8 +221,8 @@ def test_every_path_gives_the_one_query_results_in_its_order(stored):
 
 
 def test_the_default_steps_give_the_one_query_results(stored):
+    from analysis.search import search
     from mail.paging import CappedPaginator
-    from mail.search import search
 
     user = stored["user"]
     for query in ["common", "mid", "rare", "old common"]:
@@ -238,8 +239,8 @@ def test_date_filters_keep_the_days_of_the_current_time_zone(stored, zone):
 
     from django.utils import timezone
 
+    from analysis.search import SearchFilters, search
     from mail.paging import CappedPaginator
-    from mail.search import SearchFilters, search
 
     first = stored["start"].date()
     with timezone.override(zone):
@@ -260,7 +261,8 @@ def test_date_filters_keep_the_days_of_the_current_time_zone(stored, zone):
     ],
 )
 def test_planner_settings_of_the_index_step_do_not_outlive_it(stored, in_transaction):
-    from mail.search import SearchFilters, SearchResults, search_key_for
+    from analysis.search import SearchFilters, SearchResults
+    from mail.search_tokens import search_key_for
 
     def settings():
         with connection.cursor() as cursor:

@@ -15,8 +15,10 @@ from django.urls import reverse
 
 from accounts import crypto, keyring
 from accounts.fields import value_aad
-from mail import similarity, tasks
-from mail.models import Message, MessageVector, TopicModel
+from analysis import similarity
+from analysis import tasks as analysis_tasks
+from analysis.models import MessageVector, TopicModel
+from mail.models import Message
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, run_sync
 
@@ -102,7 +104,7 @@ def deliver_topics(dovecot, imap_user, per_topic: int = 12, topics=tuple(TOPICS)
 
 def sync_and_analyse(account) -> None:
     run_sync(account)
-    tasks.analyse_account(str(account.pk))  # vectors are made with the analysis; a small mailbox is fitted there
+    analysis_tasks.analyse_account(str(account.pk))  # vectors come with the analysis; a small mailbox is fitted there
 
 
 def topic_of(message: Message) -> str:
@@ -150,7 +152,7 @@ def test_find_messages_about_flight_booking_ranks_travel_first(alice_client, top
 
 
 def test_about_results_are_paged_and_filtered_like_the_list(alice_client, topic_account):
-    from mail.views import search as search_view
+    from analysis.views import search as search_view
 
     params = {"q": "flight booking hotel", "mode": "about"}
     first = listed_ids(alice_client.get(reverse("mail:search"), params).content.decode())
@@ -297,11 +299,11 @@ def test_the_fit_task_refits_and_replaces_every_vector(topic_account):
     owner = topic_account.owner
     version = TopicModel.objects.get(owner=owner).version
     assert similarity.claim_fit(owner.pk) and not similarity.claim_fit(owner.pk)  # queued once
-    result = tasks.fit_topics(owner.pk)
+    result = analysis_tasks.fit_topics(owner.pk)
     assert result["status"] == "fitted" and result["messages"] == 48
     assert similarity.claim_fit(owner.pk)  # the task released its claim
     assert set(MessageVector.objects.filter(owner=owner).values_list("version", flat=True)) == {version + 1}
-    assert tasks.fit_topics(10**9) == {"status": "gone"}
+    assert analysis_tasks.fit_topics(10**9) == {"status": "gone"}
 
 
 def test_equal_scores_list_the_newest_first_and_about_pages_cost_constant_queries(
@@ -334,7 +336,7 @@ def test_a_damaged_topic_model_is_refitted_not_fatal(alice_client, topic_account
     block = alice_client.get(reverse("mail:similar", args=[message.pk]), **HTMX).content.decode()
     assert "being learned" in block  # and the fit is queued once
     assert not similarity.claim_fit(owner.pk)
-    assert tasks.fit_topics(owner.pk)["status"] == "fitted"
+    assert analysis_tasks.fit_topics(owner.pk)["status"] == "fitted"
     ids = listed_ids(alice_client.get(reverse("mail:similar", args=[message.pk]), **HTMX).content.decode())
     assert {topic_of(m) for m in Message.objects.filter(pk__in=ids)} == {"invoice"}
     assert TopicModel.objects.get(owner=owner).version == row.version + 1
@@ -344,7 +346,7 @@ def test_mail_sharing_too_few_words_is_not_fitted_again_until_it_doubles(alice):
     from datetime import UTC, datetime
 
     from mail.models import MailAccount
-    from mail.search import search_key_for
+    from mail.search_tokens import search_key_for
 
     user = alice.user
     account = MailAccount.objects.create(

@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from analysis import tasks as analysis_tasks
 from mail.models import Message
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, run_sync, select_folders
@@ -77,10 +78,9 @@ def test_another_users_conversation_is_not_found(alice, bob, dovecot, imap_user)
 
 
 def sync_and_analyse(account):
-    from mail import tasks
 
     run_sync(account)
-    tasks.analyse_account(str(account.pk))  # subject hashes and links are made with the analysis
+    analysis_tasks.analyse_account(str(account.pk))  # subject hashes and links are made with the analysis
 
 
 def test_headerless_reply_joins_the_conversation_of_its_subject(alice_client, alice, dovecot, imap_user):

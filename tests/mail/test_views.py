@@ -8,7 +8,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-from mail.analysis import pipeline
+from analysis import pipeline
 from mail.models import Folder, MailAccount, Message, PendingAction
 from tags.models import Tag, TagAssignment
 from tests.mail import imap_helpers as srv

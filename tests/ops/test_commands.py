@@ -10,7 +10,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from mail.models import Message, MessageAnalysis
+from analysis.models import MessageAnalysis
+from mail.models import Message
 from tests.plugins.accounts import create_test_user
 from tests.plugins.mail import create_account, make_raw, run_sync
 

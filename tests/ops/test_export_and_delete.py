@@ -21,17 +21,10 @@ from django_celery_results.models import TaskResult
 from accounts import keyring
 from accounts.deletion import delete_user
 from accounts.models import User
+from analysis.models import ProviderSettings, TrustedSender
 from core.models import Job
 from mail import replies
-from mail.models import (
-    AccountSignature,
-    Folder,
-    MailAccount,
-    ProviderSettings,
-    ReplySettings,
-    SyncRun,
-    TrustedSender,
-)
+from mail.models import AccountSignature, Folder, MailAccount, ReplySettings, SyncRun
 from mailhelper.data_export import ExportLocked, export_user_data
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings

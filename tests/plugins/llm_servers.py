@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from mail.analysis.providers import ProviderConfig
+    from analysis.providers import ProviderConfig
 
 LOCALHOST = "127.0.0.1"
 
@@ -135,7 +135,7 @@ class FakeLLM:
 
     def config(self, kind: str, **overrides: Any) -> ProviderConfig:
         """A ProviderConfig pointing at this server, with a test key and a short timeout."""
-        from mail.analysis.providers import ProviderConfig
+        from analysis.providers import ProviderConfig
 
         models = {"ollama": DEFAULT_MODELS[0], "openai": DEFAULT_MODELS[1], "anthropic": DEFAULT_MODELS[2]}
         values: dict[str, Any] = {

@@ -5,9 +5,10 @@ import time
 import pytest
 from django.urls import reverse
 
-from mail import tasks
+from analysis import tasks as analysis_tasks
+from analysis.models import MessageAnalysis, TrustedSender
 from mail.actions import write_back
-from mail.models import Message, MessageAnalysis, PendingAction, TrustedSender
+from mail.models import Message, PendingAction
 from rules import service
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment
@@ -50,7 +51,7 @@ def editor_post(client, name, conditions, actions, match="all", url=None):
 
 def sync_and_analyse(account):
     run_sync(account)
-    return tasks.analyse_account(str(account.pk))
+    return analysis_tasks.analyse_account(str(account.pk))
 
 
 def test_the_editor_builds_validated_rules_without_json(alice_client, alice):
@@ -92,7 +93,7 @@ def test_rules_run_on_new_mail_once_and_go_back_to_the_server(alice_client, alic
     assert not RuleLog.objects.filter(message=other).exists()
 
     # A redelivered analysis task does not apply the rule twice.
-    from mail.analysis import pipeline
+    from analysis import pipeline
 
     pipeline.analyse_many([MessageAnalysis.objects.get(message=newsletter)])
     assert RuleLog.objects.filter(message=newsletter).count() == 1

@@ -321,7 +321,7 @@ def test_parse_form_values() -> None:
 
 
 def test_category_choices_match_the_analysis_categories() -> None:
-    from mail.analysis.types import CATEGORY_LABELS
+    from analysis.types import CATEGORY_LABELS
 
     assert [(str(key), label) for key, label in CATEGORY_LABELS.items()] == spec.CATEGORY_CHOICES
 

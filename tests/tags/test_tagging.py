@@ -3,7 +3,7 @@
 import pytest
 from django.urls import reverse
 
-from mail import tasks
+from analysis import tasks as analysis_tasks
 from mail.models import Message
 from tags.models import Tag, TagAssignment, TagModelState, TagSettings, TagSuggestion
 from tests.plugins.accounts import verified_client
@@ -34,7 +34,7 @@ def mailbox(dovecot, imap_user, alice):
         dovecot.deliver(imap_user, invoice(i))
         dovecot.deliver(imap_user, travel(100 + i))
     run_sync(account)
-    tasks.analyse_account(str(account.pk))
+    analysis_tasks.analyse_account(str(account.pk))
     return account
 
 
@@ -78,7 +78,7 @@ def test_suggestions_appear_and_learn_from_accepts_and_rejects(alice_client, ali
     dovecot.deliver(imap_user, invoice(50))
     dovecot.deliver(imap_user, travel(150))
     run_sync(mailbox)
-    tasks.analyse_account(str(mailbox.pk))
+    analysis_tasks.analyse_account(str(mailbox.pk))
     suggested = TagSuggestion.objects.filter(tag=money, state="open")
     assert [s.message.subject for s in suggested] == ["Invoice 1050 for your order"]
     queue = alice_client.get(reverse("tags:suggestions")).content.decode()
@@ -94,7 +94,7 @@ def test_suggestions_appear_and_learn_from_accepts_and_rejects(alice_client, ali
     TagSettings.objects.update_or_create(owner=alice.user, defaults={"auto_apply": True, "auto_apply_threshold": 0.6})
     dovecot.deliver(imap_user, invoice(51))
     run_sync(mailbox)
-    tasks.analyse_account(str(mailbox.pk))
+    analysis_tasks.analyse_account(str(mailbox.pk))
     auto = [a for a in TagAssignment.objects.filter(tag=money) if a.message.subject == "Invoice 1051 for your order"]
     assert len(auto) == 1 and auto[0].source == "suggestion" and auto[0].confidence >= 0.6
 

@@ -1,0 +1,271 @@
+"""The analysis pipeline: stored message -> inputs -> (LLM or built-in) -> learned blend -> stored.
+
+A service over models: the tasks, the `reprocess` command and the tests call it. A provider
+failure falls back to the built-in analyser and is recorded; an unexpected error marks the
+analysis failed with its reason and retry count, so nothing stays silently unanalysed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from accounts import keyring
+from mail.models import Folder, MailAccount, Message
+from mail.search_tokens import SearchKey, search_key_for
+from mail.threading_keys import relink_subjects, subject_hash
+
+from . import heuristics, learning, similarity
+from .models import LearnedClassifier, MessageAnalysis, ProviderSettings, TrustedSender
+from .providers import ProviderConfig, ProviderError, get_provider
+from .search import index_ids
+from .signals import messages_analysed
+from .types import AnalysisResult, MessageInput, UserContext
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+TEXT_LIMIT = 50_000
+
+
+def message_input(message: Message) -> MessageInput:
+    return MessageInput(
+        subject=message.subject,
+        text=message.text_body[:TEXT_LIMIT],
+        from_address=message.from_address,
+        from_name=message.from_name,
+        to=list(message.to_addresses),
+        cc=list(message.cc_addresses),
+        list_id=message.list_id,
+        has_list_unsubscribe=message.has_list_unsubscribe,
+        precedence=message.precedence,
+        auto_submitted=message.auto_submitted,
+        has_attachments=message.has_attachments,
+        date=message.date,
+        in_reply_to=message.in_reply_to,
+        references=list(message.references),
+    )
+
+
+@dataclass
+class OwnerContext:
+    """What is the same for all of one user's messages: loaded once per batch, not per message."""
+
+    owner_id: int
+    addresses: set[str]
+    vip_patterns: dict[object, list[str]]  # account id (None: all accounts) -> patterns
+    provider: ProviderSettings | None
+    classifier: learning.OnlineClassifier
+    classifier_row: LearnedClassifier | None
+    search_key: SearchKey
+    _topics: object = None  # (version, Projection) | False, loaded on first use
+
+    def topics(self) -> tuple[int, similarity.Projection] | None:
+        """The owner's topic projection, decrypted once per batch (None: no topics learned yet)."""
+        if self._topics is None:
+            self._topics = similarity.load_projection(self.owner_id) or False
+        return self._topics or None
+
+    @classmethod
+    def load(cls, owner_id: int) -> OwnerContext:
+        addresses = {
+            a.lower() for a in MailAccount.objects.filter(owner_id=owner_id).values_list("email_address", flat=True)
+        }
+        vips: dict[object, list[str]] = {}
+        for account_id, pattern in TrustedSender.objects.filter(owner_id=owner_id).values_list("account_id", "pattern"):
+            vips.setdefault(account_id, []).append(pattern)
+        provider = ProviderSettings.objects.filter(owner_id=owner_id, enabled=True).first()
+        row = LearnedClassifier.objects.filter(owner_id=owner_id).first()
+        try:
+            classifier = learning.OnlineClassifier.from_state(row.state if row and row.state else None)
+        except ValueError:  # damaged or from an unknown version: analyse without it rather than not at all
+            log.warning("learned classifier of user %s could not be loaded; ignoring it", owner_id)
+            classifier = learning.OnlineClassifier.from_state(None)
+        return cls(owner_id, addresses, vips, provider, classifier, row, search_key_for(owner_id))
+
+    def user_context(self, message: Message) -> UserContext:
+        sender = message.from_address
+        sent = Message.objects.filter(
+            owner_id=self.owner_id, folder__special_use=Folder.SpecialUse.SENT
+        )  # the user's own sent mail
+        in_thread = bool(message.thread_key) and (
+            Message.objects.filter(
+                owner_id=self.owner_id, thread_key=message.thread_key, from_address__in=self.addresses
+            )
+            .exclude(pk=message.pk)
+            .exists()
+        )
+        return UserContext(
+            addresses=self.addresses,
+            vip_senders=self.vip_patterns.get(None, []) + self.vip_patterns.get(message.account_id, []),
+            sent_to_sender_count=sent.filter(to_addresses__contains=[sender]).count() if sender else 0,
+            received_from_sender_count=(
+                Message.objects.filter(owner_id=self.owner_id, from_address=sender).count() if sender else 0
+            ),
+            thread_has_user_message=in_thread,
+            now=timezone.now(),
+        )
+
+
+def _provider_result(ctx: OwnerContext, msg: MessageInput, user_ctx: UserContext) -> tuple[AnalysisResult | None, str]:
+    settings_row = ctx.provider
+    if settings_row is None:
+        return None, ""
+    config = ProviderConfig(
+        kind=settings_row.kind,
+        base_url=settings_row.base_url,
+        model=settings_row.model,
+        api_key=settings_row.api_key,
+        timeout=settings_row.timeout_seconds,
+    )
+    try:
+        return get_provider(config).analyse(msg, user_ctx), ""
+    except ProviderError as exc:
+        return None, f"{settings_row.get_kind_display()}: {exc}"[:300]
+
+
+def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:
+    """Analyse one message and store the result on its analysis row."""
+    message = analysis.message
+    link_subject(message, ctx.search_key)
+    msg = message_input(message)
+    user_ctx = ctx.user_context(message)
+    result, fallback = _provider_result(ctx, msg, user_ctx)
+    if result is None:
+        result = heuristics.analyse(msg, user_ctx)
+    result = learning.blend(result, ctx.classifier, msg, user_ctx)
+    analysis.urgency, analysis.importance, analysis.category = result.urgency, result.importance, result.category
+    analysis.is_spam, analysis.is_newsletter = result.is_spam, result.is_newsletter
+    # Built-in reasons are content-free labels; a model's reasons may quote the mail, and this
+    # column is not encrypted, so they are not kept.
+    reasons = result.reasons[:10] if not result.method.startswith("llm:") else []
+    analysis.confidence, analysis.method, analysis.reasons = result.confidence, result.method, reasons
+    analysis.summary = result.summary
+    analysis.fallback_reason = fallback
+    analysis.state, analysis.failure_reason = MessageAnalysis.State.DONE, ""
+    analysis.attempts += 1
+    analysis.analysed_at = timezone.now()
+    analysis.refresh_final()
+    analysis.save()
+    # The keyword index is built here, right after the sync stored the message: hashing every word
+    # costs ~2 ms a message, which would halve the sync's throughput if done there.
+    message.search_ids = index_ids(message, ctx.search_key)
+    Message.objects.filter(pk=message.pk).update(search_ids=message.search_ids)
+    # The topic vector comes from the same ids; without a projection yet, the first fit writes it.
+    topics = ctx.topics()
+    if topics is not None:
+        version, projection = topics
+        vector = similarity.vector_of(projection, message, ctx.search_key)
+        similarity.store_vectors(ctx.owner_id, version, [(message.pk, vector)])
+    return analysis
+
+
+def link_subject(message: Message, key: SearchKey) -> None:
+    """Store the message's keyed subject hash and join header-less replies of that subject to their
+    conversation (mail/threading_keys.py); first, so the analysis sees the conversation it is in."""
+    hashed = subject_hash(message.subject, key)
+    if hashed != message.subject_hash:
+        Message.objects.filter(pk=message.pk).update(subject_hash=hashed)
+        message.subject_hash = hashed
+    if relink_subjects(message.owner_id, [hashed], key):
+        message.thread_key = Message.objects.filter(pk=message.pk).values_list("thread_key", flat=True).get()
+
+
+def analyse_many(analyses: Iterable[MessageAnalysis]) -> tuple[int, int]:
+    """Analyse rows (any owners), one context per owner. Returns (done, failed)."""
+    contexts: dict[int, OwnerContext | None] = {}
+    analysed: dict[int, list[Message]] = {}
+    done = failed = 0
+    for analysis in analyses:
+        owner_id = analysis.owner_id
+        if owner_id not in contexts:
+            contexts[owner_id] = None if keyring.is_locked(owner_id) else OwnerContext.load(owner_id)
+        ctx = contexts[owner_id]
+        if ctx is None:
+            continue  # strict mode, logged out: stays pending until the user is back
+        try:
+            with transaction.atomic():
+                analyse(analysis, ctx)
+            done += 1
+            analysed.setdefault(owner_id, []).append(analysis.message)
+        except Exception as exc:  # noqa: BLE001 - recorded on the row; the batch goes on
+            log.warning("analysis of message %s failed: %s", analysis.message_id, type(exc).__name__)
+            MessageAnalysis.objects.filter(pk=analysis.pk).update(
+                state=MessageAnalysis.State.FAILED,
+                attempts=analysis.attempts + 1,
+                failure_reason=f"{type(exc).__name__}"[:300],
+            )
+            failed += 1
+    for owner_id, messages in analysed.items():
+        messages_analysed.send(sender=MessageAnalysis, owner_id=owner_id, messages=messages)
+    return done, failed
+
+
+def pending_for_account(account_id) -> Iterable[MessageAnalysis]:
+    return (
+        MessageAnalysis.objects.filter(message__account_id=account_id, state=MessageAnalysis.State.PENDING)
+        .select_related("message")
+        .order_by("queued_at")
+    )
+
+
+def stragglers(older_than: timedelta = timedelta(minutes=10)):
+    """Pending rows nobody picked up, and failed rows that may succeed on another try."""
+    cutoff = timezone.now() - older_than
+    return (
+        MessageAnalysis.objects.filter(
+            Q(state=MessageAnalysis.State.PENDING, queued_at__lt=cutoff)
+            | Q(state=MessageAnalysis.State.FAILED, attempts__lt=MAX_ATTEMPTS)
+        )
+        .select_related("message")
+        .order_by("queued_at")
+    )
+
+
+# --- corrections and learning ---------------------------------------------------------------------
+
+
+@transaction.atomic
+def correct(
+    analysis: MessageAnalysis,
+    *,
+    urgency: int | None = None,
+    importance: int | None = None,
+    category: str | None = None,
+    is_spam: bool | None = None,
+) -> None:
+    """Store the user's correction and teach their classifier at once."""
+    ctx = OwnerContext.load(analysis.owner_id)
+    message = analysis.message
+    if urgency is not None:
+        analysis.corrected_urgency = urgency
+    if importance is not None:
+        analysis.corrected_importance = importance
+    if category:
+        analysis.corrected_category = category
+    if is_spam is not None:
+        analysis.corrected_spam = is_spam
+    analysis.refresh_final()
+    analysis.save()
+    ctx.classifier.learn(
+        message_input(message),
+        ctx.user_context(message),
+        urgency=urgency,
+        importance=importance,
+        category=category or None,
+        is_spam=is_spam,
+    )
+    row, _ = LearnedClassifier.objects.select_for_update().get_or_create(owner_id=analysis.owner_id)
+    row.state = ctx.classifier.to_state()
+    row.corrections += 1
+    row.save()
+
+
+def reset_learning(owner_id: int) -> None:
+    LearnedClassifier.objects.filter(owner_id=owner_id).delete()

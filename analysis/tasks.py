@@ -1,0 +1,48 @@
+"""Celery wrappers of analysis: ids in, service call. No logic of their own.
+
+The task names are the ones they had as tasks of the mail app: beat rows and queued messages name them.
+"""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from accounts import keyring
+from accounts.models import User
+
+from . import jobs, pipeline, similarity
+
+
+@shared_task(name="mail.analyse_account")
+def analyse_account(account_id: str) -> dict:
+    """Analyse the account's pending messages (queued by the sync that stored them)."""
+    done, failed = pipeline.analyse_many(pipeline.pending_for_account(account_id).iterator(chunk_size=200))
+    return {"done": done, "failed": failed}
+
+
+@shared_task(name="mail.analyse_stragglers")
+def analyse_stragglers() -> dict:
+    """Periodic: pending analyses nobody picked up, failed ones worth another try."""
+    done, failed = pipeline.analyse_many(pipeline.stragglers()[:2000])
+    return {"done": done, "failed": failed}
+
+
+@shared_task(name="mail.reanalyse")
+def reanalyse(job_id: int) -> dict:
+    """A user's "re-analyse" batch: parameters and progress live on the Job row."""
+    return jobs.run_reanalyse(job_id)
+
+
+@shared_task(name="mail.fit_topics")
+def fit_topics(owner_id: int) -> dict:
+    """(Re)learn one user's topics and rewrite their vectors (queued when their mail doubled)."""
+
+    try:
+        if not User.objects.filter(pk=owner_id).exists():
+            return {"status": "gone"}
+        if keyring.is_locked(owner_id):
+            return {"status": "locked"}
+        result = similarity.fit(owner_id)
+    finally:
+        similarity.release_fit(owner_id)
+    return {"status": result.status, "messages": result.n_messages, "seconds": round(result.seconds, 1)}

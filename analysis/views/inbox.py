@@ -1,0 +1,105 @@
+"""The inbox pages: the message list (matrix cell, category and tag filters) and one message's page.
+
+They live in analysis because they show what it concluded (scores, summaries, corrections) beside the
+mail and its tags: a page goes in the lowest app that holds everything it shows (ARCHITECTURE.md).
+Actions on messages (read, move, delete) are mail's (mail/views/messages.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from core import placeholders
+from mail import queries
+from mail.paging import CappedPaginator
+from mail.parsing import original_html, sanitize_html
+from mail.views.messages import apply_action, cid_url, message_of
+from tags.models import Tag
+
+from .. import queries as inbox_queries
+from ..forms import CorrectionForm
+from ..rows import mark_waiting_rows, message_rows
+from ..types import Category
+
+PAGE_SIZE = 50
+CATEGORY_VALUES = {c.value for c in Category}
+_CID_SRC = re.compile(r'src="cid:([^"]+)"')
+
+
+def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpResponse:
+    account = folder = None
+    if account_id is not None:
+        account = get_object_or_404(queries.accounts_of(request.user), pk=account_id)
+    if folder_id is not None:
+        folder = get_object_or_404(queries.folders_of(request.user), pk=folder_id, account=account)
+    filters = _list_filters(request)
+    messages = inbox_queries.message_list(request.user, account, folder, **filters)
+    page = CappedPaginator(messages, PAGE_SIZE).get_page(request.GET.get("page"))
+    folders = queries.server_folders(request.user)  # for the sidebar and the "move to" choice alike
+    context = {
+        "filters": filters,
+        "filter_query": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),
+        "page": page,
+        "rows": mark_waiting_rows(request, message_rows(page.object_list)),
+        "account": account,
+        "folder": folder,
+        "sidebar": queries.sidebar_folders(request.user, folders),
+        # Only the empty state asks; the template calls it then, so a full page skips the query.
+        "has_accounts": True if account is not None else queries.accounts_of(request.user).exists,
+        "move_targets": [f for f in folders if account is None or f.account_id == account.pk],
+        "tags": list(Tag.objects.filter(owner=request.user)),
+    }
+    return render(request, "mail/message_list.html", context)
+
+
+def _list_filters(request: HttpRequest) -> dict:
+    """Matrix cell and category filters from the query string; anything malformed is ignored."""
+
+    def level(name: str) -> int | None:
+        value = request.GET.get(name, "")
+        return int(value) if value in {"1", "2", "3"} else None
+
+    category = request.GET.get("category", "")
+    tag_ids = [int(t) for t in request.GET.getlist("tag") if t.isdigit()][:5]
+    return {
+        "tag_ids": tag_ids,
+        "urgency": level("u"),
+        "importance": level("i"),
+        "category": category if category in CATEGORY_VALUES else "",
+        "open_only": request.GET.get("open") == "1",
+    }
+
+
+# Not read for the page itself: the raw source (tens of KB to 25 MB, fetched only to show remote
+# images) and the keyword index.
+_DETAIL_DEFERRED = ("raw", "search_ids")
+
+
+def message_detail(request: HttpRequest, message_id) -> HttpResponse:
+    message = message_of(request, message_id, defer=_DETAIL_DEFERRED)
+    if not message.seen:
+        apply_action(message, "mark_read")
+    show_images = request.GET.get("images") == "1"
+    body_html = message.html_body
+    if show_images and message.has_remote_images and message.raw:
+        body_html, _ = sanitize_html(original_html(message.raw), allow_remote_images=True)
+    body_html = _CID_SRC.sub(lambda m: f'src="{cid_url(message, m.group(1))}"', body_html)
+    context = {
+        "message": message,
+        "legacy_waiting": bool(placeholders.waiting(request, "mail.message", [message.pk])),
+        "analysis": getattr(message, "analysis", None),
+        "correction_form": CorrectionForm(),
+        "body_html": body_html,
+        "show_images": show_images,
+        # The list needs names and sizes, not the (possibly large) data.
+        "attachments": [a for a in message.attachments.defer("data") if not a.is_inline or not a.content_id],
+        "move_targets": list(message.account.folders.filter(exists_on_server=True).exclude(pk=message.folder_id)),
+        "assignments": list(message.tag_assignments.select_related("tag")),
+        "suggestions": list(message.tag_suggestions.filter(state="open").select_related("tag")),
+        "tags": list(Tag.objects.filter(owner=request.user)),
+        "thread_size": inbox_queries.thread_of(request.user, message).count() if message.thread_key else 1,
+    }
+    return render(request, "mail/message_detail.html", context)

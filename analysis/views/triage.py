@@ -1,0 +1,162 @@
+"""Priority matrix, corrections, "done", analysis settings, re-analysis jobs, trusted senders."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from core.models import Job
+from mail import queries
+
+from .. import pipeline, tasks
+from .. import queries as inbox_queries
+from ..forms import CorrectionForm, ProviderSettingsForm, TrustedSenderForm
+from ..models import MessageAnalysis, ProviderSettings, TrustedSender
+from ..providers import ProviderConfig, ProviderError, get_provider
+
+LEVELS = [(3, "high"), (2, "medium"), (1, "low")]
+
+
+def dashboard(request: HttpRequest) -> HttpResponse:
+    account = None
+    if request.GET.get("account"):
+        account = get_object_or_404(queries.accounts_of(request.user), pk=request.GET["account"])
+    counts = inbox_queries.matrix_counts(request.user, account)
+    rows = [
+        (urgency, label, [(importance, counts.get((urgency, importance), 0)) for importance, _ in reversed(LEVELS)])
+        for urgency, label in LEVELS
+    ]
+    pending = MessageAnalysis.objects.filter(owner=request.user, state=MessageAnalysis.State.PENDING).count()
+    context = {
+        "rows": rows,
+        "importance_levels": list(reversed(LEVELS)),
+        "account": account,
+        "accounts": queries.accounts_of(request.user),
+        "pending": pending,
+        "total": sum(counts.values()),
+    }
+    return render(request, "mail/dashboard.html", context)
+
+
+def _analysis(request: HttpRequest, message_id) -> MessageAnalysis:
+    return get_object_or_404(
+        MessageAnalysis.objects.filter(owner=request.user).select_related("message"), message_id=message_id
+    )
+
+
+@require_POST
+def correct(request: HttpRequest, message_id) -> HttpResponse:
+    analysis = _analysis(request, message_id)
+    form = CorrectionForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        if any(v not in (None, "") for v in data.values()):
+            pipeline.correct(
+                analysis,
+                urgency=data["urgency"],
+                importance=data["importance"],
+                category=data["category"] or None,
+                is_spam=data["spam"],
+            )
+            messages.success(request, "Thanks: the correction is saved and your classifier learned from it.")
+    else:
+        messages.error(request, "That correction could not be read.")
+    return redirect("mail:message", message_id=analysis.message_id)
+
+
+@require_POST
+def mark_done(request: HttpRequest, message_id) -> HttpResponse:
+    analysis = _analysis(request, message_id)
+    undo = request.POST.get("undo") == "1"
+    MessageAnalysis.objects.filter(pk=analysis.pk).update(done_at=None if undo else timezone.now())
+    if request.headers.get("HX-Request"):
+        return HttpResponse(status=204)
+    messages.success(request, "Back in the matrix." if undo else "Marked done: cleared from the matrix.")
+    return redirect(request.POST.get("next") or reverse("mail:message", args=[analysis.message_id]))
+
+
+@require_http_methods(["GET", "POST"])
+def analysis_settings(request: HttpRequest) -> HttpResponse:
+    row = ProviderSettings.objects.filter(owner=request.user).first() or ProviderSettings(owner=request.user)
+    form = ProviderSettingsForm(request.POST or None, instance=row)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Analysis settings saved.")
+        return redirect("mail:analysis-settings")
+    from ..models import LearnedClassifier
+
+    learned = LearnedClassifier.objects.filter(owner=request.user).first()
+    context = {
+        "form": form,
+        "learned_corrections": learned.corrections if learned else 0,
+        "jobs": Job.objects.filter(owner=request.user, kind="reanalyse")[:5],
+        "accounts": queries.accounts_of(request.user),
+        "provider_saved": row.pk is not None,
+    }
+    return render(request, "mail/analysis_settings.html", context)
+
+
+@require_POST
+def provider_test(request: HttpRequest) -> HttpResponse:
+    row = get_object_or_404(ProviderSettings, owner=request.user)
+    config = ProviderConfig(
+        kind=row.kind, base_url=row.base_url, model=row.model, api_key=row.api_key, timeout=row.timeout_seconds
+    )
+    try:
+        result, ok = get_provider(config).check(), True
+    except ProviderError as exc:
+        result, ok = str(exc), False
+    return render(request, "mail/_provider_report.html", {"ok": ok, "message": result})
+
+
+@require_POST
+def reset_learning(request: HttpRequest) -> HttpResponse:
+    pipeline.reset_learning(request.user.pk)
+    messages.success(request, "Your learned corrections were forgotten; the built-in analyser alone scores new mail.")
+    return redirect("mail:analysis-settings")
+
+
+@require_POST
+def start_reanalyse(request: HttpRequest) -> HttpResponse:
+    account_id = request.POST.get("account") or None
+    if account_id:
+        get_object_or_404(queries.accounts_of(request.user), pk=account_id)
+    active = Job.objects.filter(owner=request.user, kind="reanalyse", status__in=["queued", "running"]).first()
+    if active:
+        messages.info(request, "A re-analysis is already running: showing its progress.")
+        return redirect("mail:job", job_id=active.pk)
+    job = Job.objects.create(
+        owner=request.user, kind="reanalyse", params={"account_id": account_id, "since": request.POST.get("since")}
+    )
+    transaction.on_commit(lambda: tasks.reanalyse.delay(job_id=job.pk))
+    return redirect("mail:job", job_id=job.pk)
+
+
+def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
+    job = get_object_or_404(Job.objects.filter(owner=request.user), pk=job_id)
+    template = "mail/_job_progress.html" if request.headers.get("HX-Request") else "mail/job.html"
+    return render(request, template, {"job": job})
+
+
+@require_http_methods(["GET", "POST"])
+def trusted_senders(request: HttpRequest) -> HttpResponse:
+    form = TrustedSenderForm(request.POST or None, owner=request.user)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        messages.success(request, "Trusted sender added: their mail scores higher from now on.")
+        return redirect("mail:trusted-senders")
+    rows = TrustedSender.objects.filter(owner=request.user).select_related("account")
+    return render(request, "mail/trusted_senders.html", {"form": form, "rows": rows})
+
+
+@require_POST
+def trusted_sender_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(TrustedSender.objects.filter(owner=request.user), pk=pk)
+    row.delete()
+    messages.success(request, f"Removed {row.pattern}.")
+    return redirect("mail:trusted-senders")
