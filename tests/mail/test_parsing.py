@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from mail import parsing
 from mail.parsing import (
     ParsedAttachment,
     ParsedMessage,
     html_to_text,
+    mime,
     normalize_subject,
     original_html,
     parse_message,
@@ -649,12 +649,12 @@ def test_internal_failure_still_returns_a_message(monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(parsing, "_walk", explode)
+    monkeypatch.setattr(mime, "_walk", explode)
     parsed = parse_message(ALTERNATIVE)
     assert parsed.subject == f"Grüße aus {SECRET}" and parsed.thread_key == "root@example.com"
     assert "could not parse body: RuntimeError" in parsed.warnings
 
-    monkeypatch.setattr(parsing, "_parse_structure", explode)
+    monkeypatch.setattr(mime, "_parse_structure", explode)
     parsed = parse_message(ALTERNATIVE)
     assert parsed.warnings == ["could not parse: RuntimeError"]
     assert parsed.subject == "" and parsed.attachments == []
@@ -828,7 +828,7 @@ def test_fast_path_gives_the_same_result_as_the_stdlib_parser(monkeypatch):
     rng = random.Random(5)
     cases = _corpus() + [_mutate(rng, rng.choice(_corpus())) for _ in range(300)]
     fast_results = [parse_message(raw) for raw in cases]
-    assert sum(parsing._fast_parse(raw) is not None for raw in cases) > 60, "the shortcut is actually used"
-    monkeypatch.setattr(parsing, "_fast_parse", lambda *args, **kwargs: None)
+    assert sum(mime._fast_parse(raw) is not None for raw in cases) > 60, "the shortcut is actually used"
+    monkeypatch.setattr(mime, "_fast_parse", lambda *args, **kwargs: None)
     for raw, fast in zip(cases, fast_results, strict=True):
         assert parse_message(raw) == fast, raw[:300]
