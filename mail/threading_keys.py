@@ -13,6 +13,14 @@ to "Budget", every message also stores ``subject_hash``: a keyed hash of its nor
 thread key of the latest earlier message of the same owner with the same subject hash, within
 ``SUBJECT_WINDOW``. What the database can see: which of one user's messages share a normalised
 subject, as it already could for id-less mail; no words, nothing linking two users.
+
+A generic subject links nothing (mail/generic_subjects.py: "", "Re:", "(no subject)", "(kein
+Betreff)", "untitled" ...): strangers share those, and a synced corpus showed 13 unrelated messages
+as one conversation. Such a subject hashes to NO_SUBJECT, so no header-less reply joins by it, and
+an id-less message with it gets the empty thread key, which every reader takes as "a conversation
+of its own" (mail/queries.py). Both rules live where every stored value passes through
+(`storable_thread_key`, `subject_hash`), so a generic "subject:" key from the parser is never stored.
+Mail stored before this rule keeps its keys until `manage.py backfill_threads --all` recomputes them.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import date, timedelta
 
+from .generic_subjects import is_generic_subject
 from .parsing import normalize_subject
 from .search_tokens import SearchKey
 
@@ -35,19 +44,23 @@ _HASH_DOMAIN = "\x00thread-subject\x00"  # tokens never contain NUL: no collisio
 
 
 def storable_thread_key(parsed_key: str, key: SearchKey) -> str:
+    """The parser's key as stored: a subject key becomes a keyed hash, or "" (alone) when generic."""
     if parsed_key.startswith(SUBJECT_PREFIX):
-        return f"{SUBJECT_PREFIX}{key.token_id(parsed_key[len(SUBJECT_PREFIX) :]) & 0xFFFFFFFFFFFFFFFF:016x}"
+        normalised = parsed_key[len(SUBJECT_PREFIX) :]
+        if is_generic_subject(normalised):
+            return ""
+        return f"{SUBJECT_PREFIX}{key.token_id(normalised) & 0xFFFFFFFFFFFFFFFF:016x}"
     return parsed_key
 
 
-#: Stored for a message without a subject (after removing prefixes): "computed, joins nothing".
+#: Stored for a message whose subject is empty or generic after removing prefixes: "computed, joins nothing".
 NO_SUBJECT = 0
 
 
 def subject_hash(subject: str, key: SearchKey) -> int:
-    """Keyed 64-bit hash of the normalised subject ("Re: AW: Budget" -> "budget"); NO_SUBJECT if empty."""
+    """Keyed 64-bit hash of the normalised subject ("Re: AW: Budget" -> "budget"); NO_SUBJECT if generic."""
     normalised = normalize_subject(subject or "")
-    return key.token_id(_HASH_DOMAIN + normalised) if normalised else NO_SUBJECT
+    return NO_SUBJECT if is_generic_subject(normalised) else key.token_id(_HASH_DOMAIN + normalised)
 
 
 def is_reply_subject(subject: str) -> bool:
@@ -57,7 +70,7 @@ def is_reply_subject(subject: str) -> bool:
 
 
 def _own_key(message, key: SearchKey) -> str:
-    """The key the parser gives a message without In-Reply-To/References: its id, else its subject."""
+    """The key a message without In-Reply-To/References has alone: its id, else its subject ("" if generic)."""
     if message.message_id:
         return message.message_id[:995]
     return storable_thread_key(SUBJECT_PREFIX + normalize_subject(message.subject), key)[:995]

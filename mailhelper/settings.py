@@ -1,7 +1,8 @@
 """Settings, all driven by the environment (and an optional `.env` file).
 
 Every variable read here is documented in deploy/env.example. Defaults suit a developer machine
-with PostgreSQL and Redis on loopback; production sets DEBUG=0 and real secrets.
+with PostgreSQL and Redis on loopback; production sets DEBUG=0 and real secrets. Values go through
+mailhelper.env: a malformed boolean or number stops the start, and each secret can come from X_FILE.
 """
 
 from __future__ import annotations
@@ -13,38 +14,21 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 
+from mailhelper.env import env, env_bool, env_float, env_int, env_list, env_secret
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(os.environ.get("MAILHELPER_ENV_FILE", BASE_DIR / ".env"))
 
 
-def env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(name, default)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    return raw.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw else default
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env("SECRET_KEY") or ""
+SECRET_KEY = env_secret("SECRET_KEY") or ""
 if not SECRET_KEY:
     if DEBUG:
         SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
     else:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set: put SECRET_KEY=... in the environment or .env (see deploy/env.example)"
+            "SECRET_KEY is not set: put SECRET_KEY=... (or SECRET_KEY_FILE=path) in the environment or .env "
+            "(see deploy/env.example)"
         )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
@@ -108,7 +92,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASE_URL = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mailhelper")
+DATABASE_URL = env_secret("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/mailhelper")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 # Server-side parameter binding: encrypted mail is mostly large bytea values, which client-side
 # binding hex-escapes into the SQL (~20% of the sync's time). core.db batches bulk operations
@@ -117,7 +101,7 @@ DATABASES["default"]["ENGINE"] = "core.db"
 DATABASES["default"].setdefault("OPTIONS", {})["server_side_binding"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_URL = env_secret("REDIS_URL", "redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
@@ -189,7 +173,7 @@ STORAGES = {
 }
 
 # --- Celery -------------------------------------------------------------------------------------
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", REDIS_URL)
+CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
 CELERY_CACHE_BACKEND = "default"
@@ -235,15 +219,15 @@ MAILHELPER_LOCKOUT_MINUTES = env_int("MAILHELPER_LOCKOUT_MINUTES", 15)
 MAILHELPER_RATE_LOGIN = env("MAILHELPER_RATE_LOGIN", "20/m")
 MAILHELPER_RATE_LOGIN_USER = env("MAILHELPER_RATE_LOGIN_USER", "10/m")
 MAILHELPER_RATE_REGISTER = env("MAILHELPER_RATE_REGISTER", "5/h")
-MAILHELPER_METRICS_TOKEN = env("MAILHELPER_METRICS_TOKEN", "") or ""
+MAILHELPER_METRICS_TOKEN = env_secret("MAILHELPER_METRICS_TOKEN", "") or ""
 
 # --- Mail ---------------------------------------------------------------------------------------
 # Extra CA certificates to trust for IMAP/SMTP TLS (a self-hosted server with its own CA).
 MAILHELPER_EXTRA_CA_FILE = env("MAILHELPER_EXTRA_CA_FILE", "") or ""
-MAILHELPER_IMAP_TIMEOUT = float(env("MAILHELPER_IMAP_TIMEOUT", "30"))
-MAILHELPER_SMTP_TIMEOUT = float(env("MAILHELPER_SMTP_TIMEOUT", "30"))
+MAILHELPER_IMAP_TIMEOUT = env_float("MAILHELPER_IMAP_TIMEOUT", 30.0)
+MAILHELPER_SMTP_TIMEOUT = env_float("MAILHELPER_SMTP_TIMEOUT", 30.0)
 # Longest wait for an LLM writing a reply draft in a request (keep it below GUNICORN_TIMEOUT).
-MAILHELPER_REPLY_LLM_TIMEOUT = float(env("MAILHELPER_REPLY_LLM_TIMEOUT", "45"))
+MAILHELPER_REPLY_LLM_TIMEOUT = env_float("MAILHELPER_REPLY_LLM_TIMEOUT", 45.0)
 MAILHELPER_SYNC_BATCH = env_int("MAILHELPER_SYNC_BATCH", 200)
 MAILHELPER_SYNC_MAX_RETRIES = env_int("MAILHELPER_SYNC_MAX_RETRIES", 5)
 MAILHELPER_DEFAULT_SYNC_MINUTES = env_int("MAILHELPER_DEFAULT_SYNC_MINUTES", 5)

@@ -3,6 +3,7 @@
 import pytest
 from django.urls import reverse
 
+from analysis import queries as inbox_queries
 from analysis import tasks as analysis_tasks
 from mail.models import Message
 from tests.plugins.accounts import verified_client
@@ -153,3 +154,52 @@ def test_backfill_threads_computes_subject_hashes_and_joins_replies(alice, dovec
     out = io.StringIO()
     call_command("backfill_threads", stdout=out)  # resumable: nothing left
     assert "Updated the thread key of 0 message(s)" in out.getvalue()
+
+
+# --- generic subjects ("", "Re:", "(no subject)") link nothing: strangers share them ------------------------
+
+
+def test_headerless_mail_with_a_generic_subject_stays_alone_while_re_budget_joins_budget(
+    alice_client, alice, dovecot, imap_user
+):
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, mail("budget@x", "Budget", date="Mon, 2 Mar 2026 09:00:00 +0000"))
+    dovecot.deliver(imap_user, mail("rb@y", "Re: Budget", date="Mon, 2 Mar 2026 11:00:00 +0000", sender="b@y.test"))
+    generic = [  # (message id, subject, sender): each header-less, each from someone else
+        ("ns1@a", "(no subject)", "a@a.test"),
+        ("ns2@b", "Re: (no subject)", "b@b.test"),
+        ("re1@c", "Re:", "c@c.test"),
+        ("re2@d", "RE: ", "d@d.test"),
+        ("kb1@e", "(kein Betreff)", "e@e.test"),
+        ("kb2@f", "AW: (Kein Betreff)", "f@f.test"),
+        ("un@g", "Fwd: untitled", "g@g.test"),
+    ]
+    for hour, (msg_id, subject, sender) in enumerate(generic, start=12):
+        dovecot.deliver(imap_user, mail(msg_id, subject, date=f"Mon, 2 Mar 2026 {hour}:00:00 +0000", sender=sender))
+    sync_and_analyse(account)
+    assert Message.objects.get(message_id="rb@y").thread_key == "budget@x"
+    for msg_id, _, _ in generic:
+        message = Message.objects.get(message_id=msg_id)
+        assert (message.thread_key, message.subject_hash) == (msg_id, 0)  # its own id; a hash that joins nothing
+    page = alice_client.get(reverse("mail:conversation", args=[Message.objects.get(message_id="ns2@b").pk]))
+    assert "body of ns2@b" in page.content.decode() and "body of ns1@a" not in page.content.decode()
+
+
+def test_mail_without_ids_and_with_a_generic_subject_is_a_conversation_of_its_own(alice, dovecot, imap_user):
+    account = create_account(alice.user, imap_user, dovecot)
+    subjects = ["Subject: ", None, "Subject: Re:", "Subject: (no subject)", "Subject: (No Subject)", "Subject: Fwd:"]
+    for n, subject in enumerate(subjects):
+        headers = [f"From: s{n}@x{n}.test", "To: me@example.test", "Date: Mon, 2 Mar 2026 10:00:00 +0000"]
+        headers += [subject] if subject is not None else []  # None: no Subject header at all
+        dovecot.deliver(imap_user, ("\r\n".join(headers) + f"\r\n\r\nno ids {n}\r\n").encode())
+    for n in range(2):  # a real subject still groups id-less mail (by its keyed hash)
+        raw = f"From: t{n}@y.test\r\nTo: me@example.test\r\nSubject: Re: Budget\r\n\r\nbudget, no ids {n}\r\n"
+        dovecot.deliver(imap_user, raw.encode())
+    sync_and_analyse(account)
+    generic = Message.objects.filter(account=account, from_address__startswith="s")
+    assert sorted(generic.values_list("thread_key", "subject_hash")) == [("", 0)] * len(subjects)
+    for message in generic:
+        assert list(inbox_queries.thread_of(alice.user, message)) == [message]
+    budget = Message.objects.filter(account=account, from_address__startswith="t")
+    assert len(set(budget.values_list("thread_key", flat=True))) == 1
+    assert budget.first().thread_key.startswith("subject:")
