@@ -12,7 +12,7 @@ from analysis.models import MessageAnalysis
 from legacy.models import LegacyImportMap
 
 from .. import rules as rule_conversion
-from ..importer import Context, Result
+from ..context import Context, Result
 from .base import (
     RECORD,
     ROW,

@@ -21,7 +21,7 @@ from typing import Any
 from legacy.models import LegacyImportMap
 
 from .. import normalize, schema
-from ..importer import Context, Result
+from ..context import Context, Result
 
 ROW, RECORD, SKIPPED = LegacyImportMap.Kind.ROW, LegacyImportMap.Kind.RECORD, LegacyImportMap.Kind.SKIPPED
 IMPORTED_TOTP_NAME = "Authenticator app (imported)"

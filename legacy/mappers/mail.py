@@ -13,7 +13,7 @@ from analysis.models import TrustedSender
 from legacy.models import LegacyImportMap
 from mail.models import Attachment, Folder, MailAccount, Message, ReplySettings
 
-from ..importer import Context, Result
+from ..context import Context, Result
 from .base import (
     RECORD,
     ROW,

@@ -11,7 +11,7 @@ from rules.models import Rule, RuleLog
 from tags.models import Tag
 
 from .. import rules as rule_conversion
-from ..importer import Context, Result
+from ..context import Context, Result
 from .analysis import message_of_analysis
 from .base import (
     RECORD,

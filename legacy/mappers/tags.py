@@ -8,7 +8,7 @@ from analysis.models import MessageAnalysis
 from legacy.models import LegacyImportMap
 from tags.models import Tag, TagAssignment, TagSuggestion
 
-from ..importer import Context, Result
+from ..context import Context, Result
 from .analysis import message_of_analysis
 from .base import (
     RECORD,

@@ -15,7 +15,7 @@ from accounts.models import User
 from legacy.models import LegacyImportMap, LegacyUserKey
 from tags.models import TagSettings
 
-from ..importer import Context, Result
+from ..context import Context, Result
 from .base import (
     IMPORTED_TOTP_NAME,
     ROW,
