@@ -14,9 +14,9 @@ Why this shape:
   words and the user's own address carry no topic).
 * The state (bucket list, idf, components) is serialised with ``np.savez`` behind a JSON header, never
   pickle, and stored encrypted like the learned classifier. Vectors are L2-normalised float16, also
-  stored encrypted (mail/similarity.py); cosine similarity is then a dot product.
+  stored encrypted (analysis/similarity.py); cosine similarity is then a dot product.
 
-This module is pure numpy/scikit-learn: no Django, no keys; mail/similarity.py does the storing.
+This module is pure numpy/scikit-learn: no Django, no keys; analysis/similarity.py does the storing.
 """
 
 from __future__ import annotations

@@ -156,7 +156,7 @@ class TrustedSender(models.Model):
 
 
 class TopicModel(EncryptedModel):
-    """The user's topic projection (mail/analysis/embeddings.py): bucket ids, idf and LSA components,
+    """The user's topic projection (analysis/embeddings.py): bucket ids, idf and LSA components,
     encrypted like their mail. ``version`` grows with every fit; vectors of another version are stale."""
 
     owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

@@ -1,6 +1,6 @@
 """Similar messages and "find messages about ...": storing, fitting and querying per-user topic vectors.
 
-The maths is in mail/analysis/embeddings.py; this service keeps its state in the database:
+The maths is in analysis/embeddings.py; this service keeps its state in the database:
 
 * ``TopicModel``: the user's fitted projection, encrypted (like the learned classifier). ``version``
   grows with every fit; ``fit`` writes the vectors of all the user's indexed mail with it.

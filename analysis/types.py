@@ -1,6 +1,6 @@
 """What the analysers read and what they return: plain data, no Django, no database.
 
-The pipeline (mail/analysis/pipeline.py) builds these from stored messages; the built-in
+The pipeline (analysis/pipeline.py) builds these from stored messages; the built-in
 analyser, the per-user classifier and the LLM providers all speak only these types, so each can
 be tested and benchmarked on its own.
 """

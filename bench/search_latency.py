@@ -4,7 +4,7 @@
 
 Messages get blind-index ids drawn from a Zipf-like vocabulary (as real mail has a few very common
 words and many rare ones), inserted directly (no IMAP); queries of one to three words are then
-timed as the search page runs them: mail.search.search(), the page's capped count and first page
+timed as the search page runs them: analysis.search.search(), the page's capped count and first page
 through mail.paging.CappedPaginator, and the decryption of what the page shows.
 """
 

@@ -4,7 +4,7 @@
 
 Messages are generated on 40 topics (each its own words, plus words common to all mail drawn from a
 Zipf-like vocabulary), indexed with the real blind index and stored directly (no IMAP, no analysis).
-Then the topic projection is fitted (mail.similarity.fit: reading ids and subjects, TF-IDF, SVD,
+Then the topic projection is fitted (analysis.similarity.fit: reading ids and subjects, TF-IDF, SVD,
 writing 20,000 encrypted vectors), and "similar" and "about" queries are timed as the views run
 them: ranking plus the page's rows with their subjects decrypted. The first query of a process
 decrypts the user's vectors (cold); later ones use the in-process matrix (warm).

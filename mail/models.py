@@ -139,7 +139,7 @@ class Message(EncryptedModel):
     calendar_method = models.CharField(max_length=20, blank=True)
     has_remote_images = models.BooleanField(default=False)
     parse_warnings = models.JSONField(default=list, blank=True)
-    # Blind keyword index: keyed hashes of the words of subject, body and addresses (mail/search.py).
+    # Blind keyword index: keyed hashes of the words of subject, body and addresses (mail/search_tokens.py).
     search_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     expunged_at = models.DateTimeField(null=True, blank=True, help_text="Gone from the server folder.")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -17,7 +17,7 @@ class CappedPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         capped_count = getattr(self.object_list, "capped_count", None)
-        if callable(capped_count):  # results that count their own way (mail.search.SearchResults)
+        if callable(capped_count):  # results that count their own way (analysis.search.SearchResults)
             return capped_count(self.cap)
         return self.object_list[: self.cap + 1].count()
 

@@ -4,7 +4,7 @@ The three wire protocols (ollama.py, openai_compat.py, anthropic.py) only say ho
 turn and where the text of the answer is; everything that decides what may leave the server and what
 is accepted back lives here, once, so the rules cannot drift between providers:
 
-* personal data is masked (mail/analysis/masking.py) before a request is built, and restored only in
+* personal data is masked (analysis/masking.py) before a request is built, and restored only in
   the fields meant for the user (summary, draft);
 * the answer must be a JSON object valid against ``ANALYSIS_SCHEMA``; anything else is a
   ``ProviderBadAnswer`` and the pipeline falls back to the built-in analyser;

@@ -290,7 +290,7 @@ def test_refuse_auth_behaviour(fake_llm, kind):
 def test_a_url_with_credentials_never_reaches_messages_or_logs(fake_llm, caplog):
     fake_llm.behaviour = "http500"
     secret_url = fake_llm.base_url.replace("http://", "http://admin:hunter2-secret@") + "/?token=tok-secret"
-    caplog.set_level(logging.DEBUG, logger="mail.analysis")
+    caplog.set_level(logging.DEBUG, logger="analysis")
     with pytest.raises(ProviderHTTPError) as info:
         get_provider(fake_llm.config("openai", base_url=secret_url)).analyse(make_message(), make_context())
     assert_safe(info.value, "hunter2-secret", "tok-secret")

@@ -96,7 +96,7 @@ def test_another_user_cannot_find_these_messages(account, bob, dovecot, imap_use
     assert not alice_ids & bob_ids
 
 
-# The search service finds matches in steps (mail.search.SearchResults): the newest messages first,
+# The search service finds matches in steps (analysis.search.SearchResults): the newest messages first,
 # then the GIN index, then one ordered query for a page beyond what those found. Small windows and
 # cap make 60 messages take every path; each must give what one ordered query over all the
 # messages gives (the plan the search page had before), page by page, in the same order.
