@@ -202,7 +202,7 @@ def test_delete_user_removes_every_row_and_leaves_bob_alone(alice, bob, dovecot,
     assert PeriodicTask.objects.filter(name=beat_name).exists()
     alice_pk = alice.user.pk
     before_alice, before_bob = _user_rows(alice_pk), _user_rows(bob.user.pk)
-    assert before_alice["mail.Message.owner"] == 4 and before_alice["mail.MessageAnalysis.owner"] == 4
+    assert before_alice["mail.Message.owner"] == 4 and before_alice["analysis.MessageAnalysis.owner"] == 4
     assert before_alice["mail.Draft.owner"] == 1 and before_alice["mail.ReplySettings.owner"] == 1
     assert before_alice["otp_totp.TOTPDevice.user"] == 1 and before_alice["accounts.DataKeyWrap.user"] > 2
     results_before = TaskResult.objects.count()
