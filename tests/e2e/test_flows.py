@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect
 from analysis import tasks as analysis_tasks
 from mail import replies
 from mail.models import Draft, Folder, Message, SyncRun
-from tests.mail import imap_helpers as srv
+from tests.plugins import imap_helpers as srv
 from tests.plugins.accounts import create_test_user, totp_code
 from tests.plugins.mail import create_account, make_raw, run_sync
 

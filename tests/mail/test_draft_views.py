@@ -14,8 +14,8 @@ from django.urls import reverse
 
 from mail import actions, replies, sending
 from mail.models import AccountSignature, Draft, Message, ReplySettings
-from tests.mail import imap_helpers as srv
-from tests.mail.test_replies import raw_message
+from tests.mail.factories import raw_message
+from tests.plugins import imap_helpers as srv
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, run_sync, select_folders
 

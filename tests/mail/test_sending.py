@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from mail import actions, imap, replies, sending
 from mail.models import Draft, Message, PendingAction
-from tests.mail import imap_helpers as srv
-from tests.mail.test_replies import raw_message
+from tests.mail.factories import raw_message
+from tests.plugins import imap_helpers as srv
 from tests.plugins.mail import run_sync, select_folders
 from tests.plugins.mailservers import free_port
 

@@ -3,7 +3,7 @@
 import pytest
 
 from mail.models import Folder, Message, SyncRun
-from tests.mail import imap_helpers as srv
+from tests.plugins import imap_helpers as srv
 from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
 
 pytestmark = pytest.mark.django_db

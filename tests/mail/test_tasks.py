@@ -124,7 +124,7 @@ def test_the_beat_row_runs_the_sync_task(celery_worker, alice, imap_user, doveco
 def test_a_sync_that_reaches_the_server_replays_changes_still_waiting(celery_worker, alice, imap_user, dovecot):
     from mail import actions
     from mail.models import PendingAction
-    from tests.mail import imap_helpers as srv
+    from tests.plugins import imap_helpers as srv
 
     account = create_account(alice.user, imap_user, dovecot)
     dovecot.deliver(imap_user, make_raw(1))
@@ -147,7 +147,7 @@ def test_write_backs_queued_in_a_row_share_one_task(celery_worker, alice, imap_u
     from django.core.cache import cache
 
     from mail import actions
-    from tests.mail import imap_helpers as srv
+    from tests.plugins import imap_helpers as srv
 
     account = create_account(alice.user, imap_user, dovecot)
     for i in range(3):

@@ -11,7 +11,7 @@ from django_celery_beat.models import PeriodicTask
 from analysis import pipeline
 from mail.models import Folder, MailAccount, Message, PendingAction
 from tags.models import Tag, TagAssignment
-from tests.mail import imap_helpers as srv
+from tests.plugins import imap_helpers as srv
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
 

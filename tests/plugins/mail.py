@@ -78,3 +78,13 @@ def run_sync(account: MailAccount):
     """A sync in the foreground, as the task would run it; returns the finished SyncRun."""
     outcome = sync_account(account.pk)
     return outcome.run
+
+
+@pytest.fixture
+def five_synced(alice, dovecot, imap_user) -> MailAccount:
+    """Alice's account with five messages synced (their analyses still pending)."""
+    for n in range(5):
+        dovecot.deliver(imap_user, make_raw(n))
+    account = create_account(alice.user, imap_user, dovecot)
+    assert run_sync(account).status == "success"
+    return account

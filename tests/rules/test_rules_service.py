@@ -12,7 +12,7 @@ from mail.models import Message, PendingAction
 from rules import service
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment
-from tests.mail import imap_helpers as srv
+from tests.plugins import imap_helpers as srv
 from tests.plugins.accounts import verified_client
 from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
 

@@ -6,7 +6,7 @@ from django.urls import reverse
 
 from analysis import tasks as analysis_tasks
 from analysis.models import MessageAnalysis, ProviderSettings
-from tests.mail.test_analysis_pipeline import URGENT, synced
+from tests.analysis.factories import URGENT, synced
 
 pytestmark = pytest.mark.django_db
 
