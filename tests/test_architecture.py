@@ -77,7 +77,7 @@ def test_no_import_runs_from_a_lower_floor_to_a_higher_one():
     assert upward_imports() == []
 
 
-def test_the_check_sees_an_upward_import(tmp_path, monkeypatch):
+def test_the_check_sees_an_upward_import():
     """The rule itself can fail: a lazy import of a higher floor inside a function is found."""
     fake = ROOT / "core" / "_architecture_probe.py"
     fake.write_text("def f():\n    from mail.models import Message\n    return Message\n")
@@ -93,3 +93,13 @@ def test_the_ground_floor_imports_no_app(app):
         module.split(".")[0] for path in (ROOT / app).rglob("*.py") for _line, module in _imported_modules(path)
     }
     assert not imported & (set(FLOOR_OF) - {app})
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in tests/plugins/ (real services) or an app's factories.py / conftest.py."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for line, module in _imported_modules(path):
+            if module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith("test_"):
+                offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
+    assert offenders == []
