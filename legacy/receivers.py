@@ -3,6 +3,7 @@
 - accounts.signals.password_verified: an imported user's first login opens their legacy key; the
   conversion task is queued when the login commits, and the page tells the user what happens.
 - core.placeholders: pages ask which rows still wait for that conversion.
+- core.exports: "download my data" includes the user's legacy records (legacy.json), if they have any.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from django.dispatch import receiver
 
 from accounts.login import Notice
 from accounts.signals import password_verified
-from core import placeholders
+from core import exports, placeholders
 
 from . import conversion, ui
 
@@ -46,3 +47,11 @@ def _first_login(sender, user, password: str, **kwargs) -> list[Notice] | None:
 
 
 placeholders.register(ui.waiting)
+
+
+def _export_section(user) -> dict | None:
+    records = ui.export_records(user)
+    return {"records": records} if records else None  # only users imported from the legacy application
+
+
+exports.register("legacy.json", _export_section)

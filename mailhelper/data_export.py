@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts import keyring
 from accounts.models import User
 from analysis.models import ProviderSettings, TrustedSender
+from core import exports
 from mail.models import AccountSignature, Draft, MailAccount, Message, ReplySettings
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
@@ -188,11 +189,10 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         zf.writestr("settings.json", _dumps(settings_data))
         drafts = _drafts_data(user, paths)
         zf.writestr("drafts.json", _dumps({"drafts": drafts}))
-        from legacy.ui import export_records  # the top floor may read every app
-
-        legacy = export_records(user)
-        if legacy:  # only users imported from the legacy application (manage.py import_legacy)
-            zf.writestr("legacy.json", _dumps({"records": legacy}))
+        for filename, section in exports.sections().items():  # registered by apps not imported here
+            content = section(user)
+            if content is not None:
+                zf.writestr(filename, _dumps(content))
         counts = {
             "accounts": len(accounts),
             "messages": len(paths),

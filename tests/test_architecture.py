@@ -103,3 +103,15 @@ def test_no_test_module_imports_another():
             if module.startswith("tests.") and module.rsplit(".", 1)[-1].startswith("test_"):
                 offenders.append(f"{path.relative_to(ROOT)}:{line} imports {module}")
     assert offenders == []
+
+
+def test_legacy_is_imported_by_no_other_app():
+    """legacy hooks in by signals and registries (legacy/receivers.py); removing it removes nothing else."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in _product_files()
+        if path.relative_to(ROOT).parts[0] != "legacy"
+        for line, module in _imported_modules(path)
+        if module.split(".")[0] == "legacy"
+    ]
+    assert offenders == []
