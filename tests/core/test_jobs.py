@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -17,6 +18,29 @@ from rules import tasks as rules_tasks
 pytestmark = pytest.mark.django_db
 
 KILLED_LONG_AGO = {"status": Job.Status.RUNNING, "created": timedelta(hours=3), "heartbeat": timedelta(hours=2)}
+
+
+def test_a_dead_reanalysis_no_longer_swallows_the_next_request(
+    alice, alice_client, make_job, django_capture_on_commit_callbacks
+):
+    # What a worker killed mid-run (or by the time limit) leaves: "running", and silent for hours.
+    dead = make_job(alice.user, kind=Job.Kind.REANALYSE, **KILLED_LONG_AGO)
+
+    with django_capture_on_commit_callbacks() as queued:
+        response = alice_client.post(reverse("mail:reanalyse"), {"account": "", "since": ""})
+
+    new = Job.objects.exclude(pk=dead.pk).get(owner=alice.user, kind=Job.Kind.REANALYSE)
+    assert response.status_code == 302 and response.url == reverse("jobs:detail", args=[new.pk])
+    assert new.status == Job.Status.QUEUED and len(queued) == 1  # its task goes out on commit
+    dead.refresh_from_db()
+    assert dead.status == Job.Status.FAILED and dead.error.startswith("lost: no sign of life")
+    assert dead.finished_at is not None
+
+    # A live job still answers a second click: that one is shown, no third job starts.
+    with django_capture_on_commit_callbacks() as queued_again:
+        again = alice_client.post(reverse("mail:reanalyse"), {"account": "", "since": ""})
+    assert again.url == reverse("jobs:detail", args=[new.pk]) and not queued_again
+    assert Job.objects.filter(owner=alice.user).count() == 2
 
 
 def test_start_refuses_a_live_job_of_the_same_owner_and_kind_only(
