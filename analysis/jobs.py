@@ -1,4 +1,4 @@
-"""Batch re-analysis of existing mail, with progress on a Job row (UI) or a callback (command)."""
+"""Batch re-analysis of existing mail, with progress on a Job row (UI, via core.jobs) or a callback (command)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Callable
 from datetime import date
 
 from django.db.models import QuerySet
-from django.utils import timezone
 
 from core.models import Job
 
@@ -49,24 +48,14 @@ def reanalyse(qs: QuerySet[MessageAnalysis], progress: Callable[[int, int], None
     return done, failed
 
 
-def run_reanalyse(job_id: int) -> dict:
-    job = Job.objects.get(pk=job_id)
+def run_reanalyse(job: Job, progress: Callable[[int, int], None]) -> str:
+    """The work of a "reanalyse" job (core.jobs.run calls it): params are account_id and since."""
     params = job.params
     qs = selection(
         owner_id=job.owner_id,
         account_id=params.get("account_id"),
         since=date.fromisoformat(params["since"]) if params.get("since") else None,
     )
-    job.status, job.total = Job.Status.RUNNING, qs.count()
-    job.save(update_fields=["status", "total"])
-
-    def progress(processed: int, total: int) -> None:
-        Job.objects.filter(pk=job.pk).update(done=processed)
-
+    progress(0, qs.count())
     done, failed = reanalyse(qs, progress)
-    job.refresh_from_db()
-    job.status = Job.Status.SUCCESS
-    job.result = f"{done} analysed" + (f", {failed} failed" if failed else "")
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "result", "finished_at"])
-    return {"done": done, "failed": failed}
+    return f"{done} analysed" + (f", {failed} failed" if failed else "")

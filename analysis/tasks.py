@@ -9,8 +9,10 @@ from celery import shared_task
 
 from accounts import keyring
 from accounts.models import User
+from core import jobs
 
-from . import jobs, pipeline, similarity
+from . import pipeline, similarity
+from .jobs import run_reanalyse
 
 
 @shared_task(name="mail.analyse_account")
@@ -30,7 +32,7 @@ def analyse_stragglers() -> dict:
 @shared_task(name="mail.reanalyse")
 def reanalyse(job_id: int) -> dict:
     """A user's "re-analyse" batch: parameters and progress live on the Job row."""
-    return jobs.run_reanalyse(job_id)
+    return jobs.run(job_id, run_reanalyse)
 
 
 @shared_task(name="mail.fit_topics")

@@ -19,7 +19,6 @@ urlpatterns = [
     path("settings/analysis/test/", triage.provider_test, name="provider-test"),
     path("settings/analysis/reset/", triage.reset_learning, name="reset-learning"),
     path("settings/analysis/reanalyse/", triage.start_reanalyse, name="reanalyse"),
-    path("jobs/<int:job_id>/", triage.job_progress, name="job"),
     path("trusted-senders/", triage.trusted_senders, name="trusted-senders"),
     path("trusted-senders/<int:pk>/delete/", triage.trusted_sender_delete, name="trusted-sender-delete"),
 ]

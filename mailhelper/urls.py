@@ -18,6 +18,7 @@ urlpatterns = [
     path("accounts/settings/export/", views.export_data, name="export-data"),
     path("accounts/", include("accounts.urls")),
     path("mail/", include(mail_pages)),
+    path("jobs/", include("core.urls")),
     path("tags/", include("tags.urls")),
     path("rules/", include("rules.urls")),
     # The admin has no login of its own: it would skip the second factor.

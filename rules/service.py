@@ -16,6 +16,7 @@ from django.db.models import F, Prefetch
 from django.utils import timezone
 
 from analysis.models import MessageAnalysis, TrustedSender
+from core.models import Job
 from mail import actions as mail_actions
 from mail.models import Attachment, Folder, Message
 from tags.models import Tag, TagAssignment
@@ -225,3 +226,9 @@ def run_on_existing(rule_ids: list[int], owner_id: int, progress: Callable[[int,
         if progress:
             progress(min(start + 200, len(ids)), len(ids))
     return applied
+
+
+def run_job(job: Job, progress: Callable[[int, int], None]) -> str:
+    """The work of a "rules" job (core.jobs.run calls it): params["rule_ids"] over existing mail."""
+    applied = run_on_existing(job.params.get("rule_ids", []), job.owner_id, progress)
+    return f"{applied} rule application(s)"

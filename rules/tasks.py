@@ -1,24 +1,13 @@
 """Celery wrappers for rules run on demand (rules on new mail run in the analysis task)."""
 
 from celery import shared_task
-from django.utils import timezone
 
-from core.models import Job
+from core import jobs
 
 from . import service
 
 
 @shared_task(name="rules.run_rules_job")
 def run_rules_job(job_id: int) -> dict:
-    job = Job.objects.get(pk=job_id)
-    job.status = Job.Status.RUNNING
-    job.save(update_fields=["status"])
-
-    def progress(done: int, total: int) -> None:
-        Job.objects.filter(pk=job.pk).update(done=done, total=total)
-
-    applied = service.run_on_existing(job.params.get("rule_ids", []), job.owner_id, progress)
-    Job.objects.filter(pk=job.pk).update(
-        status=Job.Status.SUCCESS, result=f"{applied} rule application(s)", finished_at=timezone.now()
-    )
-    return {"applied": applied}
+    """A user's "run on existing mail": the rule ids and the progress live on the Job row."""
+    return jobs.run(job_id, service.run_job)

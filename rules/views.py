@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core import jobs
 from core.models import Job
 from mail.models import Folder, MailAccount
 from tags.models import Tag
@@ -149,9 +150,12 @@ def rule_dry_run(request: HttpRequest, rule_id: int) -> HttpResponse:
 @require_POST
 def rule_run(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule(request, rule_id)
-    job = Job.objects.create(owner=request.user, kind="rules", params={"rule_ids": [rule.pk]})
-    transaction.on_commit(lambda: tasks.run_rules_job.delay(job_id=job.pk))
-    return redirect("mail:job", job_id=job.pk)
+    try:
+        job = jobs.start(request.user, Job.Kind.RULES, {"rule_ids": [rule.pk]}, tasks.run_rules_job)
+    except jobs.JobAlreadyActive as exc:  # one run at a time: two would act on the same messages at once
+        messages.info(request, "Rules are already running on your mail: showing that run.")
+        job = exc.job
+    return redirect("jobs:detail", job_id=job.pk)
 
 
 def rule_log(request: HttpRequest, rule_id: int) -> HttpResponse:

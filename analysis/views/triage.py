@@ -1,15 +1,15 @@
-"""Priority matrix, corrections, "done", analysis settings, re-analysis jobs, trusted senders."""
+"""Priority matrix, corrections, "done", analysis settings, starting re-analysis jobs, trusted senders."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core import jobs
 from core.models import Job
 from mail import queries
 
@@ -94,7 +94,7 @@ def analysis_settings(request: HttpRequest) -> HttpResponse:
     context = {
         "form": form,
         "learned_corrections": learned.corrections if learned else 0,
-        "jobs": Job.objects.filter(owner=request.user, kind="reanalyse")[:5],
+        "jobs": Job.objects.filter(owner=request.user, kind=Job.Kind.REANALYSE)[:5],
         "accounts": queries.accounts_of(request.user),
         "provider_saved": row.pk is not None,
     }
@@ -126,21 +126,13 @@ def start_reanalyse(request: HttpRequest) -> HttpResponse:
     account_id = request.POST.get("account") or None
     if account_id:
         get_object_or_404(queries.accounts_of(request.user), pk=account_id)
-    active = Job.objects.filter(owner=request.user, kind="reanalyse", status__in=["queued", "running"]).first()
-    if active:
+    params = {"account_id": account_id, "since": request.POST.get("since")}
+    try:
+        job = jobs.start(request.user, Job.Kind.REANALYSE, params, tasks.reanalyse)
+    except jobs.JobAlreadyActive as exc:
         messages.info(request, "A re-analysis is already running: showing its progress.")
-        return redirect("mail:job", job_id=active.pk)
-    job = Job.objects.create(
-        owner=request.user, kind="reanalyse", params={"account_id": account_id, "since": request.POST.get("since")}
-    )
-    transaction.on_commit(lambda: tasks.reanalyse.delay(job_id=job.pk))
-    return redirect("mail:job", job_id=job.pk)
-
-
-def job_progress(request: HttpRequest, job_id: int) -> HttpResponse:
-    job = get_object_or_404(Job.objects.filter(owner=request.user), pk=job_id)
-    template = "mail/_job_progress.html" if request.headers.get("HX-Request") else "mail/job.html"
-    return render(request, template, {"job": job})
+        job = exc.job
+    return redirect("jobs:detail", job_id=job.pk)
 
 
 @require_http_methods(["GET", "POST"])

@@ -4,7 +4,8 @@ One sync per account, one topic fit and one legacy conversion per user, one lega
 attempt per draft being sent. Session-level locks, not transaction-level: the work commits batch
 by batch while holding them. PostgreSQL drops a session's locks when its connection closes, so a
 worker killed mid-run never leaves one behind, and "is it still running?" is answered exactly by
-trying to take the lock.
+trying to take the lock. The one transaction-level lock (`advisory_xact_lock`) guards a short
+check-then-insert (starting a job) and ends with the transaction that holds it.
 """
 
 from __future__ import annotations
@@ -34,3 +35,9 @@ def try_advisory_lock(key: int, using: str = "default") -> Iterator[bool]:
         if acquired:
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+
+
+def advisory_xact_lock(key: int, using: str = "default") -> None:
+    """Wait for the lock and hold it until the current transaction ends (call inside `atomic`)."""
+    with connections[using].cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])

@@ -148,7 +148,7 @@ def test_reanalyse_job_runs_in_a_worker_with_progress(celery_worker, dovecot, im
     synced(dovecot, imap_user, alice.user, [make_raw(i) for i in range(6)])
     response = alice_client.post(reverse("mail:reanalyse"), {"account": "", "since": ""})
     job = Job.objects.get(owner=alice.user, kind="reanalyse")
-    assert response.url == reverse("mail:job", args=[job.pk])
+    assert response.url == reverse("jobs:detail", args=[job.pk])
     import time
 
     deadline = time.monotonic() + 30
@@ -158,7 +158,7 @@ def test_reanalyse_job_runs_in_a_worker_with_progress(celery_worker, dovecot, im
             break
         time.sleep(0.2)
     assert job.status == "success" and job.total == 6 and job.done == 6 and "6 analysed" in job.result
-    page = alice_client.get(reverse("mail:job", args=[job.pk]), HTTP_HX_REQUEST="true").content.decode()
+    page = alice_client.get(reverse("jobs:progress", args=[job.pk])).content.decode()
     assert 'data-status="success"' in page and "hx-trigger" not in page
 
 
@@ -166,12 +166,10 @@ def test_another_users_analysis_urls_are_not_found(dovecot, imap_user, alice, bo
     account = synced(dovecot, imap_user, alice.user, [make_raw(1)])
     analyse(account)
     message = Message.objects.get(account=account)
-    job = Job.objects.create(owner=alice.user, kind="reanalyse")
     trusted = TrustedSender.objects.create(owner=alice.user, pattern="x@y.example")
     bob_client = verified_client(bob)
     assert bob_client.post(reverse("mail:correct", args=[message.pk]), {"urgency": "3"}).status_code == 404
     assert bob_client.post(reverse("mail:done", args=[message.pk])).status_code == 404
-    assert bob_client.get(reverse("mail:job", args=[job.pk])).status_code == 404
     assert bob_client.post(reverse("mail:trusted-sender-delete", args=[trusted.pk])).status_code == 404
     assert bob_client.get(reverse("mail:dashboard") + f"?account={account.pk}").status_code == 404
     assert MessageAnalysis.objects.get(message=message).corrected_urgency is None
