@@ -17,6 +17,12 @@ The contract:
    failed run, `stage_error` = "stage: ExceptionClass"). The other stages of that owner and every
    other owner still run. A stage does not wait for an earlier one that failed: rules still run,
    they just do not see the tags that were not suggested.
+6. `sweep()` (from the periodic `mail.analyse_stragglers` task) reruns, per message, only the
+   stages still pending: on rows that failed before, while `stage_attempts` < MAX_ATTEMPTS, and on
+   rows whose analysis is older than GRACE (longer than a task may live, so a run still in progress
+   is never raced). After MAX_ATTEMPTS failed runs a row keeps its error for operators and is not
+   tried again until its message is analysed again. Users locked in strict mode are skipped (the
+   stages read mail content); their rows wait. One sweep at a time (advisory lock).
 """
 
 from __future__ import annotations
@@ -26,21 +32,29 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.signals import setting_changed
 from django.db import models, transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
 from django.dispatch import receiver
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from accounts import keyring
+from core.db.locks import lock_key, try_advisory_lock
 from mail.models import Message
 
 from .models import MessageAnalysis
 
 log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 3
+GRACE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + timedelta(minutes=5)
+SWEEP_LIMIT = 2000
 
 
 @dataclass(frozen=True)
@@ -121,3 +135,55 @@ def _array_remove(field: str, value: str) -> models.Func:
         function="array_remove",
         output_field=ArrayField(models.CharField(max_length=100)),
     )
+
+
+# --- the sweep ----------------------------------------------------------------------------------------------
+
+
+def due(grace: timedelta = GRACE) -> QuerySet[MessageAnalysis]:
+    """Rows with stages still to run that are worth a try now (served by the partial index)."""
+    cutoff = timezone.now() - grace
+    return (
+        MessageAnalysis.objects.exclude(stages_pending=[])
+        .filter(Q(stage_attempts__gt=0) | Q(analysed_at__lt=cutoff), stage_attempts__lt=MAX_ATTEMPTS)
+        .select_related("message")
+        .defer("message__raw", "message__html_body")  # no stage reads them; a sweep may load 2,000 messages
+        .order_by("analysed_at")
+    )
+
+
+@dataclass
+class SweepResult:
+    messages: int = 0  # rows whose pending stages were run
+    failed: int = 0  # (owner, stage) runs that failed again
+    busy: bool = False  # another sweep holds the lock
+
+
+def sweep(grace: timedelta = GRACE, limit: int = SWEEP_LIMIT) -> SweepResult:
+    """Run the stages still pending on due rows, each row's own stages only, owner by owner."""
+    result = SweepResult()
+    with try_advisory_lock(lock_key("analysis/post-analysis-sweep")) as acquired:
+        if not acquired:  # another worker is sweeping: it would pick the same rows
+            result.busy = True
+            return result
+        by_owner: dict[int, list[MessageAnalysis]] = defaultdict(list)
+        for row in due(grace)[:limit]:
+            by_owner[row.owner_id].append(row)
+        configured = set(stage_names())
+        for owner_id, rows in by_owner.items():
+            if keyring.is_locked(owner_id):
+                continue  # strict mode, logged out: the rows wait for the user
+            _drop_unconfigured(rows, configured)
+            work = [(stage, [r.message for r in rows if stage.name in r.stages_pending]) for stage in stages()]
+            result.messages += len(rows)
+            result.failed += len(_run(owner_id, work))
+    return result
+
+
+def _drop_unconfigured(rows: list[MessageAnalysis], configured: set[str]) -> None:
+    """A stage that was removed from the setting can no longer run: forget it on these rows."""
+    for name in {n for r in rows for n in r.stages_pending} - configured:
+        log.warning("post-analysis stage %s is no longer configured; dropped from pending rows", name)
+        MessageAnalysis.objects.filter(pk__in=[r.pk for r in rows]).update(
+            stages_pending=_array_remove("stages_pending", name)
+        )

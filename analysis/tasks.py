@@ -10,7 +10,7 @@ from celery import shared_task
 from accounts import keyring
 from accounts.models import User
 
-from . import jobs, pipeline, similarity
+from . import jobs, pipeline, post_analysis, similarity
 
 
 @shared_task(name="mail.analyse_account")
@@ -22,9 +22,11 @@ def analyse_account(account_id: str) -> dict:
 
 @shared_task(name="mail.analyse_stragglers")
 def analyse_stragglers() -> dict:
-    """Periodic: pending analyses nobody picked up, failed ones worth another try."""
+    """Periodic: pending analyses nobody picked up, failed ones worth another try, then post-analysis
+    stages left pending (failed, or never run because a worker died)."""
     done, failed = pipeline.analyse_many(pipeline.stragglers()[:2000])
-    return {"done": done, "failed": failed}
+    stages = post_analysis.sweep()
+    return {"done": done, "failed": failed, "stages_retried": stages.messages, "stages_failed": stages.failed}
 
 
 @shared_task(name="mail.reanalyse")
