@@ -7,6 +7,7 @@ those names, and their encrypted values the label they were sealed under (`seale
 from __future__ import annotations
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.db import models
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
@@ -23,6 +24,8 @@ class MessageAnalysis(EncryptedModel):
     Every stored message gets a row in state "pending" in the same transaction that stores it,
     so a lost task can delay an analysis but never skip it (a periodic task picks up stragglers).
     The final_* columns hold what the UI shows: the user's correction if any, else the analysis.
+    `stages_pending` is the durable marker of the post-analysis pipeline (analysis/post_analysis.py):
+    set to every stage with the analysis result, emptied stage by stage as each succeeds.
     """
 
     class State(models.TextChoices):
@@ -58,6 +61,16 @@ class MessageAnalysis(EncryptedModel):
     done_at = models.DateTimeField(null=True, blank=True, help_text="Cleared from the matrix by the user.")
     queued_at = models.DateTimeField(auto_now_add=True)
     analysed_at = models.DateTimeField(null=True, blank=True)
+    stages_pending = ArrayField(
+        models.CharField(max_length=100),
+        default=list,
+        blank=True,
+        help_text="Post-analysis stages still to run for this message (MAILHELPER_POST_ANALYSIS_STAGES).",
+    )
+    stage_attempts = models.PositiveSmallIntegerField(default=0, help_text="Runs of the stages that failed.")
+    stage_error = models.CharField(
+        max_length=300, blank=True, help_text="Stage and exception class of the last failure (never content)."
+    )
 
     sealed_label = "mail.messageanalysis"
 
@@ -66,6 +79,10 @@ class MessageAnalysis(EncryptedModel):
         indexes = [
             models.Index(fields=["owner", "state"], name="analysis_owner_state"),
             models.Index(fields=["owner", "final_urgency", "final_importance"], name="analysis_owner_cell"),
+            # The stragglers sweep: only the few rows with stages still to run are in it.
+            models.Index(
+                fields=["analysed_at"], name="analysis_stages_pending", condition=~models.Q(stages_pending=[])
+            ),
         ]
 
     def __str__(self) -> str:

@@ -21,11 +21,10 @@ from mail.models import Folder, MailAccount, Message
 from mail.search_tokens import SearchKey, search_key_for
 from mail.threading_keys import relink_subjects, subject_hash
 
-from . import heuristics, learning, similarity
+from . import heuristics, learning, post_analysis, similarity
 from .models import LearnedClassifier, MessageAnalysis, ProviderSettings, TrustedSender
 from .providers import ProviderConfig, ProviderError, get_provider
 from .search import index_ids
-from .signals import messages_analysed
 from .types import AnalysisResult, MessageInput, UserContext
 
 log = logging.getLogger(__name__)
@@ -151,6 +150,8 @@ def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:
     analysis.state, analysis.failure_reason = MessageAnalysis.State.DONE, ""
     analysis.attempts += 1
     analysis.analysed_at = timezone.now()
+    # The durable marker of what comes next (analysis/post_analysis.py), in the result's transaction.
+    analysis.stages_pending, analysis.stage_attempts, analysis.stage_error = post_analysis.stage_names(), 0, ""
     analysis.refresh_final()
     analysis.save()
     # The keyword index is built here, right after the sync stored the message: hashing every word
@@ -178,7 +179,8 @@ def link_subject(message: Message, key: SearchKey) -> None:
 
 
 def analyse_many(analyses: Iterable[MessageAnalysis]) -> tuple[int, int]:
-    """Analyse rows (any owners), one context per owner. Returns (done, failed)."""
+    """Analyse rows (any owners), one context per owner, then run the post-analysis stages on each
+    owner's analysed messages once their results are committed. Returns (done, failed) analyses."""
     contexts: dict[int, OwnerContext | None] = {}
     analysed: dict[int, list[Message]] = {}
     done = failed = 0
@@ -203,7 +205,7 @@ def analyse_many(analyses: Iterable[MessageAnalysis]) -> tuple[int, int]:
             )
             failed += 1
     for owner_id, messages in analysed.items():
-        messages_analysed.send(sender=MessageAnalysis, owner_id=owner_id, messages=messages)
+        post_analysis.run(owner_id, messages)  # topics, tags, rules; a failing stage is recorded, not raised
     return done, failed
 
 

@@ -11,7 +11,7 @@ from accounts import keyring
 from accounts.models import User
 from core import jobs
 
-from . import pipeline, similarity
+from . import pipeline, post_analysis, similarity
 from .jobs import run_reanalyse
 
 
@@ -24,9 +24,11 @@ def analyse_account(account_id: str) -> dict:
 
 @shared_task(name="mail.analyse_stragglers")
 def analyse_stragglers() -> dict:
-    """Periodic: pending analyses nobody picked up, failed ones worth another try."""
+    """Periodic: pending analyses nobody picked up, failed ones worth another try, then post-analysis
+    stages left pending (failed, or never run because a worker died)."""
     done, failed = pipeline.analyse_many(pipeline.stragglers()[:2000])
-    return {"done": done, "failed": failed}
+    stages = post_analysis.sweep()
+    return {"done": done, "failed": failed, "stages_retried": stages.messages, "stages_failed": stages.failed}
 
 
 @shared_task(name="mail.reanalyse")
@@ -38,7 +40,6 @@ def reanalyse(job_id: int) -> dict:
 @shared_task(name="mail.fit_topics")
 def fit_topics(owner_id: int) -> dict:
     """(Re)learn one user's topics and rewrite their vectors (queued when their mail doubled)."""
-
     try:
         if not User.objects.filter(pk=owner_id).exists():
             return {"status": "gone"}

@@ -232,6 +232,18 @@ MAILHELPER_SYNC_BATCH = env_int("MAILHELPER_SYNC_BATCH", 200)
 MAILHELPER_SYNC_MAX_RETRIES = env_int("MAILHELPER_SYNC_MAX_RETRIES", 5)
 MAILHELPER_DEFAULT_SYNC_MINUTES = env_int("MAILHELPER_DEFAULT_SYNC_MINUTES", 5)
 
+# --- After analysis ------------------------------------------------------------------------------
+# What runs on mail once its analysis is committed, in THIS order (analysis/post_analysis.py runs
+# them): topics first (the similarity projection), then tag suggestions (auto-applied tags), then the
+# user's rules (which may test those tags). Each is a function (owner_id, messages) -> None; its
+# dotted path is also its name in MessageAnalysis.stages_pending (the sweep drops names no longer
+# listed here, so a renamed stage needs a data migration of that column to keep its pending work).
+MAILHELPER_POST_ANALYSIS_STAGES = [
+    "analysis.stages.learn_topics",
+    "tags.stages.suggest_tags",
+    "rules.stages.run_rules",
+]
+
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Mailhelper")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 

@@ -107,7 +107,7 @@ def test_stragglers_and_failures_are_picked_up(dovecot, imap_user, alice):
     MessageAnalysis.objects.filter(pk=rows[0].pk).update(queued_at=timezone.now() - timedelta(hours=1))
     MessageAnalysis.objects.filter(pk=rows[1].pk).update(state="failed", attempts=1, failure_reason="Timeout")
     MessageAnalysis.objects.filter(pk=rows[2].pk).update(state="failed", attempts=3, failure_reason="Timeout")
-    assert analysis_tasks.analyse_stragglers() == {"done": 2, "failed": 0}
+    assert analysis_tasks.analyse_stragglers() == {"done": 2, "failed": 0, "stages_retried": 0, "stages_failed": 0}
     states = dict(MessageAnalysis.objects.filter(message__account=account).values_list("pk", "state"))
     assert states[rows[0].pk] == "done" and states[rows[1].pk] == "done"
     assert states[rows[2].pk] == "failed"  # out of attempts: shown as not analysed, not retried forever

@@ -1,0 +1,25 @@
+"""Analysis's own stage of the post-analysis pipeline (analysis/post_analysis.py runs it).
+
+A stage is a function (owner_id, messages) -> None that may run again for the same messages.
+"""
+
+from __future__ import annotations
+
+from mail.models import Message
+
+from . import similarity, tasks
+
+
+def learn_topics(owner_id: int, messages: list[Message]) -> None:
+    """Learn the owner's topics once their mail makes it worthwhile (no projection yet, or the mail
+    has doubled since the last fit). A small mailbox is fitted here, in the analysis task (well
+    under a second); a big one by the `mail.fit_topics` task, queued once (user id only).
+
+    Idempotent: a second call finds no fit needed, or a fit already claimed.
+    """
+    if not similarity.needs_fit(owner_id):
+        return
+    if similarity.fit_inline(owner_id):
+        similarity.fit(owner_id)
+    elif similarity.claim_fit(owner_id):
+        tasks.fit_topics.delay(owner_id)
