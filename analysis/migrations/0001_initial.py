@@ -7,13 +7,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import accounts.fields
-
-MOVED = "messageanalysis,learnedclassifier,providersettings,trustedsender,topicmodel,messagevector"
-
-
-def move_content_types(apps, schema_editor):
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    ContentType.objects.filter(app_label="mail", model__in=MOVED.split(",")).update(app_label="analysis")
+from core.db.content_types import MoveContentTypes
 
 
 class Migration(migrations.Migration):
@@ -321,6 +315,17 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        # Admin permissions and log entries follow the models (their content types change app).
-        migrations.RunPython(move_content_types, migrations.RunPython.noop),
+        # Admin permissions and log entries follow the models (their content types change app; reversible).
+        MoveContentTypes(
+            [
+                "messageanalysis",
+                "learnedclassifier",
+                "providersettings",
+                "trustedsender",
+                "topicmodel",
+                "messagevector",
+            ],
+            from_app="mail",
+            to_app="analysis",
+        ),
     ]

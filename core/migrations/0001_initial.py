@@ -4,12 +4,7 @@ import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
-MOVED = "job"
-
-
-def move_content_types(apps, schema_editor):
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    ContentType.objects.filter(app_label="mailhelper", model__in=MOVED.split(",")).update(app_label="core")
+from core.db.content_types import MoveContentTypes
 
 
 class Migration(migrations.Migration):
@@ -76,6 +71,6 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        # Admin permissions and log entries follow the models (their content types change app).
-        migrations.RunPython(move_content_types, migrations.RunPython.noop),
+        # Admin permissions and log entries follow the models (their content types change app; reversible).
+        MoveContentTypes(["job"], from_app="mailhelper", to_app="core"),
     ]

@@ -7,13 +7,7 @@ from django.conf import settings
 from django.db import migrations, models
 
 import accounts.fields
-
-MOVED = "legacyuserkey,legacyimportmap,legacyrecord,legacysealedvalue"
-
-
-def move_content_types(apps, schema_editor):
-    ContentType = apps.get_model("contenttypes", "ContentType")
-    ContentType.objects.filter(app_label="mailhelper", model__in=MOVED.split(",")).update(app_label="legacy")
+from core.db.content_types import MoveContentTypes
 
 
 class Migration(migrations.Migration):
@@ -214,6 +208,10 @@ class Migration(migrations.Migration):
             ],
             database_operations=[],
         ),
-        # Admin permissions and log entries follow the models (their content types change app).
-        migrations.RunPython(move_content_types, migrations.RunPython.noop),
+        # Admin permissions and log entries follow the models (their content types change app; reversible).
+        MoveContentTypes(
+            ["legacyuserkey", "legacyimportmap", "legacyrecord", "legacysealedvalue"],
+            from_app="mailhelper",
+            to_app="legacy",
+        ),
     ]
