@@ -267,5 +267,18 @@ def correct(
     row.save()
 
 
+def mark_done(analysis: MessageAnalysis, done: bool = True) -> bool:
+    """Clear the message from the matrix (done) or put it back; returns whether that changed anything.
+
+    Marking a message done twice (a double click, the shortcut and the button) keeps the first
+    time: done_at says when the user dealt with it, not when they last pressed the button.
+    """
+    value = timezone.now() if done else None
+    changed = MessageAnalysis.objects.filter(pk=analysis.pk, done_at__isnull=done).update(done_at=value) == 1
+    if changed:
+        analysis.done_at = value
+    return changed
+
+
 def reset_learning(owner_id: int) -> None:
     LearnedClassifier.objects.filter(owner_id=owner_id).delete()

@@ -7,7 +7,6 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.models import Job
@@ -73,7 +72,7 @@ def correct(request: HttpRequest, message_id) -> HttpResponse:
 def mark_done(request: HttpRequest, message_id) -> HttpResponse:
     analysis = _analysis(request, message_id)
     undo = request.POST.get("undo") == "1"
-    MessageAnalysis.objects.filter(pk=analysis.pk).update(done_at=None if undo else timezone.now())
+    pipeline.mark_done(analysis, done=not undo)
     if request.headers.get("HX-Request"):
         return HttpResponse(status=204)
     messages.success(request, "Back in the matrix." if undo else "Marked done: cleared from the matrix.")
