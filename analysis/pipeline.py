@@ -23,7 +23,8 @@ from mail.threading_keys import relink_subjects, subject_hash
 
 from . import heuristics, learning, post_analysis, similarity
 from .models import LearnedClassifier, MessageAnalysis, ProviderSettings, TrustedSender
-from .providers import ProviderConfig, ProviderError, get_provider
+from .provider_settings import config_for, enabled_for
+from .providers import ProviderError, get_provider
 from .search import index_ids
 from .types import AnalysisResult, MessageInput, UserContext
 
@@ -79,7 +80,7 @@ class OwnerContext:
         vips: dict[object, list[str]] = {}
         for account_id, pattern in TrustedSender.objects.filter(owner_id=owner_id).values_list("account_id", "pattern"):
             vips.setdefault(account_id, []).append(pattern)
-        provider = ProviderSettings.objects.filter(owner_id=owner_id, enabled=True).first()
+        provider = enabled_for(owner_id, "analysis")
         row = LearnedClassifier.objects.filter(owner_id=owner_id).first()
         try:
             classifier = learning.OnlineClassifier.from_state(row.state if row and row.state else None)
@@ -116,15 +117,8 @@ def _provider_result(ctx: OwnerContext, msg: MessageInput, user_ctx: UserContext
     settings_row = ctx.provider
     if settings_row is None:
         return None, ""
-    config = ProviderConfig(
-        kind=settings_row.kind,
-        base_url=settings_row.base_url,
-        model=settings_row.model,
-        api_key=settings_row.api_key,
-        timeout=settings_row.timeout_seconds,
-    )
     try:
-        return get_provider(config).analyse(msg, user_ctx), ""
+        return get_provider(config_for(settings_row)).analyse(msg, user_ctx), ""
     except ProviderError as exc:
         return None, f"{settings_row.get_kind_display()}: {exc}"[:300]
 
@@ -267,6 +261,19 @@ def correct(
     row.state = ctx.classifier.to_state()
     row.corrections += 1
     row.save()
+
+
+def mark_done(analysis: MessageAnalysis, done: bool = True) -> bool:
+    """Clear the message from the matrix (done) or put it back; returns whether that changed anything.
+
+    Marking a message done twice (a double click, the shortcut and the button) keeps the first
+    time: done_at says when the user dealt with it, not when they last pressed the button.
+    """
+    value = timezone.now() if done else None
+    changed = MessageAnalysis.objects.filter(pk=analysis.pk, done_at__isnull=done).update(done_at=value) == 1
+    if changed:
+        analysis.done_at = value
+    return changed
 
 
 def reset_learning(owner_id: int) -> None:

@@ -14,20 +14,19 @@ from django.conf import settings
 from mail.models import Message, ReplySettings
 from mail.replies import ReplyBrief, WriterFailed, Written
 
-from .models import ProviderSettings
 from .pipeline import message_input
-from .providers import ProviderConfig, ProviderError, get_provider
+from .provider_settings import config_for, enabled_for
+from .providers import ProviderError, get_provider
 
 log = logging.getLogger(__name__)
 
 
 def write_with_model(message: Message, brief: ReplyBrief) -> Written | None:
     """None when the user has no provider enabled for replies; WriterFailed when it did not answer."""
-    row = ProviderSettings.objects.filter(owner_id=message.owner_id, enabled=True, use_for_replies=True).first()
+    row = enabled_for(message.owner_id, "replies")
     if row is None:
         return None
-    timeout = min(float(row.timeout_seconds), settings.MAILHELPER_REPLY_LLM_TIMEOUT)
-    config = ProviderConfig(kind=row.kind, base_url=row.base_url, model=row.model, api_key=row.api_key, timeout=timeout)
+    config = config_for(row, timeout=settings.MAILHELPER_REPLY_LLM_TIMEOUT)
     msg = message_input(message)
     msg.from_name = brief.addressee
     msg.reply_to = brief.reply_to

@@ -1,10 +1,15 @@
 """User and rule actions on messages: applied here at once, written to the server by an outbox.
 
 `apply()` changes the local rows and records a PendingAction in one transaction; `write_back()`
-(run by a task) replays the pending actions over IMAP. Rules will call `apply()` too, so UI and
+(run by a task) replays the pending actions over IMAP. Rules call `apply()` too, so UI and
 rules share one path to the server. Sending a reply uses the same outbox (`record_sent()`): the
 \\Answered flag on the original and the copy in the Sent folder are retried while IMAP is down,
 never lost.
+
+Whatever records a PendingAction announces `signals.outbox_changed` for its account when the
+transaction commits (never before: the write-back must find the rows; never after a rollback),
+once per call however many messages it changed. mail.tasks subscribes and queues the write-back
+(coalescing announcements while one is still queued); this module imports no task.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from datetime import timedelta
+from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
-from . import imap
+from . import imap, signals
 from .models import Draft, Folder, MailAccount, Message, PendingAction
 from .sync import server_config
 
@@ -51,10 +57,27 @@ def archive_folder(account: MailAccount) -> Folder:
     return folder
 
 
+def _announce_on_commit(account_ids: Iterable) -> None:
+    """Send outbox_changed for each account once the current transaction commits.
+
+    On commit, not now: the write-back task must find the rows, and a transaction that is rolled
+    back (Django drops the hooks of a rolled-back savepoint too) has nothing to write back. Robust:
+    the change is committed by then, and a write-back that could not be queued (Redis away) only
+    waits for the next sync, which replays a stale outbox (mail.tasks.sync_account).
+    """
+    for account_id in {str(a) for a in account_ids}:
+        announce = partial(signals.outbox_changed.send, sender=PendingAction, account_id=account_id)
+        transaction.on_commit(announce, robust=True)
+
+
 @transaction.atomic
 def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) -> int:
-    """Apply one action to messages (of one owner); returns how many changed."""
+    """Apply one action to messages (of one owner); returns how many changed.
+
+    The write-back is announced (signals.outbox_changed) when the transaction commits.
+    """
     changed = 0
+    queued_for: set = set()
     for message in messages:
         if kind in _LOCAL_FLAG_CHANGES:
             field, value = _LOCAL_FLAG_CHANGES[kind]
@@ -89,14 +112,17 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
             message.folder = target
             Message.objects.filter(pk=message.pk).update(folder=target, uid=None, uidvalidity=None, modseq=None)
         action.save()
+        queued_for.add(message.account_id)
         changed += 1
+    _announce_on_commit(queued_for)
     return changed
 
 
 def record_sent(draft: Draft) -> None:
     """After a draft went out over SMTP: flag the original and queue the copy for the Sent folder.
 
-    Call inside the transaction that marks the draft sent, so either both are recorded or neither.
+    Call inside the transaction that marks the draft sent, so either both are recorded or neither
+    (and the write-back is announced when that transaction commits).
     """
     original = draft.original
     kind = Kind.MARK_FORWARDED if draft.kind == Draft.Kind.FORWARD else Kind.MARK_ANSWERED
@@ -111,6 +137,7 @@ def record_sent(draft: Draft) -> None:
         source_folder=original.folder.name,
         target_folder=sent.name if sent else "",
     )
+    _announce_on_commit([draft.account_id])
 
 
 def has_pending(account_id, older_than: timedelta | None = None) -> bool:

@@ -6,4 +6,7 @@ class MailConfig(AppConfig):
     verbose_name = "Mail"
 
     def ready(self) -> None:
-        from . import schedule_receivers  # noqa: F401  (beat rows follow accounts)
+        from . import (
+            schedule_receivers,  # noqa: F401  (beat rows follow accounts)
+            tasks,  # noqa: F401  (a changed outbox queues its write-back)
+        )

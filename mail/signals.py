@@ -1,13 +1,18 @@
-"""What mail tells the floors above it (analysis), which it does not import.
+"""What mail tells the floors above it (analysis) and its own task module, neither of which its services import.
 
 - `messages_stored`: sent inside the transaction that stores a batch of new messages, with those
   (saved) messages. A receiver writes in that transaction, so its rows exist exactly when the
   messages do: analysis queues each message here, and a lost task can delay it but never skip it.
 - `new_mail_synced`: sent by the sync task after a successful sync that stored new messages, with
   the account id. Receivers queue follow-up work (analysis); they must only queue, never work.
+- `outbox_changed`: sent by mail.actions after the commit of a transaction in which it queued
+  PendingActions, with the account id (possibly several times for one commit: receivers coalesce).
+  mail.tasks queues the write-back here, so services never import tasks and no caller has to
+  remember to queue it.
 """
 
 from django.dispatch import Signal
 
 messages_stored = Signal()  # kwargs: messages: list[Message]
 new_mail_synced = Signal()  # kwargs: account_id: str
+outbox_changed = Signal()  # kwargs: account_id: str

@@ -1,4 +1,8 @@
-"""Celery wrappers: ids in, service call, retry policy. No logic of their own."""
+"""Celery wrappers: ids in, service call, retry policy. No logic of their own.
+
+This module also subscribes to `signals.outbox_changed` (connected by MailConfig.ready): services
+announce a changed outbox, the write-back is queued here, so no service imports a task.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.core.cache import cache
+from django.dispatch import receiver
 
 from . import actions, imap, signals, sync
 from .models import MailAccount
@@ -58,6 +63,11 @@ def queue_write_back(account_id: str) -> bool:
         return False
     write_back.delay(account_id=str(account_id))
     return True
+
+
+@receiver(signals.outbox_changed, dispatch_uid="mail.queue_write_back")
+def _write_back_changed_outbox(sender, account_id: str, **kwargs) -> None:
+    queue_write_back(account_id)
 
 
 @shared_task(bind=True, name="mail.write_back", max_retries=8)

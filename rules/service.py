@@ -148,7 +148,7 @@ def run_on_messages(owner_id: int, messages: list[Message], only: Iterable[Rule]
     """Run the owner's enabled rules (or `only` these) on messages, once per rule and message.
 
     Returns how many (rule, message) applications happened. IMAP changes are queued through the
-    outbox and written back by a task after the transaction commits.
+    outbox (mail.actions), which announces them on commit; mail.tasks then writes them back.
     """
     ctx = OwnerRules.load(owner_id, only)
     for rule_id, errors in ctx.broken.items():
@@ -158,7 +158,6 @@ def run_on_messages(owner_id: int, messages: list[Message], only: Iterable[Rule]
     messages = list(with_rule_data(Message.objects.filter(owner_id=owner_id, pk__in=[m.pk for m in messages])))
     now = timezone.now()
     applied = 0
-    touched_accounts = set()
     for message in messages:
         result = engine.run(ctx.rules, rule_message(message, ctx), now)
         for rule_id, count in result.timeouts.items():
@@ -188,12 +187,6 @@ def run_on_messages(owner_id: int, messages: list[Message], only: Iterable[Rule]
                 last_triggered_at=now, times_triggered=F("times_triggered") + 1
             )
         applied += len(outcomes)
-        touched_accounts.add(str(message.account_id))
-    if touched_accounts:
-        from mail import tasks
-
-        for account_id in touched_accounts:
-            transaction.on_commit(lambda a=account_id: tasks.queue_write_back(a))
     return applied
 
 

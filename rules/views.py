@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Max
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -15,7 +14,7 @@ from core.models import Job
 from mail.models import Folder, MailAccount
 from tags.models import Tag
 
-from . import service, spec, tasks, templates
+from . import editing, service, spec, tasks, templates
 from .forms import ALL_OPS, OP_LABELS, RuleEditor, read_editor, value_choices
 from .models import Rule, RuleLog
 
@@ -59,15 +58,9 @@ def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
     if request.method == "POST":
         editor = read_editor(request.POST)
         if not editor.errors:
-            if rule is None:
-                order = (Rule.objects.filter(owner=request.user).aggregate(m=Max("order"))["m"] or 0) + 1
-                rule = Rule(owner=request.user, order=order)
-            rule.name, rule.enabled, rule.definition = (
-                editor.name,
-                editor.enabled,
-                spec.normalize_rule(editor.document()),
+            rule = editing.save(
+                request.user.pk, rule, name=editor.name, enabled=editor.enabled, document=editor.document()
             )
-            rule.save()
             messages.success(request, f"Rule “{rule.name}” saved. Test it on your existing mail below.")
             return redirect("rules:dry-run", rule_id=rule.pk)
     return render(request, "rules/rule_form.html", _editor_context(request, editor, rule))
@@ -75,29 +68,19 @@ def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
 
 @require_POST
 def rule_from_template(request: HttpRequest) -> HttpResponse:
-    info = templates.TEMPLATES.get(request.POST.get("template", ""))
-    if info is None:
-        messages.error(request, "Unknown template.")
+    outcome = editing.add_from_template(request.user.pk, request.POST.get("template", ""), request.POST.get("tag"))
+    if outcome.rule is None:
+        messages.error(request, outcome.problem)
         return redirect("rules:list")
-    if info.needs_tag:
-        tag = Tag.objects.filter(owner=request.user, pk=request.POST.get("tag") or 0).first()
-        if tag is None:
-            messages.error(request, "Choose a tag for this template (create one on the Tags page first).")
-            return redirect("rules:list")
-        name, doc = info.build(tag.pk)
-    else:
-        name, doc = info.build()
-    order = (Rule.objects.filter(owner=request.user).aggregate(m=Max("order"))["m"] or 0) + 1
-    rule = Rule.objects.create(owner=request.user, name=name, order=order, definition=doc, enabled=False)
     messages.success(request, "Template added, switched off: test it, adjust it, then enable it.")
-    return redirect("rules:edit", rule_id=rule.pk)
+    return redirect("rules:edit", rule_id=outcome.rule.pk)
 
 
 @require_http_methods(["GET", "POST"])
 def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule(request, rule_id)
     if request.method == "POST":
-        rule.delete()
+        editing.delete(rule)
         messages.success(request, f"Rule “{rule.name}” deleted. Changes it made stay as they are.")
         return redirect("rules:list")
     return render(request, "rules/rule_confirm_delete.html", {"rule": rule})
@@ -105,24 +88,15 @@ def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
 
 @require_POST
 def rule_move(request: HttpRequest, rule_id: int) -> HttpResponse:
-    """Move a rule one place up or down; renumbers all of the user's rules."""
+    """Move a rule one place up or down (rules/editing.py renumbers all of the user's rules)."""
     rule = _rule(request, rule_id)
-    ordered = list(Rule.objects.filter(owner=request.user))
-    index = ordered.index(rule)
-    swap = index - 1 if request.POST.get("direction") == "up" else index + 1
-    if 0 <= swap < len(ordered):
-        ordered[index], ordered[swap] = ordered[swap], ordered[index]
-        with transaction.atomic():
-            for position, item in enumerate(ordered, start=1):
-                Rule.objects.filter(pk=item.pk).update(order=position)
+    editing.move(rule, "up" if request.POST.get("direction") == "up" else "down")
     return redirect("rules:list")
 
 
 @require_POST
 def rule_toggle(request: HttpRequest, rule_id: int) -> HttpResponse:
-    rule = _rule(request, rule_id)
-    rule.enabled = not rule.enabled
-    rule.save(update_fields=["enabled"])
+    editing.toggle(_rule(request, rule_id))
     return redirect("rules:list")
 
 

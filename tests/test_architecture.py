@@ -33,8 +33,8 @@ def _module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
-def _imported_modules(path: Path) -> list[tuple[int, str]]:
-    """(line, absolute module name) of every import in the file."""
+def _imported_modules(path: Path, names: bool = False) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import in the file; with `names`, `from pkg import x` adds pkg.x."""
     tree = ast.parse(path.read_text(), filename=str(path))
     package = _module_name(path).split(".")
     if path.name != "__init__.py":
@@ -50,6 +50,8 @@ def _imported_modules(path: Path) -> list[tuple[int, str]]:
             else:
                 module = node.module or ""
             found.append((node.lineno, module))
+            if names:
+                found += [(node.lineno, f"{module}.{alias.name}") for alias in node.names]
     return found
 
 
@@ -115,3 +117,35 @@ def test_legacy_is_imported_by_no_other_app():
         if module.split(".")[0] == "legacy"
     ]
     assert offenders == []
+
+
+#: Who may import a task module: tasks themselves, the signal receivers, post-analysis stages (they run in
+#: the analysis task and hand big work on) and apps that connect them,
+#: and the entry points (views, management commands). Services do not: they announce by a signal.
+_MAY_IMPORT_TASKS = ("tasks.py", "receivers.py", "stages.py", "apps.py", "views.py", "views/", "management/")
+
+
+def task_imports_in_services() -> list[str]:
+    problems = []
+    for path in _product_files():
+        relative = path.relative_to(ROOT).as_posix()
+        if any(relative.endswith(allowed) or f"/{allowed}" in relative for allowed in _MAY_IMPORT_TASKS):
+            continue
+        for line, name in _imported_modules(path, names=True):
+            parts = name.split(".")
+            if parts[0] in FLOOR_OF and "tasks" in parts[1:]:
+                problems.append(f"{relative}:{line} imports {name}")
+    return problems
+
+
+def test_services_never_import_tasks():
+    assert task_imports_in_services() == []
+
+
+def test_the_check_sees_a_lazy_task_import_in_a_service():
+    fake = ROOT / "mail" / "_architecture_probe.py"
+    fake.write_text("def f():\n    from . import tasks\n    return tasks\n")
+    try:
+        assert "mail/_architecture_probe.py:2 imports mail.tasks" in task_imports_in_services()
+    finally:
+        fake.unlink()

@@ -1,7 +1,8 @@
 """Optional LLM providers for analysis and reply drafts (Ollama, OpenAI-compatible, Anthropic).
 
-Callers build a ProviderConfig from the user's (decrypted) settings, call ``get_provider(config)``
-and catch ``ProviderError``: on any error the pipeline falls back to the built-in analyser.
+Callers get a ProviderConfig from the user's (decrypted) settings with
+``analysis.provider_settings.config_for(row)``, call ``get_provider(config)`` and catch
+``ProviderError``: on any error the pipeline falls back to the built-in analyser.
 """
 
 from __future__ import annotations

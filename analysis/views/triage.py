@@ -6,7 +6,6 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import jobs
@@ -17,7 +16,8 @@ from .. import pipeline, tasks
 from .. import queries as inbox_queries
 from ..forms import CorrectionForm, ProviderSettingsForm, TrustedSenderForm
 from ..models import MessageAnalysis, ProviderSettings, TrustedSender
-from ..providers import ProviderConfig, ProviderError, get_provider
+from ..provider_settings import config_for
+from ..providers import ProviderError, get_provider
 
 LEVELS = [(3, "high"), (2, "medium"), (1, "low")]
 
@@ -73,7 +73,7 @@ def correct(request: HttpRequest, message_id) -> HttpResponse:
 def mark_done(request: HttpRequest, message_id) -> HttpResponse:
     analysis = _analysis(request, message_id)
     undo = request.POST.get("undo") == "1"
-    MessageAnalysis.objects.filter(pk=analysis.pk).update(done_at=None if undo else timezone.now())
+    pipeline.mark_done(analysis, done=not undo)
     if request.headers.get("HX-Request"):
         return HttpResponse(status=204)
     messages.success(request, "Back in the matrix." if undo else "Marked done: cleared from the matrix.")
@@ -104,11 +104,8 @@ def analysis_settings(request: HttpRequest) -> HttpResponse:
 @require_POST
 def provider_test(request: HttpRequest) -> HttpResponse:
     row = get_object_or_404(ProviderSettings, owner=request.user)
-    config = ProviderConfig(
-        kind=row.kind, base_url=row.base_url, model=row.model, api_key=row.api_key, timeout=row.timeout_seconds
-    )
     try:
-        result, ok = get_provider(config).check(), True
+        result, ok = get_provider(config_for(row)).check(), True
     except ProviderError as exc:
         result, ok = str(exc), False
     return render(request, "mail/_provider_report.html", {"ok": ok, "message": result})

@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from .. import actions, queries, tasks
+from .. import actions, queries
 from ..forms import MessageActionForm
 from ..models import Folder, Message
 
@@ -59,11 +59,8 @@ def _file_response(attachment, as_attachment: bool) -> FileResponse:
 
 
 def apply_action(message: Message, kind: str, target: Folder | None = None) -> int:
-    changed = actions.apply([message], kind, target)
-    if changed:
-        account_id = str(message.account_id)
-        transaction.on_commit(lambda: tasks.queue_write_back(account_id))
-    return changed
+    """Apply the action here at once; actions.apply announces the change and mail.tasks writes it back."""
+    return actions.apply([message], kind, target)
 
 
 def _resolve(action: str, form_target: int | None, message: Message, user) -> tuple[str, Folder | None]:

@@ -58,6 +58,25 @@ def test_newsletters_and_urgent_requests_land_in_different_cells(dovecot, imap_u
     assert sum(matrix_counts(alice.user).values()) == 1  # only the newsletter is still open
 
 
+def test_mark_done_keeps_the_first_time_and_undo_puts_it_back(dovecot, imap_user, alice, alice_client):
+    account = synced(dovecot, imap_user, alice.user, [URGENT % 2])
+    analyse(account)
+    row = MessageAnalysis.objects.get(message__account=account)
+    assert pipeline.mark_done(row) is True
+    first = MessageAnalysis.objects.get(pk=row.pk).done_at
+    assert first is not None and row.done_at == first
+    assert pipeline.mark_done(row) is False  # a second press changes nothing
+    assert MessageAnalysis.objects.get(pk=row.pk).done_at == first
+    assert pipeline.mark_done(row, done=False) is True and row.done_at is None
+    assert MessageAnalysis.objects.get(pk=row.pk).done_at is None
+    assert pipeline.mark_done(row, done=False) is False
+    # The page's button and its undo call the same service.
+    done = alice_client.post(reverse("mail:done", args=[row.message_id]), HTTP_HX_REQUEST="true")
+    assert done.status_code == 204 and MessageAnalysis.objects.get(pk=row.pk).done_at is not None
+    alice_client.post(reverse("mail:done", args=[row.message_id]), {"undo": "1"})
+    assert MessageAnalysis.objects.get(pk=row.pk).done_at is None
+
+
 def test_a_trusted_sender_raises_the_score(dovecot, imap_user, alice):
     account = synced(
         dovecot, imap_user, alice.user, [make_raw(1, sender="friend@pals.example", to="team@elsewhere.example")]

@@ -1,11 +1,13 @@
 """Sync through real Celery processes: the task, a worker killed mid-sync, and beat running the row."""
 
+import ast
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
@@ -130,8 +132,13 @@ def test_a_sync_that_reaches_the_server_replays_changes_still_waiting(celery_wor
     dovecot.deliver(imap_user, make_raw(1))
     assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
     message = Message.objects.get(account=account)
-    # Flagged here while its write-back task was lost (or gave up while the server was down).
+    # Flagged here while its write-back task was lost (or gave up while the server was down): the
+    # mark says one is queued, so the change's announcement queues none; then the mark expires.
+    from django.core.cache import cache
+
+    cache.set(tasks.WRITE_BACK_QUEUED.format(account.pk), 1, timeout=60)
     assert actions.apply([message], "flag") == 1
+    cache.delete(tasks.WRITE_BACK_QUEUED.format(account.pk))
     assert "\\Flagged" not in srv.server_flags(dovecot, imap_user)[message.uid]
     assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
     assert actions.has_pending(account.pk)  # a fresh change is left to the write-back its request queues
@@ -158,17 +165,77 @@ def test_write_backs_queued_in_a_row_share_one_task(celery_worker, alice, imap_u
 
     # A write-back is queued and has not started: later changes ride along instead of queueing more.
     cache.set(queued_mark, 1, timeout=60)
-    actions.apply([first], "flag")
+    actions.apply([first], "flag")  # each change announces itself (signals.outbox_changed) ...
     actions.apply([second], "flag")
-    assert tasks.queue_write_back(str(account.pk)) is False
-    assert tasks.queue_write_back(str(account.pk)) is False
+    assert tasks.queue_write_back(str(account.pk)) is False  # ... and found the mark, like this call
+    assert actions.has_pending(account.pk)
 
     cache.delete(queued_mark)  # as if that task were lost: the next change queues one, which does all
     actions.apply([third], "flag")
-    assert tasks.queue_write_back(str(account.pk)) is True
     wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the outbox to be written back")
     flags = srv.server_flags(dovecot, imap_user)
     assert all("\\Flagged" in flags[m.uid] for m in (first, second, third))
     assert cache.get(queued_mark) is None  # the task cleared it when it started
     assert tasks.queue_write_back(str(account.pk)) is True  # so the next change gets a task again
     wait_for(lambda: cache.get(queued_mark) is None, timeout=30, what="that task to start")
+
+
+@contextmanager
+def worker_paused():
+    """The session worker stops taking tasks (it keeps running), so a test can look at what was
+    queued; yields a function listing the account ids of the queued write-backs. Resumes after."""
+    from mailhelper.celery import app
+
+    queue = app.conf.task_default_queue
+    assert app.control.cancel_consumer(queue, reply=True, timeout=5), "the worker did not answer"
+
+    def queued_write_backs() -> list[str]:
+        with app.connection_for_read() as connection:
+            raw = connection.default_channel.client.lrange(queue, 0, -1)
+        headers = [json.loads(item)["headers"] for item in raw]
+        return [ast.literal_eval(h["kwargsrepr"])["account_id"] for h in headers if h["task"] == "mail.write_back"]
+
+    try:
+        yield queued_write_backs
+    finally:
+        app.control.add_consumer(queue, reply=True, timeout=5)
+
+
+def test_a_rule_and_a_page_get_their_changes_written_back_without_queueing_it(celery_worker, alice, imap_user, dovecot):
+    """Neither the rules service nor the page queues the write-back: mail.actions announces the
+    changed outbox on commit, mail.tasks queues it, once per account, however many changes."""
+    from django.urls import reverse
+
+    from mail import actions
+    from rules import service
+    from rules.models import Rule
+    from tests.mail import imap_helpers as srv
+    from tests.plugins.accounts import verified_client
+    from tests.plugins.mail import run_sync
+
+    account = create_account(alice.user, imap_user, dovecot)
+    for i in range(4):
+        dovecot.deliver(imap_user, make_raw(i))
+    run_sync(account)  # in this process: no analysis runs, so no rule runs on its own
+    first, second, third, fourth = Message.objects.filter(account=account).order_by("uid")
+    rule = Rule.objects.create(
+        owner=alice.user, name="flag and read", order=1, enabled=False,
+        definition={"match": "all", "conditions": [{"field": "subject", "op": "contains", "value": "number 0"}],
+                    "actions": [{"type": "flag"}, {"type": "mark_read"}]},
+    )  # fmt: skip
+
+    with worker_paused() as queued_write_backs:
+        assert service.run_on_messages(alice.user.pk, [first, second], only=[rule]) == 1  # no view, no task
+        assert queued_write_backs() == [str(account.pk)]  # two changes, one write-back
+    wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the rule's changes to be written back")
+    assert {"\\Flagged", "\\Seen"} <= set(srv.server_flags(dovecot, imap_user)[first.uid])
+
+    client = verified_client(alice)
+    with worker_paused() as queued_write_backs:
+        ids = [str(m.pk) for m in (second, third)]
+        assert client.post(reverse("mail:bulk-action"), {"action": "flag", "ids": ids}).status_code == 302
+        client.post(reverse("mail:message-action", args=[fourth.pk]), {"action": "flag"})
+        assert queued_write_backs() == [str(account.pk)]  # three changes in two requests, one write-back
+    wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the page's changes to be written back")
+    flags = srv.server_flags(dovecot, imap_user)
+    assert all("\\Flagged" in flags[m.uid] for m in (second, third, fourth))
