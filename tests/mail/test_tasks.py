@@ -209,7 +209,7 @@ def test_a_rule_and_a_page_get_their_changes_written_back_without_queueing_it(ce
     from mail import actions
     from rules import service
     from rules.models import Rule
-    from tests.mail import imap_helpers as srv
+    from tests.plugins import imap_helpers as srv
     from tests.plugins.accounts import verified_client
     from tests.plugins.mail import run_sync
 
