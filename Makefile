@@ -1,15 +1,17 @@
 # Two commands: `make up` runs the product, `make test` runs the tests (see README.md).
 PY := .venv/bin/python
-STAMP := .venv/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 PORT ?= 8000
 export PORT
 
 .PHONY: up test deps lint migrate check bench clean
 
-$(STAMP): requirements.txt
+# A developer's venv gets both files: production's (requirements.txt, all the image installs) and
+# what tests, lint and the honcho runner of `make up` need (requirements-dev.txt).
+$(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || python3 -m venv .venv
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	rm -f .venv/.installed-* && touch $@
 
 deps: $(STAMP)
