@@ -1,9 +1,11 @@
-"""Security settings: password change, password reset by recovery code, codes, strict mode."""
+"""Security settings: the user's audit log, password change, password reset by recovery code, codes, strict mode."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -16,14 +18,20 @@ from ..models import RecoveryDevice, User
 from .common import audit_meta, setting_rate
 from .twofactor import render_recovery_codes
 
+AUDIT_PAGE_SIZE = 20
+
 
 def settings_page(request: HttpRequest) -> HttpResponse:
     user = request.user
     device = RecoveryDevice.objects.filter(user=user).first()
+    events = Paginator(audit.events_of(user), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "totp": TOTPDevice.objects.filter(user=user, confirmed=True).first(),
         "recovery_left": device.remaining() if device else 0,
         "locked": keyring.is_locked(user.pk),
+        "events": events,
+        "event_rows": [(event, audit.describe(event)) for event in events],
+        "audit_days": settings.MAILHELPER_AUDIT_DAYS,
     }
     return render(request, "accounts/settings.html", context)
 
