@@ -1,9 +1,9 @@
-"""Admin for users and their key wraps: metadata only, never a key, wrap or code."""
+"""Admin for users, their key wraps and audit logs: metadata only, never a key, wrap or code."""
 
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 
-from .models import DataKeyWrap, RecoveryDevice, User
+from .models import AuditEvent, DataKeyWrap, RecoveryDevice, User
 
 
 @admin.register(User)
@@ -49,4 +49,30 @@ class RecoveryDeviceAdmin(admin.ModelAdmin):
         return obj.remaining()
 
     def has_add_permission(self, request):
+        return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """The users' audit logs, read-only: the operator sees what each user sees, and cannot edit it."""
+
+    list_display = ("at", "user", "kind", "ip", "short_user_agent")
+    list_filter = ("kind", "at")
+    search_fields = ("user__username",)
+    date_hierarchy = "at"
+    list_select_related = ("user",)
+    fields = ("at", "user", "kind", "ip", "user_agent", "detail")
+    readonly_fields = fields
+
+    @admin.display(description="user agent")
+    def short_user_agent(self, obj: AuditEvent) -> str:
+        return obj.user_agent[:60]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

@@ -10,10 +10,14 @@ store nothing new for that. They need no removal: Django's auth middleware loads
 session by id on every request; the row is gone, so every session of the deleted user is anonymous
 from its next request on (the 2FA middleware then redirects to the login page). The session data
 itself expires with its idle timeout. The strict-mode key cache entry is deleted here.
+
+The user's audit log (AuditEvent) is personal data and goes with the user in the cascade. What stays
+is one application log line for the operator: the user's id and the row counts, no name, no content.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
 from django.db import transaction
@@ -24,6 +28,8 @@ from core.models import Job
 
 from . import keyring
 from .models import User
+
+log = logging.getLogger(__name__)
 
 
 def _task_results(account_ids: list[str], job_ids: list[int]):
@@ -60,4 +66,5 @@ def delete_user(user: User) -> dict[str, int]:
         removed["django_celery_beat.PeriodicTask"] = beat_removed
     # After the commit: the cached strict-mode key and this process's unwrapped copy of the DEK.
     keyring.drop_session_key(User(pk=user_pk))
+    log.info("user %s deleted with all their data: %s rows removed", user_pk, sum(removed.values()))
     return removed

@@ -7,6 +7,9 @@ The view only turns the outcome into a page. Order matters and is the same for e
    for strict mode); a wrap that no longer matches is a warning, not a refusal (recovery codes help).
 4. `signals.password_verified` lets higher floors act on the verified password (legacy conversion)
    and hand back notices; their work is committed with the login or not at all.
+Steps 1 and 2 write the user's audit log (a refusal while locked, a wrong password, the lock) with
+the `ip` and `user_agent` the view passes; an unknown username writes nothing. The completed login is
+recorded by the second step, where it completes (accounts/views/twofactor.py).
 The lockout counter is reset only when the second factor is passed (see lockout.py).
 """
 
@@ -17,7 +20,7 @@ from dataclasses import dataclass, field
 from django.contrib.auth import authenticate
 from django.db import transaction
 
-from . import keyring, lockout
+from . import audit, keyring, lockout
 from .models import User
 from .signals import password_verified
 
@@ -55,15 +58,20 @@ def locked_message(user: User) -> str:
 
 
 @transaction.atomic
-def check_password(username: str, password: str) -> LoginOutcome:
+def check_password(username: str, password: str, ip: str | None = None, user_agent: str = "") -> LoginOutcome:
     """Steps 1-4 above; the second factor comes next (accounts/views/twofactor.py)."""
+    meta = {"ip": ip, "user_agent": user_agent}
     candidate = User.objects.filter(username=username).first()
     if candidate is not None and candidate.is_locked():
+        audit.record(candidate, audit.Kind.LOGIN_REFUSED_LOCKED, meta)
         return LoginOutcome(error=locked_message(candidate), locked=True)
     user = authenticate(None, username=username, password=password)
     if user is None:
         if candidate is not None and lockout.register_failure(candidate):
+            audit.record(candidate, audit.Kind.LOCKED_OUT, meta, step="password")
             return LoginOutcome(error=locked_message(candidate), locked=True)
+        if candidate is not None:
+            audit.record(candidate, audit.Kind.LOGIN_FAILED, meta, step="password")
         return LoginOutcome(error=WRONG_PASSWORD)
     outcome = LoginOutcome(user=user)
     try:

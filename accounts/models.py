@@ -84,3 +84,46 @@ class RecoveryDevice(TimestampMixin, ThrottlingMixin, Device):
         return DataKeyWrap.objects.filter(
             user_id=self.user_id, kind=DataKeyWrap.Kind.RECOVERY, used_at__isnull=True
         ).count()
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event of one user's account, for the user's own log (accounts/audit.py).
+
+    Plain metadata only: when, what, from which address and browser. Never a password, code, key,
+    token or any mail content; `detail` holds a few short labels (which login step failed, a mail
+    account's name). The rows go with the user when the account is deleted.
+    """
+
+    class Kind(models.TextChoices):
+        LOGIN = "login", "Logged in"
+        LOGIN_FAILED = "login_failed", "Failed sign-in attempt"
+        LOGIN_REFUSED_LOCKED = "login_refused_locked", "Sign-in refused: account locked"
+        LOCKED_OUT = "locked_out", "Account locked after failed attempts"
+        RECOVERY_LOGIN = "recovery_login", "Logged in with a recovery code"
+        PASSWORD_RESET = "password_reset", "Password reset with a recovery code"
+        TWO_FACTOR_ENABLED = "2fa_enabled", "Two-factor authentication set up"
+        RECOVERY_CODES_REGENERATED = "recovery_codes_new", "New recovery codes made"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        STRICT_MODE_ON = "strict_mode_on", "Strict mode turned on"
+        STRICT_MODE_OFF = "strict_mode_off", "Strict mode turned off"
+        DATA_EXPORTED = "data_exported", "Data downloaded"
+        MAIL_ACCOUNT_ADDED = "mail_account_added", "Mail account added"
+        MAIL_ACCOUNT_CHANGED = "mail_account_changed", "Mail account changed"
+        MAIL_ACCOUNT_DELETED = "mail_account_deleted", "Mail account removed"
+        # Kept ready for OAuth sign-in to mail providers (not built yet).
+        OAUTH_GRANTED = "oauth_granted", "Access granted to a mail provider (OAuth)"
+        OAUTH_REVOKED = "oauth_revoked", "Access to a mail provider revoked (OAuth)"
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="audit_events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    ip = models.GenericIPAddressField("IP address", null=True, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    detail = models.JSONField(default=dict, blank=True, help_text="Short labels only; no secret, no content.")
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["user", "-at"]), models.Index(fields=["at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} (user {self.user_id}, {self.at:%Y-%m-%d %H:%M})"

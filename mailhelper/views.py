@@ -13,6 +13,9 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from accounts import audit
+from accounts.views.common import audit_meta
+
 from .data_export import ExportLocked, export_user_data
 from .health import run_checks
 from .metrics import render_metrics
@@ -59,6 +62,7 @@ def export_data(request: HttpRequest) -> HttpResponse:
         out.close()
         messages.error(request, "Your data key is not available right now: log in again and retry.")
         return redirect("accounts:settings")
+    audit.record(request.user, audit.Kind.DATA_EXPORTED, audit_meta(request))
     out.seek(0)
     filename = f"mailhelper-{request.user.username}-{timezone.now():%Y%m%d}.zip"
     return FileResponse(out, as_attachment=True, filename=filename, content_type="application/zip")

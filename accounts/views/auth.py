@@ -17,7 +17,7 @@ from django_ratelimit.decorators import ratelimit
 from .. import keyring
 from ..forms import LoginForm, RegistrationForm
 from ..login import check_password
-from .common import safe_next, setting_rate
+from .common import audit_meta, safe_next, setting_rate
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
     form = LoginForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
-        outcome = check_password(form.cleaned_data["username"], form.cleaned_data["password"])
+        outcome = check_password(form.cleaned_data["username"], form.cleaned_data["password"], **audit_meta(request))
         if outcome.ok:
             login(request, outcome.user)  # after the service: login() cycles the session key
             for notice in outcome.notices:

@@ -1,4 +1,4 @@
-"""Small helpers shared by the account views."""
+"""Small helpers shared by the account views (audit_meta also by the mail and data views)."""
 
 from __future__ import annotations
 
@@ -25,3 +25,13 @@ def setting_rate(setting_name: str):
         return getattr(settings, setting_name)
 
     return rate
+
+
+def audit_meta(request: HttpRequest) -> dict:
+    """The client's IP and user agent for accounts.audit.record, without handing it the request.
+
+    The IP is read like django-ratelimit reads it (RATELIMIT_IP_META_KEY if set, e.g. HTTP_X_REAL_IP
+    behind nginx, else REMOTE_ADDR), so the log shows the address the rate limits count.
+    """
+    key = getattr(settings, "RATELIMIT_IP_META_KEY", None) or "REMOTE_ADDR"
+    return {"ip": request.META.get(key), "user_agent": request.META.get("HTTP_USER_AGENT", "")}

@@ -1,29 +1,37 @@
-"""Security settings: password change, password reset by recovery code, codes, strict mode."""
+"""Security settings: the user's audit log, password change, password reset by recovery code, codes, strict mode."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import update_session_auth_hash
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_ratelimit.decorators import ratelimit
 
-from .. import keyring
+from .. import audit, keyring
 from ..forms import PasswordChangeForm, ReauthForm, RecoverPasswordForm, StrictModeForm
 from ..models import RecoveryDevice, User
-from .common import setting_rate
+from .common import audit_meta, setting_rate
 from .twofactor import render_recovery_codes
+
+AUDIT_PAGE_SIZE = 20
 
 
 def settings_page(request: HttpRequest) -> HttpResponse:
     user = request.user
     device = RecoveryDevice.objects.filter(user=user).first()
+    events = Paginator(audit.events_of(user), AUDIT_PAGE_SIZE).get_page(request.GET.get("page"))
     context = {
         "totp": TOTPDevice.objects.filter(user=user, confirmed=True).first(),
         "recovery_left": device.remaining() if device else 0,
         "locked": keyring.is_locked(user.pk),
+        "events": events,
+        "event_rows": [(event, audit.describe(event)) for event in events],
+        "audit_days": settings.MAILHELPER_AUDIT_DAYS,
     }
     return render(request, "accounts/settings.html", context)
 
@@ -34,6 +42,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         keyring.change_password(request.user, form.cleaned_data["old_password"], form.cleaned_data["new_password1"])
         update_session_auth_hash(request, request.user)
+        audit.record(request.user, audit.Kind.PASSWORD_CHANGED, audit_meta(request))
         messages.success(request, "Your password was changed. Your mail stays readable.")
         return redirect("accounts:settings")
     return render(request, "accounts/password_change.html", {"form": form})
@@ -50,8 +59,11 @@ def recover(request: HttpRequest) -> HttpResponse:
         if user is not None and keyring.reset_password_with_recovery_code(
             user, form.cleaned_data["code"], form.cleaned_data["new_password1"]
         ):
+            audit.record(user, audit.Kind.PASSWORD_RESET, audit_meta(request))
             messages.success(request, "Your password was reset and the recovery code used up. Log in now.")
             return redirect("accounts:login")
+        if user is not None:
+            audit.record(user, audit.Kind.LOGIN_FAILED, audit_meta(request), step="password_reset")
         form.add_error(None, "That username and recovery code do not match an unused code.")
     return render(request, "accounts/recover.html", {"form": form})
 
@@ -62,6 +74,7 @@ def regenerate_codes(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         dek = keyring.unwrap_with_password(request.user, form.cleaned_data["password"])
         codes = keyring.issue_recovery_codes(request.user, dek)
+        audit.record(request.user, audit.Kind.RECOVERY_CODES_REGENERATED, audit_meta(request))
         messages.success(request, "New recovery codes made; the old ones no longer work.")
         return render_recovery_codes(request, codes, "")
     return render(request, "accounts/regenerate_codes.html", {"form": form})
@@ -75,6 +88,8 @@ def strict_mode(request: HttpRequest) -> HttpResponse:
         enabled = form.cleaned_data["strict_mode"]
         if enabled != user.strict_mode:
             keyring.set_strict_mode(user, enabled, form.cleaned_data["password"])
+            kind = audit.Kind.STRICT_MODE_ON if enabled else audit.Kind.STRICT_MODE_OFF
+            audit.record(user, kind, audit_meta(request))
             messages.success(
                 request,
                 "Strict mode is on: mail syncs only while you are logged in."

@@ -16,10 +16,10 @@ from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_ratelimit.decorators import ratelimit
 
-from .. import keyring, lockout
+from .. import audit, keyring, lockout
 from ..forms import RecoveryCodeForm, TokenForm
 from ..models import RecoveryDevice
-from .common import safe_next, setting_rate
+from .common import audit_meta, safe_next, setting_rate
 
 
 def _code_error(device, token: str, wrong_message: str) -> str | None:
@@ -72,6 +72,7 @@ def setup(request: HttpRequest) -> HttpResponse:
             device.save(update_fields=["confirmed"])
             otp_login(request, device)
             codes = keyring.issue_recovery_codes(user, keyring.dek_for(user.pk))
+            audit.record(user, audit.Kind.TWO_FACTOR_ENABLED, audit_meta(request))
             messages.success(request, "Two-factor authentication is on.")
             return render_recovery_codes(request, codes, safe_next(request))
         form.add_error("token", error)
@@ -85,10 +86,16 @@ def setup(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/2fa_setup.html", context)
 
 
+#: The login step a form field belongs to, as the audit log names it.
+_STEP_OF_FIELD = {"token": "totp", "code": "recovery_code"}
+
+
 def _fail_second_factor(request: HttpRequest, form, field: str, message: str) -> HttpResponse | None:
-    """Count a failed code towards lockout; once locked, end the half-logged-in session."""
+    """Count a failed code towards lockout and log it; once locked, end the half-logged-in session."""
     user = request.user
+    step = _STEP_OF_FIELD[field]
     if lockout.register_failure(user):
+        audit.record(user, audit.Kind.LOCKED_OUT, audit_meta(request), step=step)
         logout(request)
         messages.error(
             request,
@@ -96,6 +103,7 @@ def _fail_second_factor(request: HttpRequest, form, field: str, message: str) ->
             f"Try again in {lockout.minutes_left(user)} minutes.",
         )
         return redirect("accounts:login")
+    audit.record(user, audit.Kind.LOGIN_FAILED, audit_meta(request), step=step)
     form.add_error(field, message)
     return None
 
@@ -115,6 +123,7 @@ def verify(request: HttpRequest) -> HttpResponse:
         if error is None:
             otp_login(request, device)
             lockout.clear_failures(user)
+            audit.record(user, audit.Kind.LOGIN, audit_meta(request))
             return redirect(safe_next(request))
         failed = _fail_second_factor(request, form, "token", error)
         if failed is not None:
@@ -136,6 +145,7 @@ def recovery_login(request: HttpRequest) -> HttpResponse:
             otp_login(request, device)
             lockout.clear_failures(user)
             left = device.remaining()
+            audit.record(user, audit.Kind.RECOVERY_LOGIN, audit_meta(request), codes_left=left)
             messages.warning(
                 request,
                 f"You used a recovery code; {left} left. "

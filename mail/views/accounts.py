@@ -8,6 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts import audit
+from accounts.views.common import audit_meta
+
 from .. import imap, queries, sync, tasks
 from ..forms import FolderSelectionForm, MailAccountForm
 from ..models import MailAccount, SyncRun
@@ -31,6 +34,7 @@ def account_add(request: HttpRequest) -> HttpResponse:
     form = MailAccountForm(request.POST or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
         account = form.save()
+        audit.record(request.user, audit.Kind.MAIL_ACCOUNT_ADDED, audit_meta(request), account=account.name)
         messages.success(request, f"Account “{account.name}” added. Choose the folders to sync.")
         return redirect("mail:account-folders", account_id=account.pk)
     return render(request, "mail/account_form.html", {"form": form, "adding": True})
@@ -42,6 +46,7 @@ def account_edit(request: HttpRequest, account_id) -> HttpResponse:
     form = MailAccountForm(request.POST or None, instance=account, owner=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
+        audit.record(request.user, audit.Kind.MAIL_ACCOUNT_CHANGED, audit_meta(request), account=account.name)
         messages.success(request, "Account saved.")
         return redirect("mail:accounts")
     return render(request, "mail/account_form.html", {"form": form, "account": account, "adding": False})
@@ -53,6 +58,7 @@ def account_delete(request: HttpRequest, account_id) -> HttpResponse:
     if request.method == "POST":
         name = account.name
         account.delete()
+        audit.record(request.user, audit.Kind.MAIL_ACCOUNT_DELETED, audit_meta(request), account=name)
         messages.success(request, f"Account “{name}” and its stored mail were removed here (not on the server).")
         return redirect("mail:accounts")
     count = account.messages.count()
