@@ -113,6 +113,18 @@ def _is_stale(account: MailAccount, run: SyncRun) -> bool:
     return run.queued_at < timezone.now() - STALE_QUEUED
 
 
+def record_progress(run: SyncRun, *fields: str) -> None:
+    """Save some of a running run's fields, and its heartbeat with them.
+
+    Every save during a sync goes through here (each batch, each folder), so `heartbeat_at` says
+    when the run last did something. Only while the run is "running": a run settled meanwhile
+    (see settle_stale_runs) stays as it was settled.
+    """
+    run.heartbeat_at = timezone.now()
+    values = {field: getattr(run, field) for field in fields}
+    SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(heartbeat_at=run.heartbeat_at, **values)
+
+
 # --- folders -------------------------------------------------------------------------------------
 
 
@@ -267,7 +279,7 @@ class FolderSync:
                 run = self.run
                 run.messages_new += len(messages)
                 run.bytes_fetched += size
-                run.save(update_fields=["messages_new", "bytes_fetched"])
+                record_progress(run, "messages_new", "bytes_fetched")
             if self.progress:
                 self.progress(self.run)
 
@@ -342,7 +354,7 @@ class FolderSync:
                     updates, ["seen", "flagged", "answered", "draft", "keywords", "modseq"], batch_size=500
                 )
                 self.run.messages_updated += len(updates)
-                self.run.save(update_fields=["messages_updated"])
+                record_progress(self.run, "messages_updated")
 
     def _detect_expunged(self, state: imap.FolderState) -> None:
         live = self._messages(state.uidvalidity).filter(expunged_at__isnull=True)
@@ -354,7 +366,7 @@ class FolderSync:
             with transaction.atomic():
                 count = live.filter(uid__in=gone).update(expunged_at=timezone.now())
                 self.run.messages_expunged += count
-                self.run.save(update_fields=["messages_expunged"])
+                record_progress(self.run, "messages_expunged")
 
 
 def _prefetched(produce: Callable, items: Iterable) -> Iterator:
@@ -517,17 +529,17 @@ def sync_account(
 
 def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback | None) -> SyncOutcome:
     run.status, run.started_at, run.attempts = SyncRun.Status.RUNNING, timezone.now(), run.attempts + 1
-    run.folders_done, run.errors = 0, []
-    run.save(update_fields=["status", "started_at", "attempts", "folders_done", "errors"])
+    run.folders_done, run.errors, run.heartbeat_at = 0, [], run.started_at
+    run.save(update_fields=["status", "started_at", "attempts", "folders_done", "errors", "heartbeat_at"])
     started = time.monotonic()
     try:
         with imap.ImapSession(server_config(account)) as session:
             folders = [f for f in refresh_folders(account, session.list_folders()) if f.sync_enabled]
             run.folders_total = len(folders)
-            run.save(update_fields=["folders_total"])
+            record_progress(run, "folders_total")
             for folder in folders:
                 run.current_folder = folder.display_name
-                run.save(update_fields=["current_folder"])
+                record_progress(run, "current_folder")
                 if progress:
                     progress(run)
                 try:
@@ -535,7 +547,7 @@ def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback 
                 except imap.ImapFolderError as exc:
                     run.errors = [*run.errors, f"{folder.display_name}: {exc}"]
                 run.folders_done += 1
-                run.save(update_fields=["folders_done", "errors"])
+                record_progress(run, "folders_done", "errors")
     except imap.ImapAuthError as exc:
         _set_account_status(account, MailAccount.Status.NEEDS_ATTENTION, f"Login failed: {exc}")
         return SyncOutcome(_finish(run, SyncRun.Status.FAILED, str(exc)))
