@@ -364,10 +364,19 @@ class FolderSync:
         """After a full pass, held messages still without a UID are no longer on the server.
 
         Only those detached before this sync started: a UI move queued meanwhile keeps waiting.
+        They count as removed on the server, like the UIDs _detect_expunged finds gone.
         """
-        Message.objects.filter(
-            folder=self.folder, uid__isnull=True, expunged_at__isnull=True, created_at__lt=self.run.started_at
-        ).exclude(pk__in=_pending_move_ids(self.folder)).update(expunged_at=timezone.now())
+        with transaction.atomic():
+            count = (
+                Message.objects.filter(
+                    folder=self.folder, uid__isnull=True, expunged_at__isnull=True, created_at__lt=self.run.started_at
+                )
+                .exclude(pk__in=_pending_move_ids(self.folder))
+                .update(expunged_at=timezone.now())
+            )
+            if count:
+                self.run.messages_expunged += count
+                record_progress(self.run, "messages_expunged")
 
     def _update_flags(self, state: imap.FolderState) -> None:
         folder = self.folder
