@@ -26,6 +26,8 @@ Runs (SyncRun: what one sync did, shown with progress) tell the truth after a cr
   A task that finds its run finished or running (redelivered after its worker died, a retry that
   came after the sweep, a duplicate) syncs anyway, since the work is repeatable, and records it as
   a new run with the task's trigger. It never exits silently: the new run shows that it happened.
+- A scheduled run that changed nothing replaces the previous such run of its account, so the
+  history is the runs that did something or went wrong, plus the latest quiet one.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from accounts import keyring
@@ -557,9 +559,33 @@ def _finish(run: SyncRun, status: str, error: str = "") -> SyncRun:
     )
     if closed:
         run.status, run.error, run.finished_at, run.heartbeat_at, run.current_folder = status, error[:500], now, now, ""
+        _forget_quiet_runs_before(run)
     else:
         run.refresh_from_db()
     return run
+
+
+#: Scheduled runs that changed nothing (288 a day per account at the default interval).
+QUIET = Q(
+    trigger=SyncRun.Trigger.SCHEDULE,
+    status__in=[SyncRun.Status.SUCCESS, SyncRun.Status.SKIPPED],
+    messages_new=0,
+    messages_updated=0,
+    messages_expunged=0,
+    errors=[],
+)
+
+
+def _forget_quiet_runs_before(run: SyncRun) -> None:
+    """A quiet run replaces the account's earlier quiet runs: the history keeps every run that
+    changed something, failed, was interrupted or was asked for, plus the latest quiet one.
+
+    "Last checked" needs no run: MailAccount.last_sync_at is set by every successful sync. Only
+    runs finished before this one go, so two quiet runs finishing at once still leave the later.
+    """
+    quiet = SyncRun.objects.filter(QUIET, account_id=run.account_id)
+    if quiet.filter(pk=run.pk).exists():
+        quiet.filter(finished_at__lt=run.finished_at).delete()
 
 
 def _set_account_status(account: MailAccount, status: str, message: str = "", synced: bool = False) -> None:

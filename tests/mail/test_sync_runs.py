@@ -108,3 +108,30 @@ def test_progress_saves_are_the_heartbeat_and_stop_once_the_run_is_settled(dovec
     run.messages_new = 9
     sync.record_progress(run, "messages_new")
     assert SyncRun.objects.get(pk=run.pk).messages_new == 3
+
+
+def test_quiet_scheduled_runs_leave_one_row_and_the_account_page_still_says_when_it_was_checked(
+    alice_client, dovecot, imap_user, mail_account
+):
+    from django.urls import reverse
+
+    dovecot.deliver(imap_user, make_raw(1))
+    with_mail = run_sync(mail_account)
+    asked = sync.sync_account(mail_account.pk, trigger=SyncRun.Trigger.MANUAL).run  # quiet, but asked for
+    failed = SyncRun.objects.create(account=mail_account, status=SyncRun.Status.FAILED, finished_at=ago(seconds=1))
+    quiet = [run_sync(mail_account) for _ in range(3)]
+    assert all(r.status == SyncRun.Status.SUCCESS and r.messages_new == 0 for r in quiet)
+    kept = set(SyncRun.objects.filter(account=mail_account).values_list("pk", flat=True))
+    assert kept == {with_mail.pk, asked.pk, failed.pk, quiet[-1].pk}
+
+    dovecot.deliver(imap_user, make_raw(2))
+    assert run_sync(mail_account).messages_new == 1
+    last = run_sync(mail_account)  # quiet again: replaces quiet[-1], the run with mail stays
+    assert not SyncRun.objects.filter(pk=quiet[-1].pk).exists()
+    assert SyncRun.objects.filter(account=mail_account).count() == 5
+
+    mail_account.refresh_from_db()
+    assert mail_account.last_sync_at >= last.finished_at - timedelta(seconds=1)
+    page = alice_client.get(reverse("mail:accounts")).content.decode()
+    assert "Last checked" in page and f'datetime="{mail_account.last_sync_at.isoformat()}"' in page
+    assert reverse("mail:sync-run", args=[last.pk]) in page  # "last run" links the latest, quiet or not
