@@ -12,6 +12,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
 
@@ -188,12 +189,15 @@ class Attachment(EncryptedModel):
 
 
 class SyncRun(models.Model):
+    """One sync of one account: what it did, shown with progress (lifecycle in mail/sync.py)."""
+
     class Status(models.TextChoices):
         QUEUED = "queued", "queued"
         RUNNING = "running", "running"
         SUCCESS = "success", "finished"
         FAILED = "failed", "failed"
         SKIPPED = "skipped", "skipped"
+        INTERRUPTED = "interrupted", "interrupted (the worker stopped)"
 
     class Trigger(models.TextChoices):
         SCHEDULE = "schedule", "schedule"
@@ -202,10 +206,12 @@ class SyncRun(models.Model):
 
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
     queued_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # The run's last sign of life: written when it is queued, claimed, at every folder and every batch.
+    heartbeat_at = models.DateTimeField(default=timezone.now)
     attempts = models.PositiveSmallIntegerField(default=0)
     folders_total = models.PositiveIntegerField(default=0)
     folders_done = models.PositiveIntegerField(default=0)

@@ -12,6 +12,22 @@ command and the tests all run the same code. The rules it keeps (DESIGN.md, "Syn
 - One sync per account at a time, by a PostgreSQL advisory lock that dies with its connection.
 - A UIDVALIDITY change, or a move made in the UI, is reconciled by Message-ID: messages we hold are
   re-attached to their new UIDs instead of being fetched and stored again.
+
+Runs (SyncRun: what one sync did, shown with progress) tell the truth after a crash:
+- A run goes queued -> running -> success | failed | skipped | interrupted, and a finished run never
+  changes again. The one exception is mark_retrying: the task that failed its run for a network
+  error a moment ago reopens it as queued for its own retry.
+- Every save during a sync (each batch, each folder; record_progress) writes `heartbeat_at`.
+- settle_stale_runs marks as interrupted the runs whose worker is gone (lock free, or silent longer
+  than a task may live, or queued without a sign of life for STALE_QUEUED). Every trigger goes
+  through it: sync_account calls it once it holds the account's lock, before it claims a run, and
+  queue_run ("sync now") calls it; beat runs it every 5 minutes (task mail.settle_stale_sync_runs).
+- sync_account records its work in the run it was queued with only while that run is still queued.
+  A task that finds its run finished or running (redelivered after its worker died, a retry that
+  came after the sweep, a duplicate) syncs anyway, since the work is repeatable, and records it as
+  a new run with the task's trigger. It never exits silently: the new run shows that it happened.
+- A scheduled run that changed nothing replaces the previous such run of its account, so the
+  history is the runs that did something or went wrong, plus the latest quiet one.
 """
 
 from __future__ import annotations
@@ -21,20 +37,22 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from accounts import keyring
 from accounts.fields import seal_fields
 from core.db.copy import copy_insert
 from core.db.locks import try_advisory_lock
+from core.jobs import stale_after
 
 from . import imap, signals
 from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
@@ -74,8 +92,9 @@ def server_config(account: MailAccount) -> imap.ServerConfig:
     )
 
 
-def _lock_key(account: MailAccount) -> int:
-    return int.from_bytes(account.pk.bytes[:8], "big", signed=True)
+def _lock_key(account: MailAccount | uuid.UUID) -> int:
+    pk = account if isinstance(account, uuid.UUID) else account.pk
+    return int.from_bytes(pk.bytes[:8], "big", signed=True)
 
 
 def account_lock(account: MailAccount) -> AbstractContextManager[bool]:
@@ -89,28 +108,72 @@ def is_sync_running(account: MailAccount) -> bool:
         return not acquired
 
 
+ACTIVE = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
+#: A queued run is presumed lost after this long without a sign of life: longer than a worker's
+#: queue normally makes it wait, and than the longest retry countdown (tasks._backoff, 5 retries: 8 min).
 STALE_QUEUED = timedelta(minutes=15)
+INTERRUPTED = "Interrupted: the worker stopped before the sync finished. The next sync picks up where it left off."
+LOST = "Interrupted: no worker started this sync in time. The next sync covers it."
 
 
 def queue_run(account: MailAccount, trigger: str) -> tuple[SyncRun, bool]:
     """The run to show for a "sync now": an active one if there is one, else a new queued run.
 
-    A run left "running" by a worker that died (its advisory lock is gone), or "queued" for longer
-    than any broker delay, is marked interrupted instead of blocking every later "sync now".
+    Stale runs are settled first, so a run left behind by a dead worker never blocks a "sync now".
     """
-    active = account.sync_runs.filter(status__in=[SyncRun.Status.QUEUED, SyncRun.Status.RUNNING]).first()
-    if active is not None and _is_stale(account, active):
-        _finish(active, SyncRun.Status.FAILED, "Interrupted (the worker stopped); a new sync was started.")
-        active = None
+    settle_stale_runs(account)
+    active = account.sync_runs.filter(status__in=ACTIVE).first()
     if active is not None:
         return active, False
     return SyncRun.objects.create(account=account, trigger=trigger), True
 
 
-def _is_stale(account: MailAccount, run: SyncRun) -> bool:
-    if run.status == SyncRun.Status.RUNNING:
-        return not is_sync_running(account)
-    return run.queued_at < timezone.now() - STALE_QUEUED
+def settle_stale_runs(account: MailAccount | None = None, now: datetime | None = None) -> int:
+    """Mark as interrupted the runs (all, or one account's) whose worker is gone; returns how many.
+
+    1. Running while nobody holds the account's lock: a sync holds the lock from before it claims
+       its run until after it finishes it, and PostgreSQL drops the lock with the connection of a
+       killed worker. We take the lock ourselves while we settle, so no sync can claim or finish a
+       run of that account in between. (Session locks stack: the sync service, which holds the
+       lock already when it calls this, gets it again.)
+    2. Running with no heartbeat for longer than a task may live (core.jobs.stale_after(): the
+       hard time limit plus a grace): the worker's host vanished and PostgreSQL has not yet noticed
+       that its connection is dead, so the lock still looks held.
+    3. Queued with no sign of life for STALE_QUEUED: its message was lost, or waits in the
+       unacked set of a dead worker until the broker's visibility timeout (docs/notes/sync-runs.md).
+       If that task comes after all, it finds its run finished and records a run of its own.
+    Every UPDATE re-checks the status, so a run that finished meanwhile keeps its verdict.
+    """
+    now = now or timezone.now()
+    runs = SyncRun.objects.filter(status__in=ACTIVE)
+    if account is not None:
+        runs = runs.filter(account=account)
+    settled = 0
+    for account_id in set(runs.filter(status=SyncRun.Status.RUNNING).values_list("account_id", flat=True)):
+        with try_advisory_lock(_lock_key(account_id)) as acquired:
+            if acquired:
+                settled += _interrupt(runs.filter(account_id=account_id, status=SyncRun.Status.RUNNING), now)
+    settled += _interrupt(runs.filter(status=SyncRun.Status.RUNNING, heartbeat_at__lt=now - stale_after()), now)
+    settled += _interrupt(runs.filter(status=SyncRun.Status.QUEUED, heartbeat_at__lt=now - STALE_QUEUED), now, LOST)
+    if settled:
+        log.warning("sync runs settled as interrupted: %s", settled)
+    return settled
+
+
+def _interrupt(runs, now: datetime, error: str = INTERRUPTED) -> int:
+    return runs.update(status=SyncRun.Status.INTERRUPTED, finished_at=now, current_folder="", error=error)
+
+
+def record_progress(run: SyncRun, *fields: str) -> None:
+    """Save some of a running run's fields, and its heartbeat with them.
+
+    Every save during a sync goes through here (each batch, each folder), so `heartbeat_at` says
+    when the run last did something. Only while the run is "running": a run settled meanwhile
+    (see settle_stale_runs) stays as it was settled.
+    """
+    run.heartbeat_at = timezone.now()
+    values = {field: getattr(run, field) for field in fields}
+    SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.RUNNING).update(heartbeat_at=run.heartbeat_at, **values)
 
 
 # --- folders -------------------------------------------------------------------------------------
@@ -267,7 +330,7 @@ class FolderSync:
                 run = self.run
                 run.messages_new += len(messages)
                 run.bytes_fetched += size
-                run.save(update_fields=["messages_new", "bytes_fetched"])
+                record_progress(run, "messages_new", "bytes_fetched")
             if self.progress:
                 self.progress(self.run)
 
@@ -303,10 +366,19 @@ class FolderSync:
         """After a full pass, held messages still without a UID are no longer on the server.
 
         Only those detached before this sync started: a UI move queued meanwhile keeps waiting.
+        They count as removed on the server, like the UIDs _detect_expunged finds gone.
         """
-        Message.objects.filter(
-            folder=self.folder, uid__isnull=True, expunged_at__isnull=True, created_at__lt=self.run.started_at
-        ).exclude(pk__in=_pending_move_ids(self.folder)).update(expunged_at=timezone.now())
+        with transaction.atomic():
+            count = (
+                Message.objects.filter(
+                    folder=self.folder, uid__isnull=True, expunged_at__isnull=True, created_at__lt=self.run.started_at
+                )
+                .exclude(pk__in=_pending_move_ids(self.folder))
+                .update(expunged_at=timezone.now())
+            )
+            if count:
+                self.run.messages_expunged += count
+                record_progress(self.run, "messages_expunged")
 
     def _update_flags(self, state: imap.FolderState) -> None:
         folder = self.folder
@@ -342,7 +414,7 @@ class FolderSync:
                     updates, ["seen", "flagged", "answered", "draft", "keywords", "modseq"], batch_size=500
                 )
                 self.run.messages_updated += len(updates)
-                self.run.save(update_fields=["messages_updated"])
+                record_progress(self.run, "messages_updated")
 
     def _detect_expunged(self, state: imap.FolderState) -> None:
         live = self._messages(state.uidvalidity).filter(expunged_at__isnull=True)
@@ -354,7 +426,7 @@ class FolderSync:
             with transaction.atomic():
                 count = live.filter(uid__in=gone).update(expunged_at=timezone.now())
                 self.run.messages_expunged += count
-                self.run.save(update_fields=["messages_expunged"])
+                record_progress(self.run, "messages_expunged")
 
 
 def _prefetched(produce: Callable, items: Iterable) -> Iterator:
@@ -459,10 +531,17 @@ def build_message(
 
 
 def mark_retrying(run: SyncRun, seconds: int) -> None:
-    """Between retries the run is queued again, with the reason, instead of looking failed."""
-    run.status = SyncRun.Status.QUEUED
+    """Between retries the run is queued again, with the reason, instead of looking failed.
+
+    The one reopening of a finished run, and only by the task that failed it a moment ago for a
+    network error (retryable), for its own retry: no other task can hold this run.
+    """
+    now = timezone.now()
+    run.status, run.finished_at, run.heartbeat_at = SyncRun.Status.QUEUED, None, now
     run.error = f"{run.error} Retrying in {seconds} s."[:500]
-    run.save(update_fields=["status", "error"])
+    SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.FAILED).update(
+        status=run.status, finished_at=None, heartbeat_at=now, error=run.error
+    )
 
 
 def mark_unreachable(run: SyncRun) -> None:
@@ -473,10 +552,40 @@ def mark_unreachable(run: SyncRun) -> None:
 
 
 def _finish(run: SyncRun, status: str, error: str = "") -> SyncRun:
-    run.status, run.error, run.finished_at = status, error[:500], timezone.now()
-    run.current_folder = ""
-    run.save(update_fields=["status", "error", "finished_at", "current_folder"])
+    """Close the run, unless it is closed already (settled as interrupted): a finished run never changes."""
+    now = timezone.now()
+    closed = SyncRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
+        status=status, error=error[:500], finished_at=now, heartbeat_at=now, current_folder=""
+    )
+    if closed:
+        run.status, run.error, run.finished_at, run.heartbeat_at, run.current_folder = status, error[:500], now, now, ""
+        _forget_quiet_runs_before(run)
+    else:
+        run.refresh_from_db()
     return run
+
+
+#: Scheduled runs that changed nothing (288 a day per account at the default interval).
+QUIET = Q(
+    trigger=SyncRun.Trigger.SCHEDULE,
+    status__in=[SyncRun.Status.SUCCESS, SyncRun.Status.SKIPPED],
+    messages_new=0,
+    messages_updated=0,
+    messages_expunged=0,
+    errors=[],
+)
+
+
+def _forget_quiet_runs_before(run: SyncRun) -> None:
+    """A quiet run replaces the account's earlier quiet runs: the history keeps every run that
+    changed something, failed, was interrupted or was asked for, plus the latest quiet one.
+
+    "Last checked" needs no run: MailAccount.last_sync_at is set by every successful sync. Only
+    runs finished before this one go, so two quiet runs finishing at once still leave the later.
+    """
+    quiet = SyncRun.objects.filter(QUIET, account_id=run.account_id)
+    if quiet.filter(pk=run.pk).exists():
+        quiet.filter(finished_at__lt=run.finished_at).delete()
 
 
 def _set_account_status(account: MailAccount, status: str, message: str = "", synced: bool = False) -> None:
@@ -492,19 +601,26 @@ def sync_account(
     trigger: str = SyncRun.Trigger.SCHEDULE,
     progress: ProgressCallback | None = None,
 ) -> SyncOutcome:
-    """Sync every selected folder of one account. Safe to call again at any time."""
+    """Sync every selected folder of one account. Safe to call again at any time.
+
+    `run_id` is the queued run to record the sync in ("sync now" shows it); if that run is no
+    longer queued, the sync records a run of its own (see the module docstring, "Runs").
+    """
     account = MailAccount.objects.get(pk=account_id)
-    run = SyncRun.objects.filter(pk=run_id, account=account).first() if run_id else None
-    if run is None:
-        run = SyncRun.objects.create(account=account, trigger=trigger)
-    if not account.enabled:
-        return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "The account is disabled."))
     with account_lock(account) as acquired:
+        if acquired:
+            # This sync holds the account's lock, so no other sync of the account is alive: every
+            # trigger (sync now, beat, the watcher) settles what a dead worker left behind here.
+            settle_stale_runs(account)
+        run = _queued_run(account, run_id, trigger)
+        if not account.enabled:
+            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "The account is disabled."))
         if not acquired:
             return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "A sync of this account is already running."))
         if keyring.is_locked(account.owner_id):
             _set_account_status(account, MailAccount.Status.LOCKED, "locked: log in to resume")
             return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "locked: log in to resume"))
+        run = _claim(run)
         try:
             return _sync_locked(account, run, progress)
         except Exception as exc:
@@ -515,19 +631,49 @@ def sync_account(
             raise
 
 
+def _queued_run(account: MailAccount, run_id: int | None, trigger: str) -> SyncRun:
+    """The run this sync was queued with while it is still queued, else a new queued run.
+
+    A run that is no longer queued belongs to someone else or to the past: finished (this is a
+    redelivered task, or a retry that came after the sweep gave up on its run), or running (a
+    duplicate delivery while the sync holding the lock works on it). It is left as it is.
+    """
+    if run_id is not None:
+        run = SyncRun.objects.filter(pk=run_id, account=account, status=SyncRun.Status.QUEUED).first()
+        if run is not None:
+            return run
+        log.info("sync of account %s: run %s is no longer queued, recording a new run", account.pk, run_id)
+    return SyncRun.objects.create(account=account, trigger=trigger)
+
+
+def _claim(run: SyncRun) -> SyncRun:
+    """queued -> running, under the account's lock; a run the sweep settled a moment ago is replaced."""
+    now = timezone.now()
+    claimed = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
+        status=SyncRun.Status.RUNNING,
+        started_at=now,
+        heartbeat_at=now,
+        attempts=F("attempts") + 1,
+        folders_done=0,
+        errors=[],
+    )
+    if claimed != 1:  # the sweep got there first (the run had waited STALE_QUEUED): a run of our own
+        run = SyncRun.objects.create(account=run.account, trigger=run.trigger)
+        return _claim(run)
+    run.refresh_from_db()
+    return run
+
+
 def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback | None) -> SyncOutcome:
-    run.status, run.started_at, run.attempts = SyncRun.Status.RUNNING, timezone.now(), run.attempts + 1
-    run.folders_done, run.errors = 0, []
-    run.save(update_fields=["status", "started_at", "attempts", "folders_done", "errors"])
     started = time.monotonic()
     try:
         with imap.ImapSession(server_config(account)) as session:
             folders = [f for f in refresh_folders(account, session.list_folders()) if f.sync_enabled]
             run.folders_total = len(folders)
-            run.save(update_fields=["folders_total"])
+            record_progress(run, "folders_total")
             for folder in folders:
                 run.current_folder = folder.display_name
-                run.save(update_fields=["current_folder"])
+                record_progress(run, "current_folder")
                 if progress:
                     progress(run)
                 try:
@@ -535,7 +681,7 @@ def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback 
                 except imap.ImapFolderError as exc:
                     run.errors = [*run.errors, f"{folder.display_name}: {exc}"]
                 run.folders_done += 1
-                run.save(update_fields=["folders_done", "errors"])
+                record_progress(run, "folders_done", "errors")
     except imap.ImapAuthError as exc:
         _set_account_status(account, MailAccount.Status.NEEDS_ATTENTION, f"Login failed: {exc}")
         return SyncOutcome(_finish(run, SyncRun.Status.FAILED, str(exc)))

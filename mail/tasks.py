@@ -52,6 +52,12 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
     return {"run": run.pk, "status": run.status, "new": run.messages_new}
 
 
+@shared_task(name="mail.settle_stale_sync_runs")
+def settle_stale_sync_runs() -> dict:
+    """Periodic (beat row from mail/migrations/0011): runs whose worker died become interrupted."""
+    return {"settled": sync.settle_stale_runs()}
+
+
 def queue_write_back(account_id: str) -> bool:
     """Queue a write-back of the account's outbox unless one is queued and not started yet.
 

@@ -188,9 +188,12 @@ CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_TASK_TRACK_STARTED = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task taken by a worker that then dies entirely (kill -9, power loss) is redelivered once
-# visibility_timeout has passed (keep it longer than the longest task); kombu looks for such tasks
-# every interval x throttle seconds. A pool process that dies is requeued at once
-# (reject_on_worker_lost); a duplicate delivery is harmless because sync takes an advisory lock.
+# visibility_timeout has passed; kombu looks for such tasks every interval x throttle seconds. A pool
+# process that dies is requeued at once (reject_on_worker_lost). Keep the timeout longer than the
+# hard time limit and the longest retry countdown: kombu cannot extend it for a task still running
+# or an ETA retry, so anything shorter runs them twice. We do not wait for redelivery to learn of a
+# dead sync: its run is settled as interrupted by the next sync of the account or the 5-minute sweep
+# (heartbeat + advisory lock), and a late redelivery records a new run (docs/notes/sync-runs.md).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 60 * 60),
     "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10),

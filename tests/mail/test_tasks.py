@@ -14,7 +14,7 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
-from mail import tasks
+from mail import sync, tasks
 from mail.models import Message, SyncRun
 from tests.plugins.celery_worker import ROOT, service_env, start_worker, stop_worker
 from tests.plugins.mail import create_account, make_raw
@@ -47,11 +47,12 @@ def test_sync_task_runs_in_a_real_worker_and_carries_only_ids(celery_worker, ali
     assert "Message number" not in (stored.result or "")
 
 
-def test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicates(
+def test_a_worker_killed_mid_sync_is_settled_by_the_next_scheduled_sync_and_its_redelivery_changes_no_run(
     celery_worker, alice, imap_user, dovecot, tmp_path
 ):
-    # celery_worker: the session worker runs the analysis the finished sync chains (default queue)
-    # and is waited for before the database is flushed.
+    # celery_worker: the session worker runs the scheduled sync (default queue) and the analysis it
+    # chains, and is waited for before the database is flushed. Its visibility timeout is the
+    # default hour, so only the second worker below brings the orphaned task back.
     total = 600
     for i in range(total):
         dovecot.deliver(imap_user, make_raw(i, body_kb=20))
@@ -70,7 +71,8 @@ def test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicate
         tmp_path / "w1.log", concurrency=1, extra_args=("-Q", queue), env_overrides=env, hostname=f"{queue}-1@test"
     )
     try:
-        tasks.sync_account.apply_async(kwargs={"account_id": str(account.pk), "run_id": run.pk}, queue=queue)
+        kwargs = {"account_id": str(account.pk), "run_id": run.pk, "trigger": run.trigger}  # as "sync now" sends it
+        tasks.sync_account.apply_async(kwargs=kwargs, queue=queue)
         wait_for(lambda: SyncRun.objects.get(pk=run.pk).messages_new >= 30, 60, 0.02, "the sync to be under way")
         os.killpg(worker.process.pid, signal.SIGKILL)  # the whole worker: main process and pool child
         worker.process.wait(10)
@@ -79,20 +81,33 @@ def test_a_worker_killed_mid_sync_is_redelivered_and_completes_without_duplicate
     stored_at_kill = Message.objects.filter(account=account).count()
     assert 0 < stored_at_kill < total, "the kill must land mid-sync"
     assert SyncRun.objects.get(pk=run.pk).status == SyncRun.Status.RUNNING
+    # PostgreSQL drops the dead worker's session, and the account's lock with it.
+    wait_for(lambda: not sync.is_sync_running(account), 10, 0.1, "the dead worker's lock to go")
 
+    # A scheduled sync (what beat sends), not "sync now": it settles the old run and completes the mailbox.
+    outcome = tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=120)
+    interrupted = SyncRun.objects.get(pk=run.pk)
+    assert interrupted.status == SyncRun.Status.INTERRUPTED and interrupted.finished_at is not None
+    scheduled = SyncRun.objects.get(pk=outcome["run"])
+    assert scheduled.trigger == SyncRun.Trigger.SCHEDULE and scheduled.status == SyncRun.Status.SUCCESS
+    assert scheduled.messages_new == total - stored_at_kill
+    finished = {r["id"]: r for r in SyncRun.objects.values()}
+
+    # The orphaned task comes back (visibility timeout of 3 s on this worker) and finds its run finished.
     second = start_worker(
         tmp_path / "w2.log", concurrency=1, extra_args=("-Q", queue), env_overrides=env, hostname=f"{queue}-2@test"
     )
     try:
-        finished = wait_for(
-            lambda: SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.SUCCESS).first(),
-            90,
+        redelivered = wait_for(
+            lambda: SyncRun.objects.exclude(pk__in=finished).filter(status=SyncRun.Status.SUCCESS).first(),
+            60,
             0.2,
-            f"the redelivered task to finish (worker log: {second.log_path})",
+            f"the redelivered task to record its run (worker log: {second.log_path})",
         )
     finally:
         stop_worker(second)
-    assert finished.attempts == 2
+    assert {r["id"]: r for r in SyncRun.objects.filter(pk__in=finished).values()} == finished  # none changed
+    assert redelivered.trigger == SyncRun.Trigger.MANUAL and redelivered.messages_new == 0
     uids = sorted(Message.objects.filter(account=account).values_list("uid", flat=True))
     assert uids == list(range(1, total + 1))  # nothing lost, nothing twice
 
