@@ -21,13 +21,6 @@ from analysis.providers import ProviderHTTPError, ProviderRefused, get_provider
 from core import outbound
 
 
-@pytest.fixture
-def default_policy(settings):
-    settings.MAILHELPER_OUTBOUND_ALLOW = []
-    settings.MAILHELPER_ALLOW_PRIVATE_HOSTS = False
-    return settings
-
-
 class _Recorder(BaseHTTPRequestHandler):
     """Answers every request with the server's `answer` (status, Location) and records the path."""
 

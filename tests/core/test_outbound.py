@@ -2,7 +2,7 @@
 
 Addresses are IP literals or names in /etc/hosts ("localhost"), so nothing here needs the internet:
 a public address is only resolved and checked, never connected to. tests/settings.py allows
-127.0.0.1 for the suite's servers; the `default_policy` fixture takes that away.
+127.0.0.1 for the suite's servers; the `default_policy` fixture (tests/conftest.py) takes that away.
 """
 
 from __future__ import annotations
@@ -18,13 +18,6 @@ from core import outbound
 from core.checks import outbound_allow_list_parses
 
 PUBLIC = "93.184.215.14"  # a global address: resolved and checked, never connected to
-
-
-@pytest.fixture
-def default_policy(settings):
-    settings.MAILHELPER_OUTBOUND_ALLOW = []
-    settings.MAILHELPER_ALLOW_PRIVATE_HOSTS = False
-    return settings
 
 
 @pytest.fixture

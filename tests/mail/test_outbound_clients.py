@@ -19,13 +19,6 @@ from tests.plugins.mail import create_account
 
 
 @pytest.fixture
-def default_policy(settings):
-    settings.MAILHELPER_OUTBOUND_ALLOW = []
-    settings.MAILHELPER_ALLOW_PRIVATE_HOSTS = False
-    return settings
-
-
-@pytest.fixture
 def hostile_dns(monkeypatch):
     """A resolver for "*.rebind.test" that answers 127.0.0.1 once, then the cloud metadata address.
 
