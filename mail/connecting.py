@@ -1,10 +1,11 @@
 """What IMAP (mail/imap.py) and SMTP (mail/sending.py) connections share.
 
 Both trust the same certificates (the system's, plus MAILHELPER_EXTRA_CA_FILE for a self-hosted
-server with its own CA), and both fail the same ways before their protocols differ: the name does
-not resolve, the port refuses, TLS does not verify or handshake, the server does not answer. One
-wording for both, naming the protocol so the user knows which of an account's two servers to fix.
-Messages never include a password or any mail content.
+server with its own CA), and both fail the same ways before their protocols differ: the server's
+policy refuses the address (core/outbound.py), the name does not resolve, the port refuses, TLS does
+not verify or handshake, the server does not answer. One wording for both, naming the protocol so the
+user knows which of an account's two servers to fix. Messages never include a password or any mail
+content, and a refused address gets the policy's sentence alone: nothing about what listens there.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import socket
 import ssl
 
 from django.conf import settings
+
+from core.outbound import PolicyRefused
 
 
 def tls_context() -> ssl.SSLContext:
@@ -23,8 +26,10 @@ def tls_context() -> ssl.SSLContext:
 
 
 def describe_connect_error(exc: BaseException, host: str, port: int, protocol: str) -> tuple[str, str] | None:
-    """(kind, message) for a DNS, refused, TLS or timeout failure; None for anything else."""
+    """(kind, message) for a policy, DNS, refused, TLS or timeout failure; None for anything else."""
     where = f"{host}:{port}"
+    if isinstance(exc, PolicyRefused):
+        return "policy", str(exc)
     if isinstance(exc, socket.gaierror):
         return "dns", f"The {protocol} server name {host!r} could not be found (DNS lookup failed)."
     if isinstance(exc, ConnectionRefusedError):

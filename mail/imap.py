@@ -3,12 +3,17 @@
 Everything above it works with plain dataclasses and four exception types, so the sync service
 and the views never see imapclient, imaplib or socket errors. Error messages are written for
 the user and never contain a password or mail content.
+
+Every connection goes through core/outbound.py: the socket is made by `outbound.connect` (the
+host's addresses checked once, the connection made to a checked IP) and TLS, implicit or STARTTLS,
+verifies the certificate for the host name the user gave.
 """
 
 from __future__ import annotations
 
 import contextlib
 import imaplib
+import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +23,8 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
+
+from core import outbound
 
 from .connecting import describe_connect_error, tls_context
 
@@ -57,7 +64,7 @@ class ImapConnectError(ImapError):
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
-        self.kind = kind  # dns | refused | tls | timeout | network | protocol
+        self.kind = kind  # policy | dns | refused | tls | timeout | network | protocol
 
 
 class ImapAuthError(ImapError):
@@ -128,12 +135,38 @@ def _translate_connect_error(exc: BaseException, config: ServerConfig) -> ImapEr
     return ImapConnectError("protocol", f"{where} did not speak IMAP as expected ({type(exc).__name__}).")
 
 
+class _CheckedIMAP4(imaplib.IMAP4):
+    """imaplib's connection with its socket from core.outbound; `self.host` stays the name (SNI, STARTTLS)."""
+
+    def __init__(self, host: str, port: int, timeout: float | None, ssl_context: ssl.SSLContext | None):
+        self._implicit_tls = ssl_context
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None) -> socket.socket:
+        sock = outbound.connect(self.host, self.port, timeout)
+        if self._implicit_tls is None:
+            return sock
+        try:
+            return self._implicit_tls.wrap_socket(sock, server_hostname=self.host)
+        except BaseException:
+            sock.close()
+            raise
+
+
+class _CheckedIMAPClient(IMAPClient):
+    """IMAPClient on _CheckedIMAP4. `_create_IMAP4` is imapclient's one place that opens the connection
+    (tests/mail/test_outbound_clients.py notices if an upgrade bypasses it)."""
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
+        return _CheckedIMAP4(self.host, self.port, self._timeout.connect, self.ssl_context if self.ssl else None)
+
+
 class ImapSession:
     """A logged-in connection. Use as a context manager: `with ImapSession(config) as imap:`."""
 
     def __init__(self, config: ServerConfig):
         self.config = config
-        self.client: IMAPClient | None = None
+        self.client: _CheckedIMAPClient | None = None
         self.condstore = False
         self.capabilities: frozenset[str] = frozenset()
         self._selected: str | None = None
@@ -150,7 +183,7 @@ class ImapSession:
     def open(self) -> None:
         config = self.config
         try:
-            client = IMAPClient(
+            client = _CheckedIMAPClient(
                 config.host,
                 port=config.port,
                 ssl=config.security == "ssl",

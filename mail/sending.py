@@ -1,6 +1,7 @@
 """Sending drafts over SMTP: the MIME message, the SMTP conversation, and what happens after.
 
 The one module that speaks SMTP (as mail/imap.py is for IMAP). A service: no request, no Celery.
+Its connections are made by core/outbound.py (a checked address; TLS verifies the host name).
 
 * ``queue_send(draft)`` moves a draft (or a failed one) to "sending" under a row lock; only the
   call that made that move may start the sending, so a double click queues one send.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +34,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.keyring import KeyringLocked
+from core import outbound
 from core.db.locks import lock_key, try_advisory_lock
 
 from . import actions
@@ -53,7 +56,7 @@ class SendError(Exception):
 
     def __init__(self, kind: str, message: str):
         super().__init__(message)
-        self.kind = kind  # config | dns | refused | tls | timeout | network | auth | sender | recipients | data | ...
+        self.kind = kind  # config | policy | dns | refused | tls | timeout | network | auth | sender | recipients | ...
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,18 @@ def _reply_text(exc: Exception) -> str:
     return text[:120] or type(exc).__name__
 
 
+class _CheckedSMTP(smtplib.SMTP):
+    """smtplib.SMTP whose socket comes from core.outbound (a checked IP); `_host` stays the name for STARTTLS."""
+
+    def _get_socket(self, host: str, port: int, timeout: float | None) -> socket.socket:
+        return outbound.connect(host, port, timeout)
+
+
+class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):
+    """Implicit TLS over the checked socket: SMTP_SSL's `_get_socket` wraps what `super()` gives it,
+    which in this order (SMTP_SSL, _CheckedSMTP, SMTP) is the checked connection; SNI is the name."""
+
+
 def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) -> dict[str, tuple[int, bytes]]:
     """One SMTP conversation: connect (SSL, STARTTLS or plain), log in if offered, send.
 
@@ -192,11 +207,11 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
     """
     try:
         if config.security == "ssl":
-            client: smtplib.SMTP = smtplib.SMTP_SSL(
+            client: smtplib.SMTP = _CheckedSMTPSSL(
                 config.host, config.port, timeout=config.timeout, context=tls_context()
             )
         else:
-            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            client = _CheckedSMTP(config.host, config.port, timeout=config.timeout)
     except Exception as exc:  # noqa: BLE001 - translated into SendError
         raise _translate(exc, config) from None
     try:

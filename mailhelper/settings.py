@@ -249,6 +249,13 @@ MAILHELPER_POST_ANALYSIS_STAGES = [
     "rules.stages.run_rules",
 ]
 
+# --- Outbound connections (core/outbound.py) -------------------------------------------------------
+# Users choose mail hosts and model URLs: loopback, link-local (cloud metadata) and the addresses of
+# our own database, Redis and broker are refused; private ranges only when the operator says so.
+MAILHELPER_ALLOW_PRIVATE_HOSTS = env_bool("MAILHELPER_ALLOW_PRIVATE_HOSTS", False)
+# Exceptions: host names, IPs or CIDRs, each optionally with :port ([v6]:port), allowed whatever the rules.
+MAILHELPER_OUTBOUND_ALLOW = env_list("MAILHELPER_OUTBOUND_ALLOW", "")
+
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "Mailhelper")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 

@@ -28,6 +28,14 @@ def _clean_cache():
     keyring.forget_all()
 
 
+@pytest.fixture
+def default_policy(settings):
+    """The outbound policy as shipped: tests/settings.py's allow list for the suite's loopback servers removed."""
+    settings.MAILHELPER_OUTBOUND_ALLOW = []
+    settings.MAILHELPER_ALLOW_PRIVATE_HOSTS = False
+    return settings
+
+
 def pytest_collection_modifyitems(config, items):
     """Real-browser tests run last: they are the slowest and need everything else working."""
     items.sort(key=lambda item: item.get_closest_marker("e2e") is not None)

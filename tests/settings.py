@@ -24,3 +24,6 @@ INSTALLED_APPS = [*INSTALLED_APPS, "tests.encryption_app"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "accounts.hashers.WerkzeugPasswordHasher"]
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
 WHITENOISE_AUTOREFRESH = True
+# The suite's own servers (Dovecot, the SMTP sink, the fake LLM servers) listen on loopback, which the
+# outbound policy refuses by default; tests/core/test_outbound.py takes this away to test the default.
+MAILHELPER_OUTBOUND_ALLOW = ["127.0.0.1"]

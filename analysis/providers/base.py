@@ -9,7 +9,9 @@ is accepted back lives here, once, so the rules cannot drift between providers:
 * the answer must be a JSON object valid against ``ANALYSIS_SCHEMA``; anything else is a
   ``ProviderBadAnswer`` and the pipeline falls back to the built-in analyser;
 * every failure is a ``ProviderError`` whose message is safe to log and show: it never contains the
-  API key, the URL (which may carry credentials), request or response bodies, or message content.
+  API key, the URL (which may carry credentials), request or response bodies, or message content;
+* every connection goes through core/outbound.py (the base URL's host checked, the connection made to
+  the checked address) and no redirect is followed: a 3xx is an error, not a second request.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Any, ClassVar
 
 import httpx
 import jsonschema
+
+from core import outbound
 
 from ..masking import Masking, mask, names_from_address, names_from_text
 from ..types import AnalysisResult, Category, MessageInput, UserContext
@@ -105,6 +109,12 @@ class ProviderUnavailable(ProviderError):
     """Could not connect (refused, DNS, TLS) or the connection broke before an answer came."""
 
     code = "unavailable"
+
+
+class ProviderRefused(ProviderUnavailable):
+    """The server's outbound policy does not allow the base URL's address; the message says only that."""
+
+    code = "policy"
 
 
 class ProviderHTTPError(ProviderError):
@@ -418,7 +428,9 @@ class Provider(ABC):
         token = _IN_PROVIDER_REQUEST.set(True)
         try:
             with (
-                httpx.Client(timeout=timeout, follow_redirects=False) as client,
+                httpx.Client(
+                    timeout=timeout, follow_redirects=False, transport=outbound.HTTPTransport(), trust_env=False
+                ) as client,
                 client.stream(method, url, headers={"Accept": "application/json", **headers}, json=body) as response,
             ):
                 status = response.status_code
@@ -435,6 +447,9 @@ class Provider(ABC):
         except ProviderError:
             logger.warning("llm request failed: provider=%s path=%s status=%s", self.kind, path, status or "-")
             raise
+        except outbound.PolicyRefused as exc:
+            logger.warning("llm endpoint refused by the outbound policy: provider=%s path=%s", self.kind, path)
+            raise ProviderRefused(str(exc)) from None
         except httpx.TimeoutException as exc:
             name = type(exc).__name__
             logger.warning("llm request timed out: provider=%s path=%s (%s)", self.kind, path, name)
