@@ -26,7 +26,13 @@ class CorrectionForm(forms.Form):
 
 class ProviderSettingsForm(forms.ModelForm):
     base_url = forms.URLField(
-        label="Base URL", max_length=300, assume_scheme="https", help_text="e.g. http://127.0.0.1:11434 for Ollama"
+        label="Base URL",
+        max_length=300,
+        assume_scheme="https",
+        help_text=(
+            "e.g. http://127.0.0.1:11434 for Ollama. A model on this server or your network must be allowed by "
+            "the operator (MAILHELPER_OUTBOUND_ALLOW, MAILHELPER_ALLOW_PRIVATE_HOSTS)."
+        ),
     )
     api_key_input = forms.CharField(
         label="API key",
