@@ -12,7 +12,7 @@ import re
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
-from core import placeholders
+from core import placeholders, security_headers
 from mail import queries
 from mail.paging import CappedPaginator
 from mail.parsing import original_html, sanitize_html
@@ -102,4 +102,5 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
         "tags": list(Tag.objects.filter(owner=request.user)),
         "thread_size": inbox_queries.thread_of(request.user, message).count() if message.thread_key else 1,
     }
-    return render(request, "mail/message_detail.html", context)
+    response = render(request, "mail/message_detail.html", context)
+    return security_headers.allow_remote_images(response) if show_images else response
