@@ -1,6 +1,5 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 
 import analysis.urls
 import mail.urls
@@ -22,6 +21,6 @@ urlpatterns = [
     path("tags/", include("tags.urls")),
     path("rules/", include("rules.urls")),
     # The admin has no login of its own: it would skip the second factor.
-    path("admin/login/", RedirectView.as_view(pattern_name="accounts:login", query_string=True)),
+    path("admin/login/", views.admin_login),
     path("admin/", admin.site.urls),
 ]

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_http_methods, require_POST
 
+from core.ids import clean_id, clean_ids
 from mail.models import Message
 
 from . import service
@@ -78,8 +79,8 @@ def tag_delete(request: HttpRequest, tag_id: int) -> HttpResponse:
 def tag_messages(request: HttpRequest) -> HttpResponse:
     """Add or remove a tag on one message (detail page) or many (list page)."""
     back = _back(request, reverse("mail:list"))
-    tag = Tag.objects.filter(owner=request.user, pk=request.POST.get("tag") or 0).first()
-    ids = request.POST.getlist("ids")
+    tag = Tag.objects.filter(owner=request.user, pk=clean_id(Tag, request.POST.get("tag")) or 0).first()
+    ids = clean_ids(Message, request.POST.getlist("ids"))
     if tag is None or not ids:
         messages.error(request, "Choose a tag and at least one message.")
         return redirect(back)
@@ -108,7 +109,7 @@ def suggestion_queue(request: HttpRequest) -> HttpResponse:
 @require_POST
 def decide(request: HttpRequest) -> HttpResponse:
     accept = request.POST.get("decision") == "accept"
-    ids = request.POST.getlist("ids")
+    ids = clean_ids(TagSuggestion, request.POST.getlist("ids"))
     chosen = list(TagSuggestion.objects.filter(owner=request.user, pk__in=ids).select_related("message"))
     count = service.decide(request.user.pk, chosen, accept)
     messages.success(

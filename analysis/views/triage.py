@@ -9,8 +9,10 @@ from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import jobs
+from core.ids import clean_id
 from core.models import Job
 from mail import queries
+from mail.models import MailAccount
 
 from .. import pipeline, tasks
 from .. import queries as inbox_queries
@@ -122,7 +124,7 @@ def reset_learning(request: HttpRequest) -> HttpResponse:
 def start_reanalyse(request: HttpRequest) -> HttpResponse:
     account_id = request.POST.get("account") or None
     if account_id:
-        get_object_or_404(queries.accounts_of(request.user), pk=account_id)
+        get_object_or_404(queries.accounts_of(request.user), pk=clean_id(MailAccount, account_id))
     params = {"account_id": account_id, "since": request.POST.get("since")}
     try:
         job = jobs.start(request.user, Job.Kind.REANALYSE, params, tasks.reanalyse)

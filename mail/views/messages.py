@@ -15,6 +15,8 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
+from core.ids import clean_ids
+
 from .. import actions, queries
 from ..forms import MessageActionForm
 from ..models import Folder, Message
@@ -105,7 +107,7 @@ def message_action(request: HttpRequest, message_id) -> HttpResponse:
 @require_POST
 def bulk_action(request: HttpRequest) -> HttpResponse:
     form = MessageActionForm(request.POST)
-    ids = request.POST.getlist("ids")
+    ids = clean_ids(Message, request.POST.getlist("ids"))
     back = _back(request, reverse("mail:list"))
     if not form.is_valid() or not ids:
         flash.error(request, "Select messages and an action.")

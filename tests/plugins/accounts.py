@@ -58,9 +58,12 @@ def create_test_user(
     return TestUser(user, password, device, codes)
 
 
-def verified_client(test_user: TestUser) -> Client:
-    """A client past both login steps (the steps themselves are tested in tests/accounts)."""
-    client = Client()
+def verified_client(test_user: TestUser, **client_options) -> Client:
+    """A client past both login steps (the steps themselves are tested in tests/accounts).
+
+    `client_options` go to Client(), e.g. enforce_csrf_checks=True.
+    """
+    client = Client(**client_options)
     client.force_login(test_user.user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = test_user.device.persistent_id
