@@ -196,6 +196,22 @@ def test_ip_comes_from_the_trusted_proxy_header_when_configured(alice, settings)
     assert AuditEvent.objects.get(user=alice.user).ip == "198.51.100.4"
 
 
+def ip_from_client_header(request) -> str:
+    """A RATELIMIT_IP_META_KEY function, as an operator behind an unusual proxy would write one."""
+    return request.META["HTTP_X_CLIENT_ADDRESS"]
+
+
+def test_ip_comes_from_the_operators_function_like_the_rate_limiter_reads_it(alice, settings):
+    settings.RATELIMIT_IP_META_KEY = f"{__name__}.ip_from_client_header"
+    client = browser(ip="10.0.0.1")
+    client.post(
+        reverse("accounts:login"),
+        {"username": "alice", "password": "wrong-1"},
+        headers={"x-client-address": "2001:db8::5"},
+    )
+    assert AuditEvent.objects.get(user=alice.user).ip == "2001:db8::5"
+
+
 def test_my_page_shows_my_events_newest_first_and_never_another_users(alice, bob):
     empty = verified_client(alice).get(reverse("accounts:settings")).content.decode()
     assert 'data-testid="audit-log-empty"' in empty and "No security events recorded yet" in empty
