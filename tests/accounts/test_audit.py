@@ -15,7 +15,7 @@ from django_celery_beat.models import PeriodicTask
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import audit
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, User
 from accounts.tasks import purge_audit_events
 from tests.plugins.accounts import create_test_user, totp_code, verified_client
 
@@ -92,6 +92,21 @@ def test_lockout_by_password_and_by_code_and_refusal_while_locked(alice, bob, se
     assert kinds(bob.user) == [Kind.LOGIN_FAILED, Kind.LOCKED_OUT]
     assert AuditEvent.objects.get(user=bob.user, kind=Kind.LOCKED_OUT).detail == {"step": "totp"}
     assert_no_secret(alice.password, bob.password, "wrong-1", "wrong-2")
+
+
+def test_a_locked_account_logs_one_refusal_per_lock_not_one_per_attempt(alice, settings):
+    settings.MAILHELPER_LOCKOUT_THRESHOLD = 2
+    client = browser()
+    for attempt in ("wrong-1", "wrong-2", "wrong-3", "wrong-4", alice.password):
+        password_step(client, alice, password=attempt)
+    assert kinds(alice.user) == [Kind.LOGIN_FAILED, Kind.LOCKED_OUT, Kind.LOGIN_REFUSED_LOCKED]
+
+    # The lock runs out; the next lock gets its own refusal row.
+    User.objects.filter(pk=alice.user.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
+    for attempt in ("wrong-5", "wrong-6", "wrong-7", "wrong-8"):
+        password_step(client, alice, password=attempt)
+    assert kinds(alice.user)[3:] == [Kind.LOGIN_FAILED, Kind.LOCKED_OUT, Kind.LOGIN_REFUSED_LOCKED]
+    assert len(kinds(alice.user)) == 6
 
 
 def test_recovery_code_login_and_failures(alice):
