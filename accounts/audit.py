@@ -15,6 +15,7 @@ Contract:
   limit (10 a minute) for the whole retention time. The failures that led to the lock are each kept.
 - Account deletion: the events are the user's personal data and go with the user (ON DELETE CASCADE);
   for the operator, accounts/deletion.py writes one application log line (user id and row counts).
+- "Download my data" includes the log (`export_rows`, written by mailhelper/data_export.py).
 - Retention: `purge()` removes events older than MAILHELPER_AUDIT_DAYS (0 keeps them forever); the
   daily beat row "accounts: purge old audit events" (accounts/migrations/0003) runs it.
 """
@@ -75,6 +76,21 @@ def record_once(
 def events_of(user: User) -> QuerySet[AuditEvent]:
     """The user's events, newest first (the settings page pages through these)."""
     return AuditEvent.objects.filter(user=user).order_by("-at", "-pk")
+
+
+def export_rows(user: User) -> list[dict]:
+    """The user's events for "download my data", oldest first: the log is their personal data too."""
+    return [
+        {
+            "at": event.at,
+            "kind": event.kind,
+            "event": event.get_kind_display(),
+            "ip": event.ip,
+            "user_agent": event.user_agent,
+            "detail": event.detail,
+        }
+        for event in events_of(user).reverse()
+    ]
 
 
 def purge(now: datetime | None = None) -> int:

@@ -1,9 +1,12 @@
 """The user's audit log: every kind recorded through the real views, with IP and user agent, no secret in
 any row, only one's own events on one's page, purged after the retention period, read-only in the admin."""
 
+import io
+import json
 import logging
 import re
 import time
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -200,6 +203,19 @@ def test_mail_account_added_changed_removed(alice, imap_user, dovecot):
     page = client.get(reverse("accounts:settings")).content.decode()
     assert "Mail account removed (account “Office”)" in page
     assert_no_secret(imap_user.password, alice.password)
+
+
+def test_download_my_data_holds_my_security_log_and_nobody_elses(alice, bob):
+    password_step(browser(), alice, password="typed-by-a-stranger")
+    password_step(browser(ip="192.0.2.99", user_agent="BobsOwnBrowser/9"), bob, password="bobs-typo-1")
+    export = browser(verified_client(alice)).post(reverse("export-data"))
+    zf = zipfile.ZipFile(io.BytesIO(b"".join(export.streaming_content)))
+    [event] = json.loads(zf.read("security-log.json"))["events"]
+    assert event["kind"] == Kind.LOGIN_FAILED and event["event"] == "Failed sign-in attempt"
+    assert event["ip"] == IP and event["user_agent"] == BROWSER[:255] and event["detail"] == {"step": "password"}
+    assert json.loads(zf.read("manifest.json"))["counts"]["security_events"] == 1
+    log = zf.read("security-log.json").decode()
+    assert "typed-by-a-stranger" not in log and alice.password not in log and "BobsOwnBrowser" not in log
 
 
 def test_ip_comes_from_the_trusted_proxy_header_when_configured(alice, settings):
