@@ -10,8 +10,12 @@ Contract:
   password, code, key or message cannot slip in by passing an object. Callers never pass a secret.
 - Failed sign-ins are recorded against the user whose username was typed only if that user exists:
   an unknown username leaves no row and the typed name is stored nowhere.
+- A locked account's refusals are recorded once per lock (`record_once`): anyone who knows a username
+  can keep it locked, and a row per refused attempt would let them grow the table by the login rate
+  limit (10 a minute) for the whole retention time. The failures that led to the lock are each kept.
 - Account deletion: the events are the user's personal data and go with the user (ON DELETE CASCADE);
   for the operator, accounts/deletion.py writes one application log line (user id and row counts).
+- "Download my data" includes the log (`export_rows`, written by mailhelper/data_export.py).
 - Retention: `purge()` removes events older than MAILHELPER_AUDIT_DAYS (0 keeps them forever); the
   daily beat row "accounts: purge old audit events" (accounts/migrations/0003) runs it.
 """
@@ -60,9 +64,33 @@ def record(user: User, kind: str, request_meta: dict | None = None, **detail) ->
     )
 
 
+def record_once(
+    user: User, kind: str, request_meta: dict | None = None, *, since: datetime, **detail
+) -> AuditEvent | None:
+    """`record`, unless the user already has an event of this kind since `since`; the event or None."""
+    if AuditEvent.objects.filter(user=user, kind=Kind(kind), at__gte=since).exists():
+        return None
+    return record(user, kind, request_meta, **detail)
+
+
 def events_of(user: User) -> QuerySet[AuditEvent]:
     """The user's events, newest first (the settings page pages through these)."""
     return AuditEvent.objects.filter(user=user).order_by("-at", "-pk")
+
+
+def export_rows(user: User) -> list[dict]:
+    """The user's events for "download my data", oldest first: the log is their personal data too."""
+    return [
+        {
+            "at": event.at,
+            "kind": event.kind,
+            "event": event.get_kind_display(),
+            "ip": event.ip,
+            "user_agent": event.user_agent,
+            "detail": event.detail,
+        }
+        for event in events_of(user).reverse()
+    ]
 
 
 def purge(now: datetime | None = None) -> int:

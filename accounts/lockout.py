@@ -8,7 +8,7 @@ so that knowing the password gives no extra guesses at the TOTP code.
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -21,6 +21,11 @@ def minutes_left(user: User) -> int:
     if not user.is_locked():
         return 0
     return max(1, math.ceil((user.locked_until - timezone.now()).total_seconds() / 60))
+
+
+def locked_since(user: User) -> datetime:
+    """When the current lock began (its end less the lock time): one refusal is logged per lock."""
+    return user.locked_until - timedelta(minutes=settings.MAILHELPER_LOCKOUT_MINUTES)
 
 
 @transaction.atomic

@@ -7,8 +7,8 @@ The view only turns the outcome into a page. Order matters and is the same for e
    for strict mode); a wrap that no longer matches is a warning, not a refusal (recovery codes help).
 4. `signals.password_verified` lets higher floors act on the verified password (legacy conversion)
    and hand back notices; their work is committed with the login or not at all.
-Steps 1 and 2 write the user's audit log (a refusal while locked, a wrong password, the lock) with
-the `ip` and `user_agent` the view passes; an unknown username writes nothing. The completed login is
+Steps 1 and 2 write the user's audit log (a wrong password, the lock, the first refusal while locked)
+with the `ip` and `user_agent` the view passes; an unknown username writes nothing. The completed login is
 recorded by the second step, where it completes (accounts/views/twofactor.py).
 The lockout counter is reset only when the second factor is passed (see lockout.py).
 """
@@ -63,7 +63,7 @@ def check_password(username: str, password: str, ip: str | None = None, user_age
     meta = {"ip": ip, "user_agent": user_agent}
     candidate = User.objects.filter(username=username).first()
     if candidate is not None and candidate.is_locked():
-        audit.record(candidate, audit.Kind.LOGIN_REFUSED_LOCKED, meta)
+        audit.record_once(candidate, audit.Kind.LOGIN_REFUSED_LOCKED, meta, since=lockout.locked_since(candidate))
         return LoginOutcome(error=locked_message(candidate), locked=True)
     user = authenticate(None, username=username, password=password)
     if user is None:

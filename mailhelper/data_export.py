@@ -3,8 +3,8 @@
 A service: no request, no Celery. The command and the settings page both call it. The zip holds the
 decrypted raw source of each stored message (so it opens in any mail client and can be re-imported
 into an IMAP server) and JSON for what only exists here: tags, rules, settings (reply style and
-signatures too) and reply drafts. Secrets (IMAP/SMTP passwords, the LLM API key) are left out on
-purpose: the archive may end up on a laptop or in a backup.
+signatures too), reply drafts and the security log. Secrets (IMAP/SMTP passwords, the LLM API key)
+are left out on purpose: the archive may end up on a laptop or in a backup.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import BinaryIO
 
 from django.utils import timezone
 
-from accounts import keyring
+from accounts import audit, keyring
 from accounts.models import User
 from analysis.models import ProviderSettings, TrustedSender
 from core import exports
@@ -189,6 +189,8 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         zf.writestr("settings.json", _dumps(settings_data))
         drafts = _drafts_data(user, paths)
         zf.writestr("drafts.json", _dumps({"drafts": drafts}))
+        security_log = audit.export_rows(user)
+        zf.writestr("security-log.json", _dumps({"events": security_log}))
         for filename, section in exports.sections().items():  # registered by apps not imported here
             content = section(user)
             if content is not None:
@@ -201,6 +203,7 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
             "rules": len(rules),
             "trusted_senders": len(settings_data["trusted_senders"]),
             "drafts": len(drafts),
+            "security_events": len(security_log),
         }
         manifest = {"format": FORMAT, "username": user.username, "created_at": timezone.now(), "counts": counts}
         zf.writestr("manifest.json", _dumps(manifest))

@@ -1,9 +1,12 @@
 """The user's audit log: every kind recorded through the real views, with IP and user agent, no secret in
 any row, only one's own events on one's page, purged after the retention period, read-only in the admin."""
 
+import io
+import json
 import logging
 import re
 import time
+import zipfile
 from datetime import timedelta
 
 import pytest
@@ -15,7 +18,7 @@ from django_celery_beat.models import PeriodicTask
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import audit
-from accounts.models import AuditEvent
+from accounts.models import AuditEvent, User
 from accounts.tasks import purge_audit_events
 from tests.plugins.accounts import create_test_user, totp_code, verified_client
 
@@ -92,6 +95,21 @@ def test_lockout_by_password_and_by_code_and_refusal_while_locked(alice, bob, se
     assert kinds(bob.user) == [Kind.LOGIN_FAILED, Kind.LOCKED_OUT]
     assert AuditEvent.objects.get(user=bob.user, kind=Kind.LOCKED_OUT).detail == {"step": "totp"}
     assert_no_secret(alice.password, bob.password, "wrong-1", "wrong-2")
+
+
+def test_a_locked_account_logs_one_refusal_per_lock_not_one_per_attempt(alice, settings):
+    settings.MAILHELPER_LOCKOUT_THRESHOLD = 2
+    client = browser()
+    for attempt in ("wrong-1", "wrong-2", "wrong-3", "wrong-4", alice.password):
+        password_step(client, alice, password=attempt)
+    assert kinds(alice.user) == [Kind.LOGIN_FAILED, Kind.LOCKED_OUT, Kind.LOGIN_REFUSED_LOCKED]
+
+    # The lock runs out; the next lock gets its own refusal row.
+    User.objects.filter(pk=alice.user.pk).update(locked_until=timezone.now() - timedelta(seconds=1))
+    for attempt in ("wrong-5", "wrong-6", "wrong-7", "wrong-8"):
+        password_step(client, alice, password=attempt)
+    assert kinds(alice.user)[3:] == [Kind.LOGIN_FAILED, Kind.LOCKED_OUT, Kind.LOGIN_REFUSED_LOCKED]
+    assert len(kinds(alice.user)) == 6
 
 
 def test_recovery_code_login_and_failures(alice):
@@ -187,6 +205,19 @@ def test_mail_account_added_changed_removed(alice, imap_user, dovecot):
     assert_no_secret(imap_user.password, alice.password)
 
 
+def test_download_my_data_holds_my_security_log_and_nobody_elses(alice, bob):
+    password_step(browser(), alice, password="typed-by-a-stranger")
+    password_step(browser(ip="192.0.2.99", user_agent="BobsOwnBrowser/9"), bob, password="bobs-typo-1")
+    export = browser(verified_client(alice)).post(reverse("export-data"))
+    zf = zipfile.ZipFile(io.BytesIO(b"".join(export.streaming_content)))
+    [event] = json.loads(zf.read("security-log.json"))["events"]
+    assert event["kind"] == Kind.LOGIN_FAILED and event["event"] == "Failed sign-in attempt"
+    assert event["ip"] == IP and event["user_agent"] == BROWSER[:255] and event["detail"] == {"step": "password"}
+    assert json.loads(zf.read("manifest.json"))["counts"]["security_events"] == 1
+    log = zf.read("security-log.json").decode()
+    assert "typed-by-a-stranger" not in log and alice.password not in log and "BobsOwnBrowser" not in log
+
+
 def test_ip_comes_from_the_trusted_proxy_header_when_configured(alice, settings):
     settings.RATELIMIT_IP_META_KEY = "HTTP_X_REAL_IP"
     client = browser(ip="10.0.0.1")
@@ -194,6 +225,22 @@ def test_ip_comes_from_the_trusted_proxy_header_when_configured(alice, settings)
         reverse("accounts:login"), {"username": "alice", "password": "wrong-1"}, headers={"x-real-ip": "198.51.100.4"}
     )
     assert AuditEvent.objects.get(user=alice.user).ip == "198.51.100.4"
+
+
+def ip_from_client_header(request) -> str:
+    """A RATELIMIT_IP_META_KEY function, as an operator behind an unusual proxy would write one."""
+    return request.META["HTTP_X_CLIENT_ADDRESS"]
+
+
+def test_ip_comes_from_the_operators_function_like_the_rate_limiter_reads_it(alice, settings):
+    settings.RATELIMIT_IP_META_KEY = f"{__name__}.ip_from_client_header"
+    client = browser(ip="10.0.0.1")
+    client.post(
+        reverse("accounts:login"),
+        {"username": "alice", "password": "wrong-1"},
+        headers={"x-client-address": "2001:db8::5"},
+    )
+    assert AuditEvent.objects.get(user=alice.user).ip == "2001:db8::5"
 
 
 def test_my_page_shows_my_events_newest_first_and_never_another_users(alice, bob):
