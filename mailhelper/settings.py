@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+from kombu import Queue
 
 from mailhelper.env import env, env_bool, env_float, env_int, env_list, env_secret
 
@@ -201,6 +202,26 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": env_int("CELERY_UNACKED_RESTORE_THROTTLE", 10),
     # A worker killed while it holds the sweep's mutex blocks every other sweep until this expires.
     "unacked_mutex_expire": env_int("CELERY_UNACKED_MUTEX_EXPIRE", 300),
+}
+# Queues by kind of work, so that a send never waits behind 500 syncs: deploy/ runs one worker for the
+# background queues and one for the user's own writes (Procfile, systemd, compose name their -Q). A
+# worker started without -Q consumes every queue listed here, so an old unit file still runs everything.
+# The default queue keeps Celery's name "celery": tasks queued before the routing still run.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = [Queue(name) for name in ("celery", "sync", "analysis", "send")]
+CELERY_TASK_ROUTES = {
+    # Background: every account's periodic sync and its sweep.
+    "mail.sync_account": {"queue": "sync"},
+    "mail.settle_stale_sync_runs": {"queue": "sync"},
+    # Background: analysis and what follows it (rules, topics), re-analysis jobs.
+    "mail.analyse_account": {"queue": "analysis"},
+    "mail.analyse_stragglers": {"queue": "analysis"},
+    "mail.reanalyse": {"queue": "analysis"},
+    "mail.fit_topics": {"queue": "analysis"},
+    "rules.run_rules_job": {"queue": "analysis"},
+    # The user waits: sending a draft, and their actions written back to the server (the outbox).
+    "mail.send_draft": {"queue": "send"},
+    "mail.write_back": {"queue": "send"},
 }
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE

@@ -12,13 +12,9 @@ A worker killed mid-sync is covered in tests/mail/test_tasks.py
 
 from __future__ import annotations
 
-import contextlib
 import os
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -28,7 +24,7 @@ from django.db import connection
 from analysis.models import MessageAnalysis
 from mail.models import Folder, MailAccount, Message, SyncRun
 from mail.sync import sync_account
-from tests.plugins.celery_worker import ROOT, WorkerProcess, _die_with_parent, service_env, stop_worker
+from tests.plugins.celery_worker import private_redis, service_env, start_private_worker, stop_worker
 from tests.plugins.mail import create_account, make_raw, run_sync
 from tests.plugins.mailservers import free_port
 
@@ -149,77 +145,6 @@ def test_postgres_connection_dropped_mid_sync_then_a_rerun_completes_without_dup
 # ---- Redis restarted during a sync ---------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def private_redis(port: int) -> Iterator[Callable[[], None]]:
-    """A redis-server of this test's own (the machine's shared Redis must never be restarted).
-
-    Yields a function that kills and restarts it on the same port without persistence: the queue,
-    the unacked hash and the cache are all gone, as after a crash of an in-memory Redis.
-    """
-    state: dict[str, subprocess.Popen] = {}
-
-    def start() -> None:
-        state["p"] = subprocess.Popen(
-            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--daemonize", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        wait_for(lambda: _redis_pings(port), 10, 0.05, "redis-server to accept connections")
-
-    def restart() -> None:
-        state["p"].kill()
-        state["p"].wait(10)
-        start()
-
-    start()
-    try:
-        yield restart
-    finally:
-        state["p"].kill()
-        state["p"].wait(10)
-
-
-def _redis_pings(port: int) -> bool:
-    import redis
-
-    try:
-        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping())
-    except redis.RedisError:
-        return False
-
-
-def _start_private_worker(log_path: Path, env: dict[str, str], queue: str) -> WorkerProcess:
-    """A worker on the private broker; readiness read from its log (it answers no ping on the shared broker)."""
-    log = log_path.open("ab")
-    cmd = [
-        sys.executable, "-m", "celery", "-A", "mailhelper", "worker", "--loglevel", "INFO", "--concurrency", "1",
-        "--pool", "prefork", "--without-gossip", "--without-mingle", "-Q", queue, "--hostname", f"{queue}@test",
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_die_with_parent,  # noqa: PLW1509 - no orphan worker if the test run dies
-    )
-    worker = WorkerProcess(process, log_path)
-    try:
-        wait_for(
-            lambda: process.poll() is not None or " ready." in log_path.read_text(errors="replace"),
-            30,
-            0.1,
-            "the worker to be ready",
-        )
-    except AssertionError:
-        stop_worker(worker)
-        raise
-    if process.poll() is not None:
-        raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
-    return worker
-
-
 @pytest.mark.django_db(transaction=True)
 def test_redis_restarted_mid_sync_the_sync_completes_and_the_worker_reconnects(dovecot, imap_user, alice, tmp_path):
     from mail import tasks
@@ -240,7 +165,7 @@ def test_redis_restarted_mid_sync_the_sync_completes_and_the_worker_reconnects(d
         "MAILHELPER_SYNC_BATCH": "10",
     }
     with private_redis(port) as restart_redis:
-        worker = _start_private_worker(tmp_path / "worker.log", env, queue)
+        worker = start_private_worker(tmp_path / "worker.log", env, [queue], f"{queue}@test")
         try:
             with app.connection_for_write(broker) as conn:
                 tasks.sync_account.apply_async(

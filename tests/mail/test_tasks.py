@@ -201,7 +201,7 @@ def worker_paused():
     queued; yields a function listing the account ids of the queued write-backs. Resumes after."""
     from mailhelper.celery import app
 
-    queue = app.conf.task_default_queue
+    queue = app.amqp.router.route({}, "mail.write_back")["queue"].name
     assert app.control.cancel_consumer(queue, reply=True, timeout=5), "the worker did not answer"
 
     def queued_write_backs() -> list[str]:

@@ -6,12 +6,13 @@ Tests that use it need `transactional_db`: the worker only sees committed rows.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -129,7 +130,8 @@ def wait_until_worker_idle(timeout: float = 30.0) -> None:
             return
         busy = any(active.values()) or any((inspect.reserved() or {}).values())
         with app.connection_for_read() as connection:  # the Redis broker keeps a queue as a list
-            queued = connection.default_channel.client.llen(app.conf.task_default_queue)
+            client = connection.default_channel.client
+            queued = sum(client.llen(queue.name) for queue in app.conf.task_queues)
         if not busy and not queued:
             return
         if time.monotonic() > deadline:
@@ -158,3 +160,87 @@ def celery_worker(celery_worker_process: WorkerProcess) -> Iterator[WorkerProces
     """
     yield celery_worker_process
     wait_until_worker_idle()
+
+
+# ---- Workers on a broker of their own ------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def private_redis(port: int) -> Iterator[Callable[[], None]]:
+    """A redis-server of the test's own (the machine's shared Redis must never be restarted), so that
+    its workers cannot take the session worker's tasks nor it theirs.
+
+    Yields a function that kills and restarts it on the same port without persistence: the queue,
+    the unacked hash and the cache are all gone, as after a crash of an in-memory Redis.
+    """
+    state: dict[str, subprocess.Popen] = {}
+
+    def start() -> None:
+        state["p"] = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait(lambda: _redis_pings(port), 10, "redis-server to accept connections")
+
+    def restart() -> None:
+        state["p"].kill()
+        state["p"].wait(10)
+        start()
+
+    start()
+    try:
+        yield restart
+    finally:
+        state["p"].kill()
+        state["p"].wait(10)
+
+
+def start_private_worker(
+    log_path: Path, env: dict[str, str], queues: list[str], hostname: str, cwd: Path = ROOT
+) -> WorkerProcess:
+    """A worker on a private broker (env's CELERY_BROKER_URL), consuming only `queues`.
+
+    Readiness is read from its log: it answers no ping on the shared broker. `cwd` other than the
+    checkout (with PYTHONPATH in env) shows that a worker needs no file of another's.
+    """
+    log = log_path.open("ab")
+    cmd = [
+        sys.executable, "-m", "celery", "-A", "mailhelper", "worker", "--loglevel", "INFO", "--concurrency", "1",
+        "--pool", "prefork", "--without-gossip", "--without-mingle", "-Q", ",".join(queues), "--hostname", hostname,
+    ]  # fmt: skip
+    process = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_die_with_parent,  # noqa: PLW1509 - no orphan worker if the test run dies
+    )
+    worker = WorkerProcess(process, log_path)
+    try:
+        _wait(lambda: process.poll() is not None or " ready." in log_path.read_text(errors="replace"), 30, "ready")
+    except AssertionError:
+        stop_worker(worker)
+        raise
+    if process.poll() is not None:
+        raise RuntimeError(f"worker exited:\n{worker.log_tail()}")
+    return worker
+
+
+def _redis_pings(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=0.5).ping())
+    except redis.RedisError:
+        return False
+
+
+def _wait(predicate: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(0.05)
