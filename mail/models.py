@@ -203,6 +203,7 @@ class SyncRun(models.Model):
         SCHEDULE = "schedule", "schedule"
         MANUAL = "manual", "sync now"
         COMMAND = "command", "management command"
+        PUSH = "push", "new mail announced by the server"
 
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)

@@ -5,6 +5,9 @@
   messages do: analysis queues each message here, and a lost task can delay it but never skip it.
 - `new_mail_synced`: sent by the sync task after a successful sync that stored new messages, with
   the account id. Receivers queue follow-up work (analysis); they must only queue, never work.
+- `server_mail_changed`: sent by the IDLE watcher (mail/idle.py) when the server announces new,
+  expunged or changed mail in a watched folder, with the account id. mail.tasks queues a sync,
+  debounced: receivers must only queue, and expect a burst of these for one delivery.
 - `outbox_changed`: sent by mail.actions after the commit of a transaction in which it queued
   PendingActions, with the account id (possibly several times for one commit: receivers coalesce).
   mail.tasks queues the write-back here, so services never import tasks and no caller has to
@@ -16,3 +19,4 @@ from django.dispatch import Signal
 messages_stored = Signal()  # kwargs: messages: list[Message]
 new_mail_synced = Signal()  # kwargs: account_id: str
 outbox_changed = Signal()  # kwargs: account_id: str
+server_mail_changed = Signal()  # kwargs: account_id: str

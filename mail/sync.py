@@ -565,9 +565,11 @@ def _finish(run: SyncRun, status: str, error: str = "") -> SyncRun:
     return run
 
 
-#: Scheduled runs that changed nothing (288 a day per account at the default interval).
+ALREADY_RUNNING = "A sync of this account is already running."
+
+#: Scheduled or pushed runs that changed nothing (288 a day per account at the default interval).
 QUIET = Q(
-    trigger=SyncRun.Trigger.SCHEDULE,
+    trigger__in=[SyncRun.Trigger.SCHEDULE, SyncRun.Trigger.PUSH],
     status__in=[SyncRun.Status.SUCCESS, SyncRun.Status.SKIPPED],
     messages_new=0,
     messages_updated=0,
@@ -616,7 +618,7 @@ def sync_account(
         if not account.enabled:
             return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "The account is disabled."))
         if not acquired:
-            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "A sync of this account is already running."))
+            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, ALREADY_RUNNING))
         if keyring.is_locked(account.owner_id):
             _set_account_status(account, MailAccount.Status.LOCKED, "locked: log in to resume")
             return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "locked: log in to resume"))

@@ -1,7 +1,8 @@
 """Celery wrappers: ids in, service call, retry policy. No logic of their own.
 
-This module also subscribes to `signals.outbox_changed` (connected by MailConfig.ready): services
-announce a changed outbox, the write-back is queued here, so no service imports a task.
+This module also subscribes to `signals.outbox_changed` and `signals.server_mail_changed` (connected
+by MailConfig.ready): services announce a changed outbox, the IDLE watcher a changed mailbox, and the
+write-back or the sync is queued here, so no service imports a task.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from .models import MailAccount
 log = logging.getLogger(__name__)
 
 WRITE_BACK_QUEUED = "mailhelper:write-back-queued:{}"
+PUSH_SYNC_QUEUED = "mailhelper:push-sync-queued:{}"
+_PUSH_RETRIES_WHILE_RUNNING = 3  # a push that finds a sync running tries again, in case it came too late
 _WRITE_BACK_QUEUED_TTL = 300  # a lost task only delays: the mark expires, and syncs replay a stale outbox
 STALE_OUTBOX = timedelta(minutes=2)  # longer than a queued write-back normally waits for a worker
 
@@ -31,10 +34,19 @@ def _backoff(retries: int) -> int:
 def sync_account(self, account_id: str, run_id: int | None = None, trigger: str = "schedule") -> dict:
     from django.conf import settings
 
+    if trigger == "push":
+        cache.delete(PUSH_SYNC_QUEUED.format(account_id))  # news from now on get a sync of their own
     if not MailAccount.objects.filter(pk=account_id).exists():
         return {"status": "gone"}
     outcome = sync.sync_account(account_id, run_id=run_id, trigger=trigger)
     run = outcome.run
+    retry_push = trigger == "push" and self.request.retries < _PUSH_RETRIES_WHILE_RUNNING
+    if retry_push and run.error == sync.ALREADY_RUNNING:
+        # The running sync may have listed the folder before this mail arrived: look again after it.
+        raise self.retry(
+            countdown=settings.MAILHELPER_IDLE_DEBOUNCE_SECONDS * 5,
+            kwargs={"account_id": account_id, "trigger": trigger},
+        )
     if outcome.retryable:
         if self.request.retries < settings.MAILHELPER_SYNC_MAX_RETRIES:
             countdown = _backoff(self.request.retries)
@@ -69,6 +81,26 @@ def queue_write_back(account_id: str) -> bool:
         return False
     write_back.delay(account_id=str(account_id))
     return True
+
+
+def queue_push_sync(account_id: str) -> bool:
+    """Queue a sync for news from the server, unless one is queued and not started yet.
+
+    One delivery brings several IDLE responses (EXISTS, then FETCH for its flags), and a burst of
+    mail many more: the sync waits MAILHELPER_IDLE_DEBOUNCE_SECONDS, so they all fall into one.
+    """
+    from django.conf import settings
+
+    delay = settings.MAILHELPER_IDLE_DEBOUNCE_SECONDS
+    if not cache.add(PUSH_SYNC_QUEUED.format(account_id), 1, timeout=max(60, delay * 10)):
+        return False
+    sync_account.apply_async(kwargs={"account_id": str(account_id), "trigger": "push"}, countdown=delay)
+    return True
+
+
+@receiver(signals.server_mail_changed, dispatch_uid="mail.queue_push_sync")
+def _sync_changed_mailbox(sender, account_id: str, **kwargs) -> None:
+    queue_push_sync(account_id)
 
 
 @receiver(signals.outbox_changed, dispatch_uid="mail.queue_write_back")

@@ -258,6 +258,11 @@ MAILHELPER_REPLY_LLM_TIMEOUT = env_float("MAILHELPER_REPLY_LLM_TIMEOUT", 45.0)
 MAILHELPER_SYNC_BATCH = env_int("MAILHELPER_SYNC_BATCH", 200)
 MAILHELPER_SYNC_MAX_RETRIES = env_int("MAILHELPER_SYNC_MAX_RETRIES", 5)
 MAILHELPER_DEFAULT_SYNC_MINUTES = env_int("MAILHELPER_DEFAULT_SYNC_MINUTES", 5)
+# Push (manage.py watch_mailboxes, mail/idle.py): IDLE connections one watcher process holds at most,
+# how often it re-reads the accounts, and how long a sync waits to gather a burst of news.
+MAILHELPER_IDLE_MAX_CONNECTIONS = env_int("MAILHELPER_IDLE_MAX_CONNECTIONS", 1000)
+MAILHELPER_IDLE_RELOAD_SECONDS = env_float("MAILHELPER_IDLE_RELOAD_SECONDS", 30.0)
+MAILHELPER_IDLE_DEBOUNCE_SECONDS = env_float("MAILHELPER_IDLE_DEBOUNCE_SECONDS", 1.0)
 
 # --- After analysis ------------------------------------------------------------------------------
 # What runs on mail once its analysis is committed, in THIS order (analysis/post_analysis.py runs
