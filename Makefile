@@ -27,11 +27,9 @@ migrate: deps .env
 	$(PY) manage.py ensure_database
 	$(PY) manage.py migrate --no-input
 
-up: migrate
-	@echo ""
-	@echo "  Mailhelper is starting at http://127.0.0.1:$(PORT)/  (web, worker and beat; Ctrl-C stops all)"
-	@echo ""
-	.venv/bin/honcho -f Procfile start
+# Starts a project-local PostgreSQL/Redis in var/ when nothing answers on their loopback URLs (scripts/up.sh).
+up: deps .env
+	bash scripts/up.sh
 
 test: deps
 	bash scripts/test.sh $(ARGS)
