@@ -7,9 +7,10 @@ from datetime import date
 
 from django.db.models import QuerySet
 
+from accounts import keyring
 from core.models import Job
 
-from . import pipeline
+from . import language, pipeline
 from .models import MessageAnalysis
 
 CHUNK = 100
@@ -59,3 +60,41 @@ def run_reanalyse(job: Job, progress: Callable[[int, int], None]) -> str:
     progress(0, qs.count())
     done, failed = reanalyse(qs, progress)
     return f"{done} analysed" + (f", {failed} failed" if failed else "")
+
+
+def detect_languages(
+    owner_id: int | None = None,
+    since: date | None = None,
+    rebuild: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Give analysed mail stored before language detection its language, without analysing it again
+    (a re-analysis would call the user's language model for every message). Returns (checked, found).
+    Rows whose language cannot be told stay empty and are checked again by the next run: detection is
+    cheap, and a marker column for "checked" would cost more than it saves."""
+    qs = selection(owner_id=owner_id, since=since).filter(state=MessageAnalysis.State.DONE)
+    if not rebuild:
+        qs = qs.filter(language="")
+    total, checked, found, last_pk = qs.count(), 0, 0, None
+    locked: dict[int, bool] = {}
+    while True:
+        chunk_qs = qs.only("id", "owner_id", "language", "message__subject", "message__text_body", "message__owner_id")
+        chunk = list((chunk_qs if last_pk is None else chunk_qs.filter(pk__gt=last_pk))[:CHUNK])
+        if not chunk:
+            break
+        changed = []
+        for analysis in chunk:
+            if analysis.owner_id not in locked:
+                locked[analysis.owner_id] = keyring.is_locked(analysis.owner_id)
+            if locked[analysis.owner_id]:
+                continue  # strict mode, logged out: a later run gets it
+            detected = language.detect(analysis.message.text_body[: pipeline.TEXT_LIMIT], analysis.message.subject)
+            if detected != analysis.language:
+                analysis.language = detected
+                changed.append(analysis)
+            found += bool(detected)
+        MessageAnalysis.objects.bulk_update(changed, ["language"])
+        checked, last_pk = checked + len(chunk), chunk[-1].pk
+        if progress:
+            progress(checked, total)
+    return checked, found

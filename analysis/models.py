@@ -12,6 +12,7 @@ from django.db import models
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
 
+from .language import language_name
 from .types import CATEGORY_LABELS, Category
 
 CATEGORY_CHOICES = [(c.value, CATEGORY_LABELS[c]) for c in Category]
@@ -50,6 +51,9 @@ class MessageAnalysis(EncryptedModel):
     method = models.CharField(max_length=120, blank=True)
     reasons = models.JSONField(default=list, blank=True)
     summary = EncryptedTextField(default="")
+    language = models.CharField(
+        max_length=8, blank=True, help_text="ISO 639-1 code of the message's language; empty when unknown."
+    )
     corrected_urgency = models.PositiveSmallIntegerField(choices=LEVEL_CHOICES, null=True, blank=True)
     corrected_importance = models.PositiveSmallIntegerField(choices=LEVEL_CHOICES, null=True, blank=True)
     corrected_category = models.CharField(max_length=20, choices=CATEGORY_CHOICES, blank=True)
@@ -100,6 +104,10 @@ class MessageAnalysis(EncryptedModel):
             self.corrected_urgency or self.corrected_importance or self.corrected_category
             or self.corrected_spam is not None
         )  # fmt: skip
+
+    @property
+    def language_name(self) -> str:
+        return language_name(self.language)
 
 
 class LearnedClassifier(EncryptedModel):

@@ -21,7 +21,7 @@ from mail.models import Folder, MailAccount, Message
 from mail.search_tokens import SearchKey, search_key_for
 from mail.threading_keys import relink_subjects, subject_hash
 
-from . import heuristics, learning, post_analysis, similarity
+from . import heuristics, language, learning, post_analysis, similarity
 from .models import LearnedClassifier, MessageAnalysis, ProviderSettings, TrustedSender
 from .provider_settings import config_for, enabled_for
 from .providers import ProviderError, get_provider
@@ -129,6 +129,10 @@ def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:
     link_subject(message, ctx.search_key)
     msg = message_input(message)
     user_ctx = ctx.user_context(message)
+    # Detected before the analysers run: the built-in one attributes shared words by it and a
+    # language model is asked to summarise in it.
+    analysis.language = language.detect(msg.text, msg.subject)
+    user_ctx.language_hint = analysis.language
     result, fallback = _provider_result(ctx, msg, user_ctx)
     if result is None:
         result = heuristics.analyse(msg, user_ctx)

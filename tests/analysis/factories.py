@@ -3,6 +3,7 @@ delivered to the real Dovecot and synced."""
 
 from __future__ import annotations
 
+from analysis.models import ProviderSettings
 from tests.plugins.mail import create_account, run_sync
 
 NEWSLETTER = (
@@ -24,3 +25,17 @@ def synced(dovecot, imap_user, owner, raws):
         dovecot.deliver(imap_user, raw)
     run_sync(account)
     return account
+
+
+def configure_provider(owner, fake_llm, kind: str = "openai", **fields) -> ProviderSettings:
+    """An enabled provider of `kind` pointed at the loopback fake language model."""
+    return ProviderSettings.objects.create(
+        owner=owner,
+        enabled=True,
+        kind=kind,
+        base_url=fake_llm.base_url,
+        model="test-model",
+        api_key="sk-test-key-0123456789",
+        timeout_seconds=fields.pop("timeout_seconds", 5),
+        **fields,
+    )

@@ -6,27 +6,14 @@ from django.urls import reverse
 
 from analysis import tasks as analysis_tasks
 from analysis.models import MessageAnalysis, ProviderSettings
-from tests.analysis.factories import URGENT, synced
+from tests.analysis.factories import URGENT, configure_provider, synced
 
 pytestmark = pytest.mark.django_db
 
 
-def configure(owner, fake_llm, kind="openai", **fields):
-    return ProviderSettings.objects.create(
-        owner=owner,
-        enabled=True,
-        kind=kind,
-        base_url=fake_llm.base_url,
-        model="test-model",
-        api_key="sk-test-key-0123456789",
-        timeout_seconds=fields.pop("timeout_seconds", 5),
-        **fields,
-    )
-
-
 @pytest.mark.parametrize("kind", ["ollama", "openai", "anthropic"])
 def test_the_provider_analyses_masked_mail(kind, fake_llm, dovecot, imap_user, alice):
-    configure(alice.user, fake_llm, kind)
+    configure_provider(alice.user, fake_llm, kind)
     account = synced(dovecot, imap_user, alice.user, [URGENT % 1])
     assert analysis_tasks.analyse_account(str(account.pk)) == {"done": 1, "failed": 0}
     analysis = MessageAnalysis.objects.get(message__account=account)
@@ -38,7 +25,7 @@ def test_the_provider_analyses_masked_mail(kind, fake_llm, dovecot, imap_user, a
 
 @pytest.mark.parametrize("behaviour", ["http500", "not_json", "invalid_schema", "refuse_auth"])
 def test_provider_failures_fall_back_to_the_builtin_analyser(behaviour, fake_llm, dovecot, imap_user, alice):
-    configure(alice.user, fake_llm)
+    configure_provider(alice.user, fake_llm)
     fake_llm.behaviour = behaviour
     account = synced(dovecot, imap_user, alice.user, [URGENT % 2])
     assert analysis_tasks.analyse_account(str(account.pk)) == {"done": 1, "failed": 0}
@@ -49,7 +36,7 @@ def test_provider_failures_fall_back_to_the_builtin_analyser(behaviour, fake_llm
 
 
 def test_a_slow_provider_times_out_and_falls_back(fake_llm, dovecot, imap_user, alice):
-    configure(alice.user, fake_llm, timeout_seconds=1)
+    configure_provider(alice.user, fake_llm, timeout_seconds=1)
     fake_llm.behaviour = "slow"
     account = synced(dovecot, imap_user, alice.user, [URGENT % 3])
     analysis_tasks.analyse_account(str(account.pk))
