@@ -41,11 +41,12 @@ def message_list(
     category: str = "",
     open_only: bool = False,
     tag_ids: list[int] | None = None,
+    sender: str = "",
 ) -> QuerySet[Message]:
     """Live messages, newest first, with only what a list row shows (content stays encrypted).
 
     urgency/importance select a cell of the priority matrix; open_only leaves out what the user
-    marked done and spam, as the matrix does.
+    marked done and spam, as the matrix does; sender is a From address (the Newsletters page links it).
     """
     qs = queries.messages_of(user).filter(expunged_at__isnull=True)
     if account is not None:
@@ -60,6 +61,8 @@ def message_list(
         qs = qs.filter(analysis__final_category=category)
     if open_only:
         qs = qs.filter(analysis__done_at__isnull=True, analysis__final_spam=False)
+    if sender:
+        qs = qs.filter(from_address=sender)
     for tag_id in tag_ids or ():
         qs = qs.filter(tag_assignments__tag_id=tag_id)  # several tags: all of them
     return (

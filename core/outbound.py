@@ -34,10 +34,14 @@ judged as that IPv4 address as well, so ::ffff:127.0.0.1 is loopback like 127.0.
 
 from __future__ import annotations
 
+import contextvars
 import ipaddress
+import logging
 import socket
+import ssl
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -304,12 +308,38 @@ class HTTPTransport(httpx.HTTPTransport):
     environment would otherwise get a transport of its own and connect past the check.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         super().__init__(trust_env=False)
         # httpx has no option for httpcore's network backend, so the pool httpx just made (no
         # connection yet) is replaced by one with the same certificates and the checked backend.
+        # A caller may pass its own context (mail's, which adds MAILHELPER_EXTRA_CA_FILE).
         self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             keepalive_expiry=5.0,
             network_backend=_CheckedBackend(),
         )
+
+
+# httpx logs every request URL at INFO (and httpcore more at DEBUG). The URLs this server requests
+# may carry credentials (a provider's "?api-key=...") or a recipient's token (an unsubscribe link),
+# so while a caller says so, those records are dropped; the caller logs what happened without the URL.
+_QUIET_HTTP_LOGS: contextvars.ContextVar[bool] = contextvars.ContextVar("quiet_http_logs", default=False)
+
+
+class _DropWhileQuiet(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _QUIET_HTTP_LOGS.get()
+
+
+for _name in ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
+    logging.getLogger(_name).addFilter(_DropWhileQuiet())
+
+
+@contextmanager
+def quiet_http_logs() -> Iterator[None]:
+    """Within the block, httpx and httpcore log nothing (in this thread or task only)."""
+    token = _QUIET_HTTP_LOGS.set(True)
+    try:
+        yield
+    finally:
+        _QUIET_HTTP_LOGS.reset(token)

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "tags",
     "analysis",
     "rules",
+    "newsletters",
     "legacy",
     "mailhelper",
 ]
@@ -249,6 +250,8 @@ MAILHELPER_LOCKOUT_MINUTES = env_int("MAILHELPER_LOCKOUT_MINUTES", 15)
 MAILHELPER_RATE_LOGIN = env("MAILHELPER_RATE_LOGIN", "20/m")
 MAILHELPER_RATE_LOGIN_USER = env("MAILHELPER_RATE_LOGIN_USER", "10/m")
 MAILHELPER_RATE_REGISTER = env("MAILHELPER_RATE_REGISTER", "5/h")
+# Unsubscribe requests per user (each one may contact a sender's web or mail server).
+MAILHELPER_RATE_UNSUBSCRIBE = env("MAILHELPER_RATE_UNSUBSCRIBE", "60/h")
 # Days a user's audit log events (logins, security changes) are kept; 0 keeps them forever.
 MAILHELPER_AUDIT_DAYS = env_int("MAILHELPER_AUDIT_DAYS", 365)
 MAILHELPER_METRICS_TOKEN = env_secret("MAILHELPER_METRICS_TOKEN", "") or ""

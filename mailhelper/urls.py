@@ -20,6 +20,7 @@ urlpatterns = [
     path("jobs/", include("core.urls")),
     path("tags/", include("tags.urls")),
     path("rules/", include("rules.urls")),
+    path("newsletters/", include("newsletters.urls")),
     # The admin has no login of its own: it would skip the second factor.
     path("admin/login/", views.admin_login),
     path("admin/", admin.site.urls),

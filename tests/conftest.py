@@ -13,6 +13,7 @@ pytest_plugins = [
     "tests.plugins.mailservers",
     "tests.plugins.mail",
     "tests.plugins.llm_servers",
+    "tests.plugins.web_servers",
 ]
 
 

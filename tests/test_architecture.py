@@ -22,6 +22,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("tags",),
     ("analysis",),
     ("rules",),
+    ("newsletters",),
     ("legacy",),
     ("mailhelper",),
 ]

@@ -16,7 +16,6 @@ is accepted back lives here, once, so the rules cannot drift between providers:
 
 from __future__ import annotations
 
-import contextvars
 import fnmatch
 import json
 import logging
@@ -36,20 +35,6 @@ from ..masking import Masking, mask, names_from_address, names_from_text
 from ..types import AnalysisResult, Category, MessageInput, UserContext
 
 logger = logging.getLogger(__name__)
-
-# httpx logs every request URL at INFO (and httpcore more at DEBUG). A provider URL may carry
-# credentials ("https://user:pass@host", "?api-key=..."), so their records are dropped while a provider
-# request runs; our own log lines say what happened without the URL.
-_IN_PROVIDER_REQUEST: contextvars.ContextVar[bool] = contextvars.ContextVar("in_provider_request", default=False)
-
-
-class _DropDuringProviderRequests(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not _IN_PROVIDER_REQUEST.get()
-
-
-for _name in ("httpx", "httpcore.connection", "httpcore.http11", "httpcore.http2", "httpcore.proxy"):
-    logging.getLogger(_name).addFilter(_DropDuringProviderRequests())
 
 PROVIDER_KINDS = ("ollama", "openai", "anthropic")
 DRAFT_STYLES = ("formal", "friendly", "brief", "decline")
@@ -425,9 +410,11 @@ class Provider(ABC):
         deadline = time.monotonic() + self.config.timeout
         started = time.monotonic()
         status = 0
-        token = _IN_PROVIDER_REQUEST.set(True)
         try:
             with (
+                # A provider URL may carry credentials ("https://user:pass@host", "?api-key=..."):
+                # httpx's own log lines, which name it, are dropped; ours say what happened without it.
+                outbound.quiet_http_logs(),
                 httpx.Client(
                     timeout=timeout, follow_redirects=False, transport=outbound.HTTPTransport(), trust_env=False
                 ) as client,
@@ -466,8 +453,6 @@ class Provider(ABC):
             name = type(exc).__name__
             logger.warning("llm request could not be made: provider=%s (%s)", self.kind, name)
             raise ProviderError(f"{self.label}: the request could not be made ({name}); check the base URL") from None
-        finally:
-            _IN_PROVIDER_REQUEST.reset(token)
         logger.info(
             "llm request: provider=%s path=%s status=%s bytes=%d seconds=%.2f",
             self.kind,

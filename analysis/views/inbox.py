@@ -8,6 +8,7 @@ Actions on messages (read, move, delete) are mail's (mail/views/messages.py).
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
@@ -41,7 +42,7 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
     folders = queries.server_folders(request.user)  # for the sidebar and the "move to" choice alike
     context = {
         "filters": filters,
-        "filter_query": "&".join(f"{k}={v}" for k, v in request.GET.items() if k != "page"),
+        "filter_query": urlencode([(k, v) for k, v in request.GET.items() if k != "page"]),
         "page": page,
         "rows": mark_waiting_rows(request, message_rows(page.object_list)),
         "account": account,
@@ -70,6 +71,7 @@ def _list_filters(request: HttpRequest) -> dict:
         "importance": level("i"),
         "category": category if category in CATEGORY_VALUES else "",
         "open_only": request.GET.get("open") == "1",
+        "sender": request.GET.get("from", "").strip()[:320],
     }
 
 
