@@ -1,4 +1,4 @@
-"""What IMAP (mail/imap.py) and SMTP (mail/sending.py) connections share.
+"""What IMAP (mail/imap.py), POP3 (mail/pop3.py) and SMTP (mail/sending.py) connections share.
 
 Both trust the same certificates (the system's, plus MAILHELPER_EXTRA_CA_FILE for a self-hosted
 server with its own CA), and both fail the same ways before their protocols differ: the server's
@@ -12,10 +12,23 @@ from __future__ import annotations
 
 import socket
 import ssl
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from core.outbound import PolicyRefused
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where and how to log in to an incoming-mail server (IMAP or POP3); the password never in a repr."""
+
+    host: str
+    port: int
+    security: str  # "ssl" | "starttls" | "plain"
+    username: str
+    password: str = field(repr=False)
+    timeout: float = 30.0
 
 
 def tls_context() -> ssl.SSLContext:

@@ -26,7 +26,7 @@ from imapclient.response_parser import parse_fetch_response
 
 from core import outbound
 
-from .connecting import describe_connect_error, tls_context
+from .connecting import ServerConfig, describe_connect_error, tls_context  # imap.ServerConfig for callers
 
 SEEN, FLAGGED, ANSWERED, DRAFT, DELETED = "\\Seen", "\\Flagged", "\\Answered", "\\Draft", "\\Deleted"
 _SPECIAL_USE_FLAGS = {
@@ -73,16 +73,6 @@ class ImapAuthError(ImapError):
 
 class ImapFolderError(ImapError):
     """One folder could not be used (deleted meanwhile, no permission); others may still work."""
-
-
-@dataclass(frozen=True)
-class ServerConfig:
-    host: str
-    port: int
-    security: str  # "ssl" | "starttls" | "plain"
-    username: str
-    password: str = field(repr=False)
-    timeout: float = 30.0
 
 
 @dataclass(frozen=True)

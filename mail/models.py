@@ -24,6 +24,19 @@ class Security(models.TextChoices):
 
 
 class MailAccount(EncryptedModel):
+    """One mailbox. The incoming server (`imap_*` fields) speaks IMAP or POP3, as `protocol` says.
+
+    The fields keep their IMAP names for both protocols (one host, port, security, user name and
+    encrypted password per account either way), so nothing that reads them needed a second set.
+    A POP3 account syncs INBOX only (mail/pop3_sync.py) and has no server-side folders or flags:
+    what needs them (moves, flags written back, IDLE, the Sent copy) is refused for it
+    (`imap_only_reason`).
+    """
+
+    class Protocol(models.TextChoices):
+        IMAP = "imap", "IMAP"
+        POP3 = "pop3", "POP3"
+
     class Status(models.TextChoices):
         NEW = "new", "not synced yet"
         OK = "ok", "ok"
@@ -33,6 +46,13 @@ class MailAccount(EncryptedModel):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_accounts")
     name = models.CharField(max_length=100, help_text="How the account is shown, e.g. 'Work'.")
     email_address = models.EmailField(help_text="Your address on this account (used to recognise your own mail).")
+    protocol = models.CharField(
+        "Incoming mail protocol",
+        max_length=4,
+        choices=Protocol.choices,
+        default=Protocol.IMAP,
+        help_text="IMAP keeps folders and read/flag state on the server; POP3 fetches the inbox only.",
+    )
     imap_host = models.CharField("IMAP server", max_length=255)
     imap_port = models.PositiveIntegerField("IMAP port", default=993)
     imap_security = models.CharField("IMAP security", max_length=10, choices=Security.choices, default=Security.SSL)
@@ -46,6 +66,13 @@ class MailAccount(EncryptedModel):
     smtp_username = models.CharField("SMTP user name", max_length=255, blank=True)
     smtp_password = EncryptedTextField(default="")
     sync_interval_minutes = models.PositiveIntegerField(default=5)
+    pop3_delete_after_days = models.PositiveIntegerField(
+        "Delete from the POP3 server after (days)",
+        null=True,
+        blank=True,
+        help_text="POP3 only. Empty: leave messages on the server. A number: delete a message from the server "
+        "once it has been stored here for that many days.",
+    )
     enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
     status_message = models.CharField(
@@ -63,6 +90,39 @@ class MailAccount(EncryptedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.imap_username}@{self.imap_host})"
+
+    @property
+    def is_pop3(self) -> bool:
+        return self.protocol == self.Protocol.POP3
+
+    @property
+    def imap_only_reason(self) -> str:
+        """Why an IMAP-only action is refused for this account ("" for IMAP accounts); fit for the user."""
+        if self.is_pop3:
+            return "POP3 accounts have only an inbox on the server: folders, moves and flags exist here only."
+        return ""
+
+
+class Pop3Seen(models.Model):
+    """A POP3 message (by its UIDL) that this account has already stored: the POP3 sync state.
+
+    Written in the same transaction as the stored message (mail/pop3_sync.py), so a sync killed
+    between two messages neither stores one twice nor skips one. Kept after the message was deleted
+    from the server (`deleted_at`), until its UIDL is no longer listed: a DELE whose QUIT never
+    arrived leaves the message on the server, and it must not come back as new.
+    """
+
+    account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pop3_seen")
+    uidl = models.CharField(max_length=255, help_text="The server's unique id of the message (RFC 1939 UIDL).")
+    message = models.ForeignKey("Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    stored_at = models.DateTimeField(default=timezone.now, help_text="When the message was stored here.")
+    deleted_at = models.DateTimeField(null=True, blank=True, help_text="When we deleted it from the server.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["account", "uidl"], name="pop3_seen_unique_uidl")]
+
+    def __str__(self) -> str:
+        return f"pop3 uidl of {self.account_id}"
 
 
 class Folder(models.Model):

@@ -1,4 +1,4 @@
-"""The sync service: brings an account's local copy in line with its IMAP server.
+"""The sync service: brings an account's local copy in line with its IMAP server (POP3: mail/pop3_sync.py).
 
 Plain Python over models and mail.imap (no Celery, no request), so the task, the management
 command and the tests all run the same code. The rules it keeps (DESIGN.md, "Sync"):
@@ -12,6 +12,10 @@ command and the tests all run the same code. The rules it keeps (DESIGN.md, "Syn
 - One sync per account at a time, by a PostgreSQL advisory lock that dies with its connection.
 - A UIDVALIDITY change, or a move made in the UI, is reconciled by Message-ID: messages we hold are
   re-attached to their new UIDs instead of being fetched and stored again.
+
+A POP3 account goes through the same sync_account (lock, runs, error handling) and stores its
+mail through the same store_batch (parse, encrypt with the owner's key, analysis queued, rules);
+only the protocol part differs, in mail/pop3_sync.py.
 
 Runs (SyncRun: what one sync did, shown with progress) tell the truth after a crash:
 - A run goes queued -> running -> success | failed | skipped | interrupted, and a finished run never
@@ -40,7 +44,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -54,7 +58,7 @@ from core.db.copy import copy_insert
 from core.db.locks import try_advisory_lock
 from core.jobs import stale_after
 
-from . import imap, signals
+from . import imap, pop3, signals
 from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
 from .parsing import parse_message
 from .search_tokens import SearchKey
@@ -219,6 +223,85 @@ def _flag_fields(flags: tuple[str, ...]) -> dict:
     }
 
 
+# --- storing new messages (IMAP and POP3 alike) ------------------------------------------------------
+
+
+def size_batches(keys: list, sizes: dict, batch: int, max_bytes: int = _BATCH_BYTES) -> list[list]:
+    """`keys` in batches of at most `batch` messages and about `max_bytes`, so a folder of 25 MB
+    messages does not hold gigabytes in memory."""
+    batches: list[list] = [[]]
+    batch_bytes = 0
+    for key in keys:
+        size = sizes.get(key, 0)
+        if batches[-1] and (len(batches[-1]) >= batch or batch_bytes + size > max_bytes):
+            batches.append([])
+            batch_bytes = 0
+        batches[-1].append(key)
+        batch_bytes += size
+    return [b for b in batches if b]
+
+
+@dataclass
+class Sealer:
+    """Makes built messages storable: the thread key keyed, content compressed and encrypted.
+
+    Holds the owner's data key, fetched once by the thread that has database access, so that the
+    helper thread that fetches and parses can seal too (in parallel with the writes).
+    """
+
+    dek: bytes
+    search_key: SearchKey
+
+    @classmethod
+    def for_owner(cls, owner_id: int) -> Sealer:
+        dek = keyring.dek_for(owner_id)
+        return cls(dek, SearchKey.from_data_key(dek))
+
+    def seal(self, message: Message, parts: list[Attachment]) -> tuple[Message, list[Attachment]]:
+        message.thread_key = storable_thread_key(message.thread_key, self.search_key)
+        seal_fields(message, self.dek)
+        for part in parts:
+            seal_fields(part, self.dek)
+        return message, parts
+
+
+@dataclass
+class StoredBatch:
+    """One batch of sealed messages on its way into the database.
+
+    `also` runs inside the batch's transaction after the messages are inserted: the POP3 sync
+    writes its UIDL state there, so the state and the messages are committed together or not at all.
+    """
+
+    messages: list[Message] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    size: int = 0
+    also: Callable[[], None] | None = None
+
+    def add(self, message: Message, parts: list[Attachment]) -> None:
+        self.messages.append(message)
+        self.attachments.extend(parts)
+
+
+def store_batch(run: SyncRun, batch: StoredBatch, progress: ProgressCallback | None = None) -> None:
+    """Insert one batch in one transaction: messages, attachments, the caller's state, analysis queued, counts.
+
+    The one path by which synced mail enters the database, for IMAP and POP3 alike.
+    """
+    with transaction.atomic():
+        copy_insert(Message, batch.messages)
+        copy_insert(Attachment, batch.attachments)
+        if batch.also is not None:
+            batch.also()
+        # Receivers write in this transaction (analysis queues each message): a lost task delays, never skips.
+        signals.messages_stored.send(sender=Message, messages=batch.messages)
+        run.messages_new += len(batch.messages)
+        run.bytes_fetched += batch.size
+        record_progress(run, "messages_new", "bytes_fetched")
+    if progress:
+        progress(run)
+
+
 class FolderSync:
     """Sync of one folder within an open session; counts go to the run as it goes."""
 
@@ -284,19 +367,7 @@ class FolderSync:
         return Message.objects.filter(folder=self.folder, uid__isnull=True, expunged_at__isnull=True).exists()
 
     def _batches(self, uids: list[int]) -> list[list[int]]:
-        """Batches of at most `batch` messages and about 32 MB, so a folder of 25 MB messages
-        does not hold gigabytes in memory."""
-        sizes = self.session.sizes(uids)
-        batches: list[list[int]] = [[]]
-        batch_bytes = 0
-        for uid in uids:
-            size = sizes.get(uid, 0)
-            if batches[-1] and (len(batches[-1]) >= self.batch or batch_bytes + size > _BATCH_BYTES):
-                batches.append([])
-                batch_bytes = 0
-            batches[-1].append(uid)
-            batch_bytes += size
-        return [b for b in batches if b]
+        return size_batches(uids, self.session.sizes(uids), self.batch)
 
     def _fetch_and_store(self, uidvalidity: int, uids: list[int]) -> None:
         """Fetch, parse and encrypt the next batch in a helper thread while this one writes.
@@ -305,34 +376,17 @@ class FolderSync:
         writes, so network, CPU and PostgreSQL overlap. It holds one batch ahead at most.
         """
 
-        dek = keyring.dek_for(self.account.owner_id)  # fetched here: the helper thread has no DB access
-        search_key = SearchKey.from_data_key(dek)
+        sealer = Sealer.for_owner(self.account.owner_id)  # the key fetched here: the helper thread has no DB access
 
-        def build(batch: list[int]) -> tuple[list[Message], list[Attachment], int]:
-            messages, attachments, size = [], [], 0
+        def build(batch: list[int]) -> StoredBatch:
+            stored = StoredBatch()
             for fetched in self.session.fetch_messages(batch):
-                message, parts = build_message(self.account, self.folder, uidvalidity, fetched)
-                message.thread_key = storable_thread_key(message.thread_key, search_key)
-                seal_fields(message, dek)  # compress + encrypt here, in parallel with the writes
-                for part in parts:
-                    seal_fields(part, dek)
-                messages.append(message)
-                attachments.extend(parts)
-                size += len(fetched.raw)
-            return messages, attachments, size
+                stored.add(*sealer.seal(*build_message(self.account, self.folder, uidvalidity, fetched)))
+                stored.size += len(fetched.raw)
+            return stored
 
-        for messages, attachments, size in _prefetched(build, self._batches(uids)):
-            with transaction.atomic():
-                copy_insert(Message, messages)
-                copy_insert(Attachment, attachments)
-                # Receivers write in this transaction (analysis queues each message): a lost task delays, never skips.
-                signals.messages_stored.send(sender=Message, messages=messages)
-                run = self.run
-                run.messages_new += len(messages)
-                run.bytes_fetched += size
-                record_progress(run, "messages_new", "bytes_fetched")
-            if self.progress:
-                self.progress(self.run)
+        for stored in prefetched(build, self._batches(uids)):
+            store_batch(self.run, stored, self.progress)
 
     def _reattach(self, uidvalidity: int, uids: list[int]) -> set[int]:
         """Give held messages without a UID (moved here, or renumbered) their new UID."""
@@ -429,7 +483,7 @@ class FolderSync:
                 record_progress(self.run, "messages_expunged")
 
 
-def _prefetched(produce: Callable, items: Iterable) -> Iterator:
+def prefetched(produce: Callable, items: Iterable) -> Iterator:
     """Yield produce(item) for each item, computing the next one in a thread meanwhile."""
     results: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -475,9 +529,39 @@ def _pending_move_ids(folder: Folder):
 def build_message(
     account: MailAccount, folder: Folder, uidvalidity: int, fetched: imap.FetchedMessage
 ) -> tuple[Message, list[Attachment]]:
-    """A Message (and its attachments) from fetched bytes; never fails: bad MIME becomes warnings."""
-    parsed = parse_message(fetched.raw)
-    received = fetched.internal_date
+    """A Message (and its attachments) from an IMAP fetch; never fails: bad MIME becomes warnings."""
+    return new_message(
+        account,
+        folder,
+        fetched.raw,
+        uidvalidity=uidvalidity,
+        uid=fetched.uid,
+        modseq=fetched.modseq,
+        flags=fetched.flags,
+        size=fetched.size,
+        internal_date=fetched.internal_date,
+    )
+
+
+def new_message(
+    account: MailAccount,
+    folder: Folder,
+    raw: bytes,
+    *,
+    uidvalidity: int | None = None,
+    uid: int | None = None,
+    modseq: int | None = None,
+    flags: tuple[str, ...] = (),
+    size: int | None = None,
+    internal_date: datetime | None = None,
+) -> tuple[Message, list[Attachment]]:
+    """A Message (and its attachments) from a message's bytes and what the server said about it.
+
+    Shared by both protocols; POP3 has no UID, flags or arrival time (uid stays NULL, the date
+    falls back to the Date header, then to now). Never fails: bad MIME becomes warnings.
+    """
+    parsed = parse_message(raw)
+    received = internal_date
     if received is not None and timezone.is_naive(received):
         received = timezone.make_aware(received, timezone.get_default_timezone())
     message = Message(
@@ -485,8 +569,8 @@ def build_message(
         account=account,
         folder=folder,
         uidvalidity=uidvalidity,
-        uid=fetched.uid,
-        modseq=fetched.modseq,
+        uid=uid,
+        modseq=modseq,
         message_id=parsed.message_id[:995],
         in_reply_to=parsed.in_reply_to[:995],
         references=[r[:995] for r in parsed.references[:100]],
@@ -498,7 +582,7 @@ def build_message(
         from_name=parsed.from_name[:300],
         to_addresses=[a[:320] for a in parsed.to_addresses[:500]],
         cc_addresses=[a[:320] for a in parsed.cc_addresses[:500]],
-        size=fetched.size,
+        size=len(raw) if size is None else size,
         has_attachments=any(not a.is_inline for a in parsed.attachments),
         list_id=parsed.list_id[:300],
         has_list_unsubscribe=parsed.has_list_unsubscribe,
@@ -510,8 +594,8 @@ def build_message(
         subject=parsed.subject,
         text_body=parsed.text_body,
         html_body=parsed.html_body,
-        raw=fetched.raw,
-        **_flag_fields(fetched.flags),
+        raw=raw,
+        **_flag_fields(flags),
     )
     attachments = [
         Attachment(
@@ -666,28 +750,38 @@ def _claim(run: SyncRun) -> SyncRun:
     return run
 
 
+def _sync_imap(account: MailAccount, run: SyncRun, progress: ProgressCallback | None) -> None:
+    with imap.ImapSession(server_config(account)) as session:
+        folders = [f for f in refresh_folders(account, session.list_folders()) if f.sync_enabled]
+        run.folders_total = len(folders)
+        record_progress(run, "folders_total")
+        for folder in folders:
+            run.current_folder = folder.display_name
+            record_progress(run, "current_folder")
+            if progress:
+                progress(run)
+            try:
+                FolderSync(session, folder, run, progress).run_sync()
+            except imap.ImapFolderError as exc:
+                run.errors = [*run.errors, f"{folder.display_name}: {exc}"]
+            run.folders_done += 1
+            record_progress(run, "folders_done", "errors")
+
+
 def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback | None) -> SyncOutcome:
+    """The account's protocol does the work; login and network failures are recorded alike for both."""
+    from . import pop3_sync  # imports this module
+
     started = time.monotonic()
     try:
-        with imap.ImapSession(server_config(account)) as session:
-            folders = [f for f in refresh_folders(account, session.list_folders()) if f.sync_enabled]
-            run.folders_total = len(folders)
-            record_progress(run, "folders_total")
-            for folder in folders:
-                run.current_folder = folder.display_name
-                record_progress(run, "current_folder")
-                if progress:
-                    progress(run)
-                try:
-                    FolderSync(session, folder, run, progress).run_sync()
-                except imap.ImapFolderError as exc:
-                    run.errors = [*run.errors, f"{folder.display_name}: {exc}"]
-                run.folders_done += 1
-                record_progress(run, "folders_done", "errors")
-    except imap.ImapAuthError as exc:
+        if account.is_pop3:
+            pop3_sync.sync_inbox(account, run, progress)
+        else:
+            _sync_imap(account, run, progress)
+    except (imap.ImapAuthError, pop3.Pop3AuthError) as exc:
         _set_account_status(account, MailAccount.Status.NEEDS_ATTENTION, f"Login failed: {exc}")
         return SyncOutcome(_finish(run, SyncRun.Status.FAILED, str(exc)))
-    except imap.ImapConnectError as exc:
+    except (imap.ImapConnectError, pop3.Pop3ConnectError) as exc:
         _finish(run, SyncRun.Status.FAILED, str(exc))
         return SyncOutcome(run, retryable=True)
     log.info(
