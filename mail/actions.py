@@ -6,6 +6,10 @@ rules share one path to the server. Sending a reply uses the same outbox (`recor
 \\Answered flag on the original and the copy in the Sent folder are retried while IMAP is down,
 never lost.
 
+POP3 accounts have no server state to write to: read, flagged, answered and forwarded change
+here only (no PendingAction), and what needs server folders (moving, deleting to Trash, archiving,
+the copy in Sent) raises ActionError with `MailAccount.imap_only_reason`, for the UI and rules alike.
+
 Whatever records a PendingAction announces `signals.outbox_changed` for its account when the
 transaction commits (never before: the write-back must find the rows; never after a rollback),
 once per call however many messages it changed. mail.tasks subscribes and queues the write-back
@@ -43,7 +47,14 @@ class ActionError(Exception):
     """The action cannot be applied (e.g. no Trash folder); the message is for the user."""
 
 
+def refuse_imap_only(account: MailAccount) -> None:
+    """ActionError for an action that needs IMAP (server folders), with the reason fit for the user."""
+    if account.is_pop3:
+        raise ActionError(account.imap_only_reason)
+
+
 def trash_folder(account: MailAccount) -> Folder:
+    refuse_imap_only(account)
     folder = account.folders.filter(special_use=Folder.SpecialUse.TRASH, exists_on_server=True).first()
     if folder is None:
         raise ActionError("This account has no Trash folder on the server.")
@@ -51,6 +62,7 @@ def trash_folder(account: MailAccount) -> Folder:
 
 
 def archive_folder(account: MailAccount) -> Folder:
+    refuse_imap_only(account)
     folder = account.folders.filter(special_use=Folder.SpecialUse.ARCHIVE, exists_on_server=True).first()
     if folder is None:
         raise ActionError("This account has no Archive folder on the server.")
@@ -86,6 +98,7 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
             setattr(message, field, value)
             Message.objects.filter(pk=message.pk).update(**{field: value})
         elif kind == Kind.MOVE:
+            refuse_imap_only(message.account)
             if target is None or target.account_id != message.account_id:
                 raise ActionError("Choose a folder of the same account.")
             if message.folder_id == target.pk:
@@ -97,6 +110,9 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
             Message.objects.filter(pk=message.pk).update(keywords=message.keywords)
         else:
             raise ActionError(f"Unknown action {kind!r}.")
+        changed += 1
+        if message.account.is_pop3:
+            continue  # changed here, which is all there is: POP3 keeps no flags on the server
         action = PendingAction(
             owner_id=message.owner_id,
             account_id=message.account_id,
@@ -113,7 +129,6 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
             Message.objects.filter(pk=message.pk).update(folder=target, uid=None, uidvalidity=None, modseq=None)
         action.save()
         queued_for.add(message.account_id)
-        changed += 1
     _announce_on_commit(queued_for)
     return changed
 
@@ -127,6 +142,10 @@ def record_sent(draft: Draft) -> None:
     original = draft.original
     kind = Kind.MARK_FORWARDED if draft.kind == Draft.Kind.FORWARD else Kind.MARK_ANSWERED
     apply([original], kind)
+    if draft.account.is_pop3:
+        # No Sent folder to APPEND to: the sent copy is not kept (as when a server refuses it for good).
+        Draft.objects.filter(pk=draft.pk).update(sent_raw=None)
+        return
     sent = draft.account.folders.filter(special_use=Folder.SpecialUse.SENT, exists_on_server=True).first()
     PendingAction.objects.create(
         owner_id=draft.owner_id,
@@ -158,6 +177,11 @@ def write_back(account_id) -> tuple[int, int]:
     pending = list(PendingAction.objects.filter(account=account, done_at__isnull=True).order_by("created_at", "id"))
     if not pending:
         return 0, 0
+    if account.is_pop3:  # none are recorded for POP3 (apply), but an account switched from IMAP may hold some
+        PendingAction.objects.filter(pk__in=[a.pk for a in pending]).update(
+            done_at=timezone.now(), error=account.imap_only_reason[:300]
+        )
+        return 0, len(pending)
     done = failed = 0
     with imap.ImapSession(server_config(account)) as session:
         for action in pending:

@@ -6,12 +6,24 @@ from django import forms
 
 from .models import Draft, MailAccount, ReplySettings
 
+#: The standard ports of the incoming server, per protocol: implicit TLS, and STARTTLS/STLS or plain.
+DEFAULT_PORTS = {"imap": {"ssl": 993, "other": 143}, "pop3": {"ssl": 995, "other": 110}}
+
+
+def default_port(protocol: str, security: str) -> int:
+    ports = DEFAULT_PORTS.get(protocol, DEFAULT_PORTS["imap"])
+    return ports["ssl"] if security == "ssl" else ports["other"]
+
 
 class MailAccountForm(forms.ModelForm):
-    """Add or edit an account. A blank password on edit keeps the stored one."""
+    """Add or edit an account. A blank password on edit keeps the stored one.
+
+    The incoming server speaks IMAP or POP3 (`protocol`); an empty port, or the other protocol's
+    standard port left in the field, becomes the chosen protocol's (993/143 or 995/110).
+    """
 
     imap_password_input = forms.CharField(
-        label="IMAP password",
+        label="Password",
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
@@ -20,7 +32,7 @@ class MailAccountForm(forms.ModelForm):
         label="SMTP password",
         required=False,
         strip=False,
-        help_text="Leave empty to use the IMAP password.",
+        help_text="Leave empty to use the incoming server's password.",
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
     )
 
@@ -29,6 +41,7 @@ class MailAccountForm(forms.ModelForm):
         fields = [
             "name",
             "email_address",
+            "protocol",
             "imap_host",
             "imap_port",
             "imap_security",
@@ -38,13 +51,24 @@ class MailAccountForm(forms.ModelForm):
             "smtp_security",
             "smtp_username",
             "sync_interval_minutes",
+            "pop3_delete_after_days",
             "enabled",
         ]
-        widgets = {"sync_interval_minutes": forms.NumberInput(attrs={"min": 1, "max": 1440})}
+        widgets = {
+            "sync_interval_minutes": forms.NumberInput(attrs={"min": 1, "max": 1440}),
+            "pop3_delete_after_days": forms.NumberInput(attrs={"min": 1, "max": 3650}),
+        }
+        labels = {
+            "imap_host": "Incoming mail server",
+            "imap_port": "Port",
+            "imap_security": "Security",
+            "imap_username": "User name",
+        }
 
     field_order = [
         "name",
         "email_address",
+        "protocol",
         "imap_host",
         "imap_port",
         "imap_security",
@@ -56,12 +80,16 @@ class MailAccountForm(forms.ModelForm):
         "smtp_username",
         "smtp_password_input",
         "sync_interval_minutes",
+        "pop3_delete_after_days",
         "enabled",
     ]
 
     def __init__(self, *args, owner, **kwargs):
         self.owner = owner
         super().__init__(*args, **kwargs)
+        self.fields["imap_port"].required = False
+        self.fields["protocol"].required = False  # not posted: IMAP, as before POP3 existed
+        self.fields["imap_port"].help_text = "Empty: the standard port (IMAP 993/143, POP3 995/110)."
         if self.instance._state.adding:
             self.fields["imap_password_input"].required = True
         else:
@@ -80,11 +108,26 @@ class MailAccountForm(forms.ModelForm):
             raise forms.ValidationError("Choose between 1 minute and 1 day (1440 minutes).")
         return minutes
 
+    def clean_protocol(self) -> str:
+        return self.cleaned_data.get("protocol") or MailAccount.Protocol.IMAP
+
+    def clean_pop3_delete_after_days(self) -> int | None:
+        days = self.cleaned_data.get("pop3_delete_after_days")
+        if days is not None and not 1 <= days <= 3650:
+            raise forms.ValidationError("Choose between 1 day and 10 years (3650 days), or leave it empty.")
+        return days
+
     def clean(self):
         cleaned = super().clean()
-        port, security = cleaned.get("imap_port"), cleaned.get("imap_security")
-        if port == 993 and security == "plain":
-            self.add_error("imap_security", "Port 993 expects SSL/TLS.")
+        protocol = cleaned.get("protocol") or MailAccount.Protocol.IMAP
+        port, security = cleaned.get("imap_port"), cleaned.get("imap_security") or "ssl"
+        other = "imap" if protocol == "pop3" else "pop3"
+        if port is None or port in DEFAULT_PORTS[other].values():
+            port = cleaned["imap_port"] = default_port(protocol, security)
+        if port in (993, 995) and security == "plain":
+            self.add_error("imap_security", f"Port {port} expects SSL/TLS.")
+        if protocol != MailAccount.Protocol.POP3:
+            cleaned["pop3_delete_after_days"] = None  # a POP3 setting: an IMAP account never deletes by age
         return cleaned
 
     def save(self, commit: bool = True) -> MailAccount:

@@ -61,12 +61,13 @@ class Shard:
 def accounts_to_watch(shard: Shard, limit: int) -> dict[uuid.UUID, tuple]:
     """The accounts this shard holds, at most `limit`, each with what a connection depends on.
 
-    Left out: disabled accounts, those that need the user's attention (a wrong password must not be
+    Left out: POP3 accounts (POP3 has no IDLE: beat's schedule is their only trigger), disabled accounts,
+    those that need the user's attention (a wrong password must not be
     retried by a push connection) and those whose owner's key the server cannot use (strict mode):
     beat's sync reports on them.
     """
     rows = (
-        MailAccount.objects.filter(enabled=True)
+        MailAccount.objects.filter(enabled=True, protocol=MailAccount.Protocol.IMAP)
         .exclude(status__in=[MailAccount.Status.NEEDS_ATTENTION, MailAccount.Status.LOCKED])
         .order_by("pk")
         .values_list("pk", "owner_id", "imap_host", "imap_port", "imap_security", "imap_username")

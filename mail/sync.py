@@ -96,6 +96,13 @@ def server_config(account: MailAccount) -> imap.ServerConfig:
     )
 
 
+def check_connection(account: MailAccount) -> imap.ConnectionReport | pop3.ConnectionReport:
+    """ "Test connection" with the account's stored settings, in its protocol."""
+    if account.is_pop3:
+        return pop3.check_connection(server_config(account))
+    return imap.check_connection(server_config(account))
+
+
 def _lock_key(account: MailAccount | uuid.UUID) -> int:
     pk = account if isinstance(account, uuid.UUID) else account.pk
     return int.from_bytes(pk.bytes[:8], "big", signed=True)

@@ -46,12 +46,14 @@ class RuleEditor:
 def value_choices(owner) -> list[tuple[str, list[tuple[str, str]]]]:
     """The typed values a row can pick instead of typing: the user's own tags, folders, accounts."""
     folders = Folder.objects.filter(account__owner=owner, exists_on_server=True).select_related("account")
+    # A POP3 account's inbox is no destination: nothing can be moved there or away (imap_only_reason).
+    movable = [f for f in folders if not f.account.is_pop3]
     return [
         ("Yes / no", [("true", "yes"), ("false", "no")]),
         ("Level", [("1", "1 (low)"), ("2", "2 (medium)"), ("3", "3 (high)")]),
         ("Category", list(CATEGORY_CHOICES)),
         ("Tag", [(str(t.pk), t.name) for t in Tag.objects.filter(owner=owner)]),
-        ("Folder (to move to)", [(str(f.pk), f"{f.account.name} / {f.display_name}") for f in folders]),
+        ("Folder (to move to)", [(str(f.pk), f"{f.account.name} / {f.display_name}") for f in movable]),
         ("Folder name (to test)", sorted({(f.name, f.display_name) for f in folders})),
         ("Account", [(str(a.pk), a.name) for a in MailAccount.objects.filter(owner=owner)]),
     ]

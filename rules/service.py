@@ -63,7 +63,7 @@ class OwnerRules:
 
 def with_rule_data(qs):
     """What rule_message() reads, in a constant number of queries."""
-    return qs.select_related("folder", "analysis").prefetch_related(
+    return qs.select_related("account", "folder", "analysis").prefetch_related(
         Prefetch("attachments", queryset=Attachment.objects.only("id", "message_id", "content_type", "filename")),
         Prefetch("tag_assignments", queryset=TagAssignment.objects.only("id", "message_id", "tag_id")),
     )
@@ -101,7 +101,12 @@ def rule_message(message: Message, ctx: OwnerRules) -> engine.RuleMessage:
     )
 
 
-def _apply_plan(message: Message, plan: engine.Plan) -> None:
+def _apply_plan(message: Message, plan: engine.Plan) -> str:
+    """Do what the plan says; returns what was left out and why ("" when everything applied).
+
+    A move (to a folder, Trash or Archive) of a POP3 account's message is left out with the reason
+    and the rest of the plan still applies: tagging a POP3 message should not fail for its "move".
+    """
     owner_id = message.owner_id
     tags = {t.pk: t for t in Tag.objects.filter(owner_id=owner_id, pk__in=plan.add_tags | plan.remove_tags)}
     for tag_id in plan.add_tags:
@@ -130,10 +135,13 @@ def _apply_plan(message: Message, plan: engine.Plan) -> None:
         mail_actions.apply([message], "mark_read" if plan.seen else "mark_unread")
     if plan.flagged is not None:
         mail_actions.apply([message], "flag" if plan.flagged else "unflag")
+    if plan.destination and message.account.is_pop3:
+        return f"Not moved: {message.account.imap_only_reason}"
     if plan.destination:
         target = _destination(message, plan)
         if target is not None:
             mail_actions.apply([message], "move", target)
+    return ""
 
 
 def _destination(message: Message, plan: engine.Plan) -> Folder | None:
@@ -176,7 +184,7 @@ def run_on_messages(owner_id: int, messages: list[Message], only: Iterable[Rule]
         error = ""
         try:
             with transaction.atomic():
-                _apply_plan(message, plan)
+                error = _apply_plan(message, plan)[:300]
         except mail_actions.ActionError as exc:
             error = str(exc)[:300]
         for outcome in outcomes:

@@ -47,6 +47,12 @@ def _editor_context(request: HttpRequest, editor: RuleEditor, rule: Rule | None)
         "action_types": spec.ACTION_CHOICES,
         "match_choices": spec.MATCH_CHOICES,
         "value_choices": value_choices(request.user),
+        "pop3_accounts": list(
+            MailAccount.objects.filter(owner=request.user, protocol=MailAccount.Protocol.POP3).values_list(
+                "name", flat=True
+            )
+        ),
+        "imap_only_reason": MailAccount(protocol=MailAccount.Protocol.POP3).imap_only_reason,
     }
 
 

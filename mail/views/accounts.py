@@ -35,6 +35,9 @@ def account_add(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         account = form.save()
         audit.record(request.user, audit.Kind.MAIL_ACCOUNT_ADDED, audit_meta(request), account=account.name)
+        if account.is_pop3:  # no folders to choose: the connection test is shown here instead
+            _report_connection(request, account, f"Account “{account.name}” added.")
+            return redirect("mail:accounts")
         messages.success(request, f"Account “{account.name}” added. Choose the folders to sync.")
         return redirect("mail:account-folders", account_id=account.pk)
     return render(request, "mail/account_form.html", {"form": form, "adding": True})
@@ -47,7 +50,10 @@ def account_edit(request: HttpRequest, account_id) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         form.save()
         audit.record(request.user, audit.Kind.MAIL_ACCOUNT_CHANGED, audit_meta(request), account=account.name)
-        messages.success(request, "Account saved.")
+        if account.is_pop3:
+            _report_connection(request, account, "Account saved.")
+        else:
+            messages.success(request, "Account saved.")
         return redirect("mail:accounts")
     return render(request, "mail/account_form.html", {"form": form, "account": account, "adding": False})
 
@@ -65,17 +71,28 @@ def account_delete(request: HttpRequest, account_id) -> HttpResponse:
     return render(request, "mail/account_confirm_delete.html", {"account": account, "message_count": count})
 
 
+def _report_connection(request: HttpRequest, account: MailAccount, saved: str) -> None:
+    """After saving a POP3 account: its connection test, as the IMAP folder page shows one."""
+    report = sync.check_connection(account)
+    if report.ok:
+        messages.success(request, f"{saved} {report.message}")
+    else:
+        messages.error(request, f"{saved} Connection failed ({report.kind}): {report.message}")
+
+
 @require_POST
 def account_test(request: HttpRequest, account_id) -> HttpResponse:
     """htmx: test the stored settings and show the result in place."""
     account = _account(request, account_id)
-    report = imap.check_connection(sync.server_config(account))
-    return render(request, "mail/_connection_report.html", {"report": report})
+    return render(request, "mail/_connection_report.html", {"report": sync.check_connection(account)})
 
 
 @require_http_methods(["GET", "POST"])
 def account_folders(request: HttpRequest, account_id) -> HttpResponse:
     account = _account(request, account_id)
+    if account.is_pop3:
+        messages.info(request, f"No folders to choose for “{account.name}”: {account.imap_only_reason}")
+        return redirect("mail:accounts")
     report = None
     if request.method == "GET" or not account.folders.exists():
         report = imap.check_connection(sync.server_config(account))

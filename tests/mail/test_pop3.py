@@ -5,11 +5,13 @@ import socket
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
-from mail import pop3, signals
-from mail.models import MailAccount, Message, Pop3Seen, SyncRun
-from tests.plugins.mail import create_account, make_raw, run_sync
+from mail import actions, pop3, signals
+from mail.models import MailAccount, Message, PendingAction, Pop3Seen, SyncRun
+from tests.plugins.accounts import verified_client
+from tests.plugins.mail import create_pop3_account, make_raw, run_sync
 
 pytestmark = pytest.mark.django_db
 
@@ -25,12 +27,6 @@ def pop3_config(dovecot, user, **overrides) -> pop3.ServerConfig:
     }
     values.update(overrides)
     return pop3.ServerConfig(**values)
-
-
-def pop3_account(owner, imap_user, dovecot, **overrides) -> MailAccount:
-    fields = {"protocol": "pop3", "imap_port": dovecot.pop3_port, "imap_security": "plain"}
-    fields.update(overrides)
-    return create_account(owner, imap_user, dovecot, **fields)
 
 
 def server_uidls(dovecot, user) -> list[str]:
@@ -106,7 +102,7 @@ def test_the_address_policy_applies_to_pop3(dovecot, imap_user, default_policy):
 
 def test_first_sync_stores_the_inbox_then_only_new_mail_comes(dovecot, imap_user, alice):
     seed(dovecot, imap_user, 5)
-    account = pop3_account(alice.user, imap_user, dovecot)
+    account = create_pop3_account(alice.user, imap_user, dovecot)
 
     first = run_sync(account)
     assert first.status == SyncRun.Status.SUCCESS, first.error
@@ -140,7 +136,7 @@ def test_first_sync_stores_the_inbox_then_only_new_mail_comes(dovecot, imap_user
 
 def test_messages_stay_on_the_server_unless_deletion_after_days_is_chosen(dovecot, imap_user, alice):
     seed(dovecot, imap_user, 4)
-    account = pop3_account(alice.user, imap_user, dovecot)
+    account = create_pop3_account(alice.user, imap_user, dovecot)
     run_sync(account)
     Pop3Seen.objects.filter(account=account).update(stored_at=timezone.now() - timedelta(days=30))
     assert run_sync(account).messages_expunged == 0
@@ -168,7 +164,7 @@ def test_messages_stay_on_the_server_unless_deletion_after_days_is_chosen(doveco
 
 
 def test_a_wrong_password_fails_the_run_and_asks_for_attention(dovecot, imap_user, alice):
-    account = pop3_account(alice.user, imap_user, dovecot, imap_password="wrong password")
+    account = create_pop3_account(alice.user, imap_user, dovecot, imap_password="wrong password")
     run = run_sync(account)
     assert run.status == SyncRun.Status.FAILED and "rejected the user name or password" in run.error
     account.refresh_from_db()
@@ -179,7 +175,7 @@ def test_a_wrong_password_fails_the_run_and_asks_for_attention(dovecot, imap_use
 def test_an_unreachable_server_is_retryable(dovecot, imap_user, alice):
     from mail.sync import sync_account
 
-    account = pop3_account(alice.user, imap_user, dovecot, imap_port=1)
+    account = create_pop3_account(alice.user, imap_user, dovecot, imap_port=1)
     outcome = sync_account(account.pk)
     assert outcome.retryable and outcome.run.status == SyncRun.Status.FAILED and "refused" in outcome.run.error
 
@@ -187,7 +183,7 @@ def test_an_unreachable_server_is_retryable(dovecot, imap_user, alice):
 def test_a_sync_that_dies_between_batches_loses_nothing_and_stores_nothing_twice(dovecot, imap_user, alice, settings):
     settings.MAILHELPER_SYNC_BATCH = 2
     seed(dovecot, imap_user, 7)
-    account = pop3_account(alice.user, imap_user, dovecot)
+    account = create_pop3_account(alice.user, imap_user, dovecot)
     batches = []
 
     def die_in_the_second_batch(sender, messages, **kwargs):
@@ -216,7 +212,7 @@ def test_a_sync_that_dies_between_batches_loses_nothing_and_stores_nothing_twice
 def test_a_connection_lost_mid_sync_resumes_where_it_stopped(dovecot, imap_user, alice, settings, monkeypatch):
     settings.MAILHELPER_SYNC_BATCH = 2
     seed(dovecot, imap_user, 6)
-    account = pop3_account(alice.user, imap_user, dovecot)
+    account = create_pop3_account(alice.user, imap_user, dovecot)
     real_retrieve = pop3.Pop3Session.retrieve
     calls = []
 
@@ -234,3 +230,165 @@ def test_a_connection_lost_mid_sync_resumes_where_it_stopped(dovecot, imap_user,
     assert rerun.messages_new == 4
     ids = list(Message.objects.filter(account=account).values_list("message_id", flat=True))
     assert len(ids) == len(set(ids)) == 6
+
+
+# --- pages, IMAP-only actions, the watcher and beat ----------------------------------------------------
+
+
+def pop3_form(imap_user, dovecot, **overrides):
+    data = {
+        "name": "Old provider",
+        "email_address": "me@example.test",
+        "protocol": "pop3",
+        "imap_host": dovecot.host,
+        "imap_port": dovecot.pop3_port,
+        "imap_security": "plain",
+        "imap_username": imap_user.username,
+        "imap_password_input": imap_user.password,
+        "smtp_host": "",
+        "smtp_port": 587,
+        "smtp_security": "starttls",
+        "smtp_username": "",
+        "sync_interval_minutes": 5,
+        "pop3_delete_after_days": "",
+        "enabled": "on",
+    }
+    data.update(overrides)
+    return data
+
+
+def test_adding_a_pop3_account_tests_the_connection_and_offers_no_folders(alice_client, alice, imap_user, dovecot):
+    seed(dovecot, imap_user, 3)
+    page = alice_client.get(reverse("mail:account-add")).content.decode()
+    assert 'value="pop3"' in page and "995/110" in page
+    response = alice_client.post(reverse("mail:account-add"), pop3_form(imap_user, dovecot), follow=True)
+    account = MailAccount.objects.get(owner=alice.user, name="Old provider")
+    assert (account.protocol, account.imap_port, account.pop3_delete_after_days) == ("pop3", dovecot.pop3_port, None)
+    assert response.redirect_chain[-1][0] == reverse("mail:accounts")
+    text = response.content.decode()
+    assert "Connected: 3 messages on the POP3 server." in text and "POP3:" in text
+    assert 'aria-disabled="true">Folders' in text  # greyed out, with the reason
+    folders = alice_client.get(reverse("mail:account-folders", args=[account.pk]), follow=True).content.decode()
+    assert "POP3 accounts have only an inbox on the server" in folders
+
+    test = alice_client.post(reverse("mail:account-test", args=[account.pk])).content.decode()
+    assert "Connected: 3 messages" in test
+    # Standard ports by protocol and security; a wrong password is said at once, the account kept.
+    alice_client.post(
+        reverse("mail:account-add"),
+        pop3_form(imap_user, dovecot, name="Defaults", imap_port="", imap_security="ssl", imap_password_input="x"),
+    )
+    assert MailAccount.objects.get(name="Defaults").imap_port == 995
+    form = pop3_form(imap_user, dovecot, name="Wrong", imap_password_input="nope")
+    wrong = alice_client.post(reverse("mail:account-add"), form, follow=True)
+    assert "Connection failed (auth): The server rejected the user name or password." in wrong.content.decode()
+    imap_port = alice_client.post(
+        reverse("mail:account-add"), pop3_form(imap_user, dovecot, name="Switched", imap_port=993, imap_security="ssl")
+    )
+    assert imap_port.status_code == 302 and MailAccount.objects.get(name="Switched").imap_port == 995
+
+
+def test_another_users_pop3_account_is_not_found(alice, bob, imap_user, dovecot):
+    account = create_pop3_account(alice.user, imap_user, dovecot)
+    run_sync(account)
+    message = account.messages.first() or None
+    other = verified_client(bob)
+    for name, method in (
+        ("mail:account-edit", "get"),
+        ("mail:account-test", "post"),
+        ("mail:account-folders", "get"),
+        ("mail:sync-now", "post"),
+        ("mail:account-delete", "post"),
+    ):
+        assert getattr(other, method)(reverse(name, args=[account.pk])).status_code == 404, name
+    run = account.sync_runs.first()
+    assert other.get(reverse("mail:sync-run", args=[run.pk])).status_code == 404
+    assert MailAccount.objects.filter(pk=account.pk).exists() and message is None
+
+
+def test_imap_only_actions_are_refused_for_pop3_mail_with_the_reason(alice_client, alice, imap_user, dovecot):
+    seed(dovecot, imap_user, 2)
+    account = create_pop3_account(alice.user, imap_user, dovecot)
+    run_sync(account)
+    message = account.messages.order_by("sort_date").first()
+    page = alice_client.get(reverse("mail:message", args=[message.pk])).content.decode()
+    assert 'value="archive" disabled' in page and 'value="delete" class="danger" disabled' in page
+    assert "POP3 accounts have only an inbox on the server" in page
+
+    for action in ("archive", "delete", "move"):
+        response = alice_client.post(
+            reverse("mail:message-action", args=[message.pk]),
+            {"action": action, "target_folder": message.folder_id},
+            follow=True,
+        )
+        assert "POP3 accounts have only an inbox on the server" in response.content.decode(), action
+    with pytest.raises(actions.ActionError, match="POP3"):
+        actions.apply([message], "move", message.folder)
+    # Read and flagged change here, and nothing is queued for a server that keeps no flags.
+    alice_client.post(reverse("mail:message-action", args=[message.pk]), {"action": "flag"})
+    alice_client.post(reverse("mail:message-action", args=[message.pk]), {"action": "mark_read"})
+    message.refresh_from_db()
+    assert message.flagged and message.seen and message.folder.name == "INBOX"
+    assert not PendingAction.objects.filter(account=account).exists()
+    assert actions.write_back(account.pk) == (0, 0)
+
+
+def test_a_rule_tags_pop3_mail_and_logs_the_move_it_could_not_do(alice, alice_client, imap_user, dovecot):
+    from rules.models import Rule, RuleLog
+    from rules.service import run_on_messages
+    from tags.models import Tag
+
+    seed(dovecot, imap_user, 1)
+    account = create_pop3_account(alice.user, imap_user, dovecot)
+    run_sync(account)
+    tag = Tag.objects.create(owner=alice.user, name="Old mail")
+    rule = Rule.objects.create(
+        owner=alice.user,
+        name="Tag and archive",
+        definition={
+            "match": "all",
+            "conditions": [{"field": "subject", "op": "contains", "value": "Message", "negate": False}],
+            "actions": [
+                {"type": "add_tag", "value": tag.pk},
+                {"type": "archive", "value": None},
+                {"type": "mark_read", "value": None},
+            ],
+        },
+    )
+    message = account.messages.get()
+    assert run_on_messages(alice.user.pk, [message]) == 1
+    log = RuleLog.objects.get(rule=rule, message=message)
+    assert not log.success and log.error.startswith("Not moved: POP3 accounts")
+    message.refresh_from_db()
+    assert message.seen and message.tag_assignments.filter(tag=tag).exists()
+    assert not PendingAction.objects.filter(account=account).exists()
+    # The rule editor says so, and offers no POP3 inbox as a destination.
+    editor = alice_client.get(reverse("rules:new")).content.decode()
+    assert 'id="pop3-actions-note"' in editor and f"{account.name}: POP3 accounts have only an inbox" in editor
+    assert f"{account.name} / Inbox</option>" not in editor
+
+
+def test_the_idle_watcher_leaves_pop3_accounts_to_beat(alice, imap_user, dovecot):
+    from mail import idle
+    from tests.plugins.mail import create_account
+
+    imap_account = create_account(alice.user, imap_user, dovecot, name="IMAP")
+    pop = create_pop3_account(alice.user, imap_user, dovecot, name="POP")
+    watched = idle.accounts_to_watch(idle.Shard(), limit=100)
+    assert imap_account.pk in watched and pop.pk not in watched
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_accounts_beat_row_runs_the_pop3_sync_in_a_worker(celery_worker, alice, imap_user, dovecot):
+    import json
+
+    from celery import current_app
+    from django_celery_beat.models import PeriodicTask
+
+    seed(dovecot, imap_user, 3)
+    account = create_pop3_account(alice.user, imap_user, dovecot)
+    row = PeriodicTask.objects.get(pk=account.periodic_task_id)
+    assert row.enabled and row.task == "mail.sync_account"
+    result = current_app.send_task(row.task, kwargs=json.loads(row.kwargs))  # what beat sends
+    assert result.get(timeout=60) == {"run": account.sync_runs.get().pk, "status": "success", "new": 3}
+    assert Pop3Seen.objects.filter(account=account).count() == 3

@@ -58,6 +58,13 @@ def create_account(owner, imap_user, dovecot, **overrides) -> MailAccount:
     return MailAccount.objects.create(**fields)
 
 
+def create_pop3_account(owner, imap_user, dovecot, **overrides) -> MailAccount:
+    """A POP3 account on the session Dovecot's plain POP3 port (STLS offered there)."""
+    fields = {"protocol": "pop3", "imap_port": dovecot.pop3_port, "imap_security": "plain"}
+    fields.update(overrides)
+    return create_account(owner, imap_user, dovecot, **fields)
+
+
 def select_folders(account: MailAccount, *names: str) -> None:
     """Run the folder discovery a first sync does, then choose folders like the folder page."""
     from mail import imap
