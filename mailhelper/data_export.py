@@ -21,7 +21,9 @@ from accounts import audit, keyring
 from accounts.models import User
 from analysis.models import ProviderSettings, TrustedSender
 from core import exports
+from events.models import Event
 from mail.models import AccountSignature, Draft, MailAccount, Message, ReplySettings
+from newsletters.models import Unsubscription
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
 
@@ -132,6 +134,26 @@ def _drafts_data(user: User, paths: dict[str, str]) -> list[dict]:
     ]
 
 
+def _calendar_data(user: User, paths: dict[str, str]) -> list[dict]:
+    """The invitations as read, and the user's answers (the invitations themselves are in the .eml files)."""
+    return [
+        {
+            "message": paths.get(str(e.message_id), str(e.message_id)),
+            "method": e.method,
+            "summary": e.summary,
+            "location": e.location,
+            "organizer": e.organizer_email,
+            "starts_at": e.starts_at,
+            "ends_at": e.ends_at,
+            "all_day": e.all_day,
+            "answer": e.answer,
+            "answered_at": e.answered_at,
+            "cancelled": e.cancelled,
+        }
+        for e in Event.objects.filter(owner=user).order_by("starts_at", "created_at")
+    ]
+
+
 def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], None] | None = None) -> dict:
     """Write the user's zip to `out` and return the counts (also stored in manifest.json).
 
@@ -191,6 +213,13 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         zf.writestr("drafts.json", _dumps({"drafts": drafts}))
         security_log = audit.export_rows(user)
         zf.writestr("security-log.json", _dumps({"events": security_log}))
+        calendar = _calendar_data(user, paths)
+        zf.writestr("calendar.json", _dumps({"events": calendar}))
+        unsubscriptions = [
+            {"sender": u.sender, "method": u.method, "state": u.state, "detail": u.detail, "at": u.created_at}
+            for u in Unsubscription.objects.filter(owner=user).order_by("created_at")
+        ]
+        zf.writestr("newsletters.json", _dumps({"unsubscriptions": unsubscriptions}))
         for filename, section in exports.sections().items():  # registered by apps not imported here
             content = section(user)
             if content is not None:
@@ -204,6 +233,8 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
             "trusted_senders": len(settings_data["trusted_senders"]),
             "drafts": len(drafts),
             "security_events": len(security_log),
+            "calendar_events": len(calendar),
+            "unsubscriptions": len(unsubscriptions),
         }
         manifest = {"format": FORMAT, "username": user.username, "created_at": timezone.now(), "counts": counts}
         zf.writestr("manifest.json", _dumps(manifest))

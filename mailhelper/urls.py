@@ -19,6 +19,7 @@ urlpatterns = [
     path("mail/", include(mail_pages)),
     path("jobs/", include("core.urls")),
     path("tags/", include("tags.urls")),
+    path("events/", include("events.urls")),
     path("rules/", include("rules.urls")),
     path("newsletters/", include("newsletters.urls")),
     # The admin has no login of its own: it would skip the second factor.

@@ -19,6 +19,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("core",),
     ("accounts",),
     ("mail",),
+    ("events",),
     ("tags",),
     ("analysis",),
     ("rules",),

@@ -14,6 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from core import placeholders, security_headers
+from events import cards as event_cards
 from mail import queries
 from mail.paging import CappedPaginator
 from mail.parsing import original_html, sanitize_html
@@ -103,6 +104,7 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
         "suggestions": list(message.tag_suggestions.filter(state="open").select_related("tag")),
         "tags": list(Tag.objects.filter(owner=request.user)),
         "thread_size": inbox_queries.thread_of(request.user, message).count() if message.thread_key else 1,
+        "event_card": event_cards.card_for(message),
     }
     response = render(request, "mail/message_detail.html", context)
     return security_headers.allow_remote_images(response) if show_images else response
