@@ -232,9 +232,22 @@ _ACCOUNT_FIELDS = {
 }
 
 
+#: A POP3 account's server and credentials fill the same incoming-server fields (mail.models.MailAccount).
+_POP3_ACCOUNT_FIELDS = {
+    "encrypted_pop3_server": ("imap_host", 255),
+    "encrypted_pop3_username": ("imap_username", 255),
+    "encrypted_pop3_password": ("imap_password", None),
+    "encrypted_smtp_server": ("smtp_host", 255),
+    "encrypted_smtp_username": ("smtp_username", 255),
+    "encrypted_smtp_password": ("smtp_password", None),
+}
+
+
 def _apply_account(account: MailAccount, plain: dict[str, str], _extra: dict | None = None) -> None:
+    """Server settings and credentials; a POP3 account's IMAP columns are not used (its POP3 ones are)."""
     owner_id = account.owner_id
-    for column, (name, limit) in _ACCOUNT_FIELDS.items():
+    fields = _POP3_ACCOUNT_FIELDS if account.is_pop3 else _ACCOUNT_FIELDS
+    for column, (name, limit) in fields.items():
         if column in plain:
             setattr(account, name, plain[column].strip()[:limit] if limit else plain[column])
     account.save()

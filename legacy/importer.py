@@ -207,7 +207,7 @@ def _store(mapper, results: list[Result], rows: dict[int, dict], present: list[s
         entries.append(entry)
         if result.kind == LegacyImportMap.Kind.SKIPPED or owner_pk is None:
             continue
-        consumed = mapper.mapped if result.kind == LegacyImportMap.Kind.ROW else frozenset()
+        consumed = mapper.consumed(row) if result.kind == LegacyImportMap.Kind.ROW else frozenset()
         leftovers = [c for c in present if c != "id" and c not in consumed and c not in mapper.ignored]
         data, secrets, cipher = {}, {}, {}
         for column in leftovers:
@@ -221,7 +221,7 @@ def _store(mapper, results: list[Result], rows: dict[int, dict], present: list[s
             else:
                 data[column] = normalize.canonical(value)
         if result.kind == LegacyImportMap.Kind.ROW:
-            for column in mapper.mapped:
+            for column in consumed:
                 value = row.get(column)
                 if column in mapper.self_stored:
                     continue

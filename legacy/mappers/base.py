@@ -48,6 +48,14 @@ class Mapper:
     self_stored: frozenset[str] = frozenset()  # encrypted columns the mapper keeps itself (not sealed values)
     record_why = "Mailhelper has no equivalent yet; kept for later"
 
+    def consumed(self, row: dict) -> frozenset[str]:
+        """The columns this row's Mailhelper row takes (default `mapped`); the rest go to its LegacyRecord.
+
+        Never more than `mapped`: a mapper whose rows differ in kind (POP3 and IMAP accounts) leaves
+        the columns that mean nothing for a row's kind in its record, as before the kind existed.
+        """
+        return self.mapped
+
     def owner_legacy(self, row: dict, ctx: Context) -> int | None:
         return row.get("user_id")
 

@@ -58,10 +58,36 @@ def _parse_uidvalidity(text: str | None) -> dict[str, int]:
     return {str(k): int(v) for k, v in value.items() if isinstance(v, int | str) and str(v).isdigit()}
 
 
+#: What a legacy POP3 account has of its own; an IMAP account's values here stay in its LegacyRecord.
+POP3_COLUMNS = frozenset(
+    {"auth_type", "pop3_port", "encrypted_pop3_server", "encrypted_pop3_username", "encrypted_pop3_password"}
+)
+POP3_PORT = 995
+
+
+def is_pop3(row: dict) -> bool:
+    """A legacy POP3 account: auth_type says so, or it has a POP3 server and no IMAP server."""
+    if (row.get("auth_type") or "").strip().lower() in ("pop3", "pop"):
+        return True
+    return bool(row.get("encrypted_pop3_server")) and not row.get("encrypted_imap_server")
+
+
+def pop3_security(port: int) -> str:
+    """The legacy kept no POP3 security setting: POP3S on 995, else STLS (refused clearly if not offered)."""
+    return "ssl" if port == POP3_PORT else "starttls"
+
+
 class MailAccounts(Mapper):
+    """Legacy mail accounts, IMAP or POP3.
+
+    A POP3 account's server, port, user name and password (the legacy's pop3_* columns) go into the
+    same incoming-server fields an IMAP account uses, with protocol "pop3"; the IMAP port and
+    encryption it may also carry are kept in the map entry's note (they mean nothing for it).
+    """
+
     table, label = "mail_accounts", "mail.mailaccount"
     fks = {"user_id": ("users", True)}
-    mapped = frozenset(
+    mapped = POP3_COLUMNS | frozenset(
         {
             "user_id",
             "name",
@@ -82,6 +108,9 @@ class MailAccounts(Mapper):
         }
     )
 
+    def consumed(self, row: dict) -> frozenset[str]:
+        return self.mapped if is_pop3(row) else self.mapped - POP3_COLUMNS
+
     def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, created = [], []
         names = ctx.cache.setdefault("account_names", {})
@@ -97,13 +126,22 @@ class MailAccounts(Mapper):
             if name != row.get("name"):
                 keep_original(note, "name", row.get("name"))
             imap_port, smtp_port = row.get("imap_port") or 993, row.get("smtp_port") or 587
+            imap_security = security(row.get("imap_encryption"), imap_port)
+            protocol = MailAccount.Protocol.IMAP
+            if is_pop3(row):
+                keep_original(note, "auth_type", row.get("auth_type"))
+                keep_original(note, "imap_port", row.get("imap_port"))
+                keep_original(note, "imap_encryption", row.get("imap_encryption"))
+                protocol, imap_port = MailAccount.Protocol.POP3, row.get("pop3_port") or POP3_PORT
+                imap_security = pop3_security(imap_port)
             account = MailAccount(
                 owner_id=owner,
                 name=name,
                 email_address="",
+                protocol=protocol,
                 imap_host="",
                 imap_port=imap_port,
-                imap_security=security(row.get("imap_encryption"), imap_port),
+                imap_security=imap_security,
                 imap_username="",
                 smtp_host="",
                 smtp_port=smtp_port,
@@ -126,10 +164,13 @@ class MailAccounts(Mapper):
         return results
 
     def adjust(self, row: dict, d: dict, ctx: Context) -> None:
-        d["imap_port"] = row.get("imap_port") or 993
         d["smtp_port"] = row.get("smtp_port") or 587
-        d["imap_encryption"] = security(row.get("imap_encryption"), d["imap_port"])
         d["smtp_encryption"] = security(row.get("smtp_encryption"), d["smtp_port"])
+        if is_pop3(row):  # auth_type, imap_port and imap_encryption as the legacy had them (kept in the note)
+            d["pop3_port"] = row.get("pop3_port") or POP3_PORT
+            return
+        d["imap_port"] = row.get("imap_port") or 993
+        d["imap_encryption"] = security(row.get("imap_encryption"), d["imap_port"])
 
     def target_rows(self, pks: list[str], entries: dict[str, LegacyImportMap], ctx: Context) -> dict[str, dict]:
         out = {}
@@ -137,6 +178,7 @@ class MailAccounts(Mapper):
             "id",
             "owner_id",
             "name",
+            "protocol",
             "imap_port",
             "smtp_port",
             "imap_security",
@@ -146,19 +188,20 @@ class MailAccounts(Mapper):
             "created_at",
         ):
             note = entries[str(a.pk)].note
-            out[str(a.pk)] = clear_none(
-                {
-                    "user_id": ctx.legacy_id("users", a.owner_id),
-                    "name": a.name,
-                    "imap_port": a.imap_port,
-                    "smtp_port": a.smtp_port,
-                    "imap_encryption": a.imap_security,
-                    "smtp_encryption": a.smtp_security,
-                    "enabled": note.get("legacy_enabled", a.enabled),
-                    "last_fetch_at": canonical(a.last_sync_at),
-                    "created_at": canonical(a.created_at),
-                }
-            )
+            row = {
+                "user_id": ctx.legacy_id("users", a.owner_id),
+                "name": a.name,
+                "smtp_port": a.smtp_port,
+                "smtp_encryption": a.smtp_security,
+                "enabled": note.get("legacy_enabled", a.enabled),
+                "last_fetch_at": canonical(a.last_sync_at),
+                "created_at": canonical(a.created_at),
+            }
+            if a.is_pop3:  # auth_type, imap_port and imap_encryption come back from the note
+                row["pop3_port"] = a.imap_port
+            else:
+                row["imap_port"], row["imap_encryption"] = a.imap_port, a.imap_security
+            out[str(a.pk)] = clear_none(row)
         return out
 
 
