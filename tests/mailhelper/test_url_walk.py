@@ -46,6 +46,7 @@ from django.urls.resolvers import RoutePattern
 
 from analysis.models import MessageAnalysis, TrustedSender
 from core.models import Job
+from events.models import Event
 from mail.models import Attachment, Draft, Folder, MailAccount, Message, PendingAction, SyncRun
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment, TagSuggestion
@@ -73,6 +74,7 @@ KIND_BY_KWARG = {
     "job_id": "job",
     "tag_id": "tag",
     "rule_id": "rule",
+    "event_id": "event",
 }
 # (URL name, kwarg) -> kind, for kwarg names that do not say what they hold.
 KIND_BY_URL_AND_KWARG = {
@@ -254,6 +256,10 @@ def victim(db, dovecot, imap_user) -> Victim:
     RuleLog.objects.create(owner=owner, rule=rule, message=message, actions=["flagged victim-secret"])
     trusted = TrustedSender.objects.create(owner=owner, pattern="victim-secret-vip@example.test", note="victim-secret")
     job = Job.objects.create(owner=owner, kind=Job.Kind.RULES, result="victim-secret job result")
+    event = Event.objects.create(
+        owner=owner, message=message, method="REQUEST", uid="victim-secret-uid", uid_hash="0" * 64,
+        summary="Victim-Secret event", organizer_email="victim-secret-organiser@example.test",
+    )  # fmt: skip
     ids = {
         "account": account.pk,
         "folder": message.folder_id,
@@ -267,6 +273,7 @@ def victim(db, dovecot, imap_user) -> Victim:
         "rule": rule.pk,
         "trusted_sender": trusted.pk,
         "suggestion": suggestion.pk,
+        "event": event.pk,
     }
     return Victim(person, ids)
 
@@ -274,7 +281,7 @@ def victim(db, dovecot, imap_user) -> Victim:
 def rows_of(owner) -> dict[str, list]:
     """Everything of the owner's a request could change, as stored (encrypted columns as ciphertext)."""
     by_owner = [MailAccount, Message, Attachment, Draft, PendingAction, Job, Tag, TagAssignment, TagSuggestion]
-    by_owner += [Rule, RuleLog, TrustedSender, MessageAnalysis]
+    by_owner += [Rule, RuleLog, TrustedSender, MessageAnalysis, Event]
     rows = {m.__name__: list(m.objects.filter(owner=owner).order_by("pk").values()) for m in by_owner}
     rows["Folder"] = list(Folder.objects.filter(account__owner=owner).order_by("pk").values())
     rows["SyncRun"] = list(SyncRun.objects.filter(account__owner=owner).order_by("pk").values())
