@@ -7,8 +7,17 @@ from .models import Draft, Folder, MailAccount, Message, PendingAction, SyncRun
 
 @admin.register(MailAccount)
 class MailAccountAdmin(admin.ModelAdmin):
-    list_display = ("name", "owner", "imap_host", "enabled", "status", "sync_interval_minutes", "last_sync_at")
-    list_filter = ("status", "enabled", "imap_security")
+    list_display = (
+        "name",
+        "owner",
+        "protocol",
+        "imap_host",
+        "enabled",
+        "status",
+        "sync_interval_minutes",
+        "last_sync_at",
+    )
+    list_filter = ("protocol", "status", "enabled", "imap_security")
     search_fields = ("name", "owner__username", "imap_host")
     raw_id_fields = ("owner", "periodic_task")
     readonly_fields = ("status", "status_message", "last_sync_at", "periodic_task", "created_at")

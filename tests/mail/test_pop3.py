@@ -368,6 +368,27 @@ def test_a_rule_tags_pop3_mail_and_logs_the_move_it_could_not_do(alice, alice_cl
     assert f"{account.name} / Inbox</option>" not in editor
 
 
+def test_a_reply_from_a_pop3_account_is_sent_without_a_sent_copy_to_append(alice, imap_user, dovecot, smtp_sink):
+    from mail import replies, sending
+    from mail.models import Draft
+
+    seed(dovecot, imap_user, 1)
+    account = create_pop3_account(alice.user, imap_user, dovecot, smtp_host=smtp_sink.host, smtp_port=smtp_sink.port)
+    account.smtp_security = "plain"
+    account.save()
+    run_sync(account)
+    original = account.messages.get()
+    draft = replies.create_draft(original, "reply")
+    replies.update_draft(draft, to="anna@example.test", cc="", subject=draft.subject, body="Thanks!")
+    assert sending.queue_send(draft)
+    assert sending.send_draft(draft.pk) == "sent"
+    assert len(smtp_sink.wait_for_messages(1)) == 1
+    original.refresh_from_db()
+    assert original.answered  # here only
+    assert not PendingAction.objects.filter(account=account).exists()  # no APPEND to a Sent folder POP3 lacks
+    assert Draft.objects.get(pk=draft.pk).sent_raw is None
+
+
 def test_the_idle_watcher_leaves_pop3_accounts_to_beat(alice, imap_user, dovecot):
     from mail import idle
     from tests.plugins.mail import create_account
