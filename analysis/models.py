@@ -222,3 +222,37 @@ class MessageVector(EncryptedModel):
 
     def __str__(self) -> str:
         return f"vector of {self.message_id}"
+
+
+class MessageTranslation(EncryptedModel):
+    """A message's subject and text in another language, made by the user's language model (or imported
+    from the legacy application). Encrypted like the message it translates."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message = models.ForeignKey("mail.Message", on_delete=models.CASCADE, related_name="translations")
+    language = models.CharField(max_length=8, help_text="ISO 639-1 code of the translation's language.")
+    subject = EncryptedTextField(default="")
+    body = EncryptedTextField(default="")
+    method = models.CharField(max_length=120, help_text='"llm:<kind>:<model>" or "legacy:<engine>".')
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "language"], name="translation_message_language")]
+
+    def __str__(self) -> str:
+        return f"translation {self.pk}"
+
+    @property
+    def language_name(self) -> str:
+        return language_name(self.language)
+
+
+class TranslationSettings(models.Model):
+    """Whether foreign mail is translated as it arrives, and into which language."""
+
+    owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    auto_translate = models.BooleanField(default=False)
+    language = models.CharField(max_length=8, default="en", help_text="ISO 639-1 code to translate into.")
+
+    def __str__(self) -> str:
+        return f"translation settings of user {self.owner_id}"

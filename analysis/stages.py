@@ -5,9 +5,11 @@ A stage is a function (owner_id, messages) -> None that may run again for the sa
 
 from __future__ import annotations
 
+from django.db import transaction
+
 from mail.models import Message
 
-from . import similarity, tasks
+from . import similarity, tasks, translation
 
 
 def learn_topics(owner_id: int, messages: list[Message]) -> None:
@@ -23,3 +25,11 @@ def learn_topics(owner_id: int, messages: list[Message]) -> None:
         similarity.fit(owner_id)
     elif similarity.claim_fit(owner_id):
         tasks.fit_topics.delay(owner_id)
+
+
+def queue_translations(owner_id: int, messages: list[Message]) -> None:
+    """Queue the automatic translation of the user's foreign mail (when they turned it on): ids only,
+    after the commit, so the model's slow answers never hold this transaction open."""
+    ids = translation.pending_translations(owner_id, messages)
+    if ids:
+        transaction.on_commit(lambda: tasks.translate_messages.delay(owner_id, [str(pk) for pk in ids]))

@@ -11,7 +11,7 @@ from accounts import keyring
 from accounts.models import User
 from core import jobs
 
-from . import pipeline, post_analysis, similarity
+from . import pipeline, post_analysis, similarity, translation
 from .jobs import run_reanalyse
 
 
@@ -49,3 +49,12 @@ def fit_topics(owner_id: int) -> dict:
     finally:
         similarity.release_fit(owner_id)
     return {"status": result.status, "messages": result.n_messages, "seconds": round(result.seconds, 1)}
+
+
+@shared_task(name="mail.translate_messages")
+def translate_messages(owner_id: int, message_ids: list[str]) -> dict:
+    """The automatic translation of a user's newly analysed foreign mail (ids only)."""
+    if keyring.is_locked(owner_id):
+        return {"status": "locked"}
+    made, failed = translation.translate_pending(owner_id, message_ids)
+    return {"made": made, "failed": failed}

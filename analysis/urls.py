@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import inbox, search, similar, threads, triage
+from .views import inbox, search, similar, threads, translation, triage
 
 urlpatterns = [
     path("", inbox.message_list, name="list"),
@@ -15,6 +15,8 @@ urlpatterns = [
     path("search/", search.search_page, name="search"),
     path("messages/<uuid:message_id>/correct/", triage.correct, name="correct"),
     path("messages/<uuid:message_id>/done/", triage.mark_done, name="done"),
+    path("messages/<uuid:message_id>/translate/", translation.translate_message, name="translate"),
+    path("settings/analysis/translation/", translation.translation_settings, name="translation-settings"),
     path("settings/analysis/", triage.analysis_settings, name="analysis-settings"),
     path("settings/analysis/test/", triage.provider_test, name="provider-test"),
     path("settings/analysis/reset/", triage.reset_learning, name="reset-learning"),

@@ -137,7 +137,9 @@ def _apply_message(message: Message, plain: dict[str, str], legacy_secrets: dict
     if "encrypted_references" in plain:
         message.references = _msg_ids(plain["encrypted_references"])
     original_body = plain.get("encrypted_body")
-    message.raw = reconstruct_source(message, original_body, legacy_secrets.get(str(message.pk), {}))
+    leftovers = legacy_secrets.get(str(message.pk), {})
+    message.raw = reconstruct_source(message, original_body, leftovers)
+    _apply_language(message, leftovers)
     key = search_key_for(owner_id)
     root = (message.references or [None])[0] or message.in_reply_to or message.message_id
     message.thread_key = storable_thread_key(root or "subject:" + normalize_subject(message.subject), key)[:995]
@@ -159,6 +161,22 @@ def _apply_message(message: Message, plain: dict[str, str], legacy_secrets: dict
             "raw",
         ]
     )
+
+
+def _apply_language(message: Message, leftovers: dict[str, str]) -> None:
+    """The legacy's detected language onto the imported analysis, its German translation as a translation."""
+    from analysis.language import LANGUAGE_NAMES
+    from analysis.models import MessageTranslation
+
+    detected = str(leftovers.get("detected_language") or "")[:2].lower()
+    if detected in LANGUAGE_NAMES:
+        MessageAnalysis.objects.filter(message=message, language="").update(language=detected)
+    text = leftovers.get("encrypted_translation_de") or ""
+    if text.strip() and not MessageTranslation.objects.filter(message=message, language="de").exists():
+        engine = str(leftovers.get("translation_engine") or "unknown")
+        MessageTranslation.objects.create(
+            owner_id=message.owner_id, message=message, language="de", body=text, method=f"legacy:{engine}"[:120]
+        )
 
 
 def reconstruct_source(message: Message, body: str | None, legacy_secrets: dict[str, str]) -> bytes:
@@ -212,14 +230,15 @@ def reconstruct_source(message: Message, body: str | None, legacy_secrets: dict[
 
 
 def legacy_secrets(owner_id: int, message_pks: list[str]) -> dict[str, dict[str, str]]:
-    """Per message, its legacy-only columns (Reply-To, Bcc ...) decrypted from its leftover record (two queries)."""
+    """Per message, its legacy-only columns (Reply-To, Bcc, the German translation ...) from its leftover
+    record, the encrypted ones decrypted (two queries)."""
     legacy_ids = dict(
         LegacyImportMap.objects.filter(table="raw_emails", owner_id=owner_id, target_pk__in=message_pks).values_list(
             "legacy_id", "target_pk"
         )
     )
     records = LegacyRecord.objects.filter(owner_id=owner_id, table="raw_emails", legacy_id__in=list(legacy_ids))
-    return {legacy_ids[r.legacy_id]: json.loads(r.secrets or "{}") for r in records}
+    return {legacy_ids[r.legacy_id]: {**(r.data or {}), **json.loads(r.secrets or "{}")} for r in records}
 
 
 _ACCOUNT_FIELDS = {

@@ -225,6 +225,7 @@ CELERY_TASK_ROUTES = {
     "mail.analyse_stragglers": {"queue": "analysis"},
     "mail.reanalyse": {"queue": "analysis"},
     "mail.fit_topics": {"queue": "analysis"},
+    "mail.translate_messages": {"queue": "analysis"},
     "rules.run_rules_job": {"queue": "analysis"},
     # The user waits: sending a draft, and their actions written back to the server (the outbox).
     "mail.send_draft": {"queue": "send"},
@@ -283,6 +284,7 @@ MAILHELPER_POST_ANALYSIS_STAGES = [
     "analysis.stages.learn_topics",
     "tags.stages.suggest_tags",
     "rules.stages.run_rules",
+    "analysis.stages.queue_translations",
 ]
 
 # --- Outbound connections (core/outbound.py) -------------------------------------------------------

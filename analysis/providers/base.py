@@ -224,6 +224,22 @@ the original message, no explanations or notes.
 {data}"""
 
 
+TRANSLATION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"subject": {"type": "string"}, "body": {"type": "string"}},
+    "required": ["subject", "body"],
+    "additionalProperties": False,
+}
+TRANSLATION_MAX_TOKENS = 4000
+
+TRANSLATION_SYSTEM_PROMPT = """You translate e-mails. Translate the subject and the body of the message below \
+into {language}. Keep the meaning, tone, paragraphs and lists; do not summarise, add or leave out anything. \
+Answer with one JSON object only: {{"subject": "...", "body": "..."}}.
+
+{placeholders}
+{data}"""
+
+
 # --------------------------------------------------------------------------------------------------
 # The provider base class
 # --------------------------------------------------------------------------------------------------
@@ -313,6 +329,22 @@ class Provider(ABC):
         if signature.strip():
             draft = f"{draft}\n\n{signature}"
         return draft
+
+    def translate(self, msg: MessageInput, language: str) -> tuple[str, str]:
+        """(subject, body) of the message in `language` (a name, "German"), masked like an analysis."""
+        masked, masking = self._mask_message(msg, UserContext())
+        system = TRANSLATION_SYSTEM_PROMPT.format(language=language, placeholders=_PLACEHOLDER_NOTE, data=_DATA_NOTE)
+        user = f"Subject: {masked['subject']}\n\n{masked['body']}"
+        started = time.monotonic()
+        answer = self._complete(system, user, schema=TRANSLATION_SCHEMA, max_tokens=TRANSLATION_MAX_TOKENS)
+        data = extract_json_object(answer)
+        subject, body = data.get("subject"), data.get("body")
+        if not isinstance(subject, str) or not isinstance(body, str) or not body.strip():
+            raise ProviderBadAnswer("the model's translation is not a subject and a body")
+        logger.info(
+            "llm translation done: provider=%s model=%s seconds=%.2f", self.kind, self.config.model, _since(started)
+        )
+        return masking.unmask(subject), masking.unmask(body)
 
     @abstractmethod
     def check(self) -> str:

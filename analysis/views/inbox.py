@@ -21,10 +21,13 @@ from mail.parsing import original_html, sanitize_html
 from mail.views.messages import apply_action, cid_url, message_of
 from tags.models import Tag
 
+from .. import language as languages
 from .. import queries as inbox_queries
+from .. import translation
 from ..forms import CorrectionForm
 from ..rows import mark_waiting_rows, message_rows
 from ..types import Category
+from .translation import reader_language
 
 PAGE_SIZE = 50
 CATEGORY_VALUES = {c.value for c in Category}
@@ -81,6 +84,17 @@ def _list_filters(request: HttpRequest) -> dict:
 _DETAIL_DEFERRED = ("raw", "search_ids")
 
 
+def _translation_context(request: HttpRequest, message) -> dict:
+    reader = reader_language(request)
+    analysis = getattr(message, "analysis", None)
+    language = analysis.language if analysis else ""
+    if language == reader:
+        return {"translation": None, "translate_into": ""}
+    # One in the reader's language, else any other (the legacy application kept German ones).
+    shown = translation.translation_of(message, reader) or message.translations.exclude(language=language).first()
+    return {"translation": shown, "translate_into": languages.language_name(reader)}
+
+
 def message_detail(request: HttpRequest, message_id) -> HttpResponse:
     message = message_of(request, message_id, defer=_DETAIL_DEFERRED)
     if not message.seen:
@@ -105,6 +119,7 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
         "tags": list(Tag.objects.filter(owner=request.user)),
         "thread_size": inbox_queries.thread_of(request.user, message).count() if message.thread_key else 1,
         "event_card": event_cards.card_for(message),
+        **_translation_context(request, message),
     }
     response = render(request, "mail/message_detail.html", context)
     return security_headers.allow_remote_images(response) if show_images else response

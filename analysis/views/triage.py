@@ -14,9 +14,10 @@ from core.models import Job
 from mail import queries
 from mail.models import MailAccount
 
-from .. import pipeline, tasks
+from .. import pipeline, tasks, translation
 from .. import queries as inbox_queries
 from ..forms import CorrectionForm, ProviderSettingsForm, TrustedSenderForm
+from ..language import LANGUAGE_NAMES
 from ..models import MessageAnalysis, ProviderSettings, TrustedSender
 from ..provider_settings import config_for
 from ..providers import ProviderError, get_provider
@@ -99,6 +100,8 @@ def analysis_settings(request: HttpRequest) -> HttpResponse:
         "jobs": Job.objects.filter(owner=request.user, kind=Job.Kind.REANALYSE)[:5],
         "accounts": queries.accounts_of(request.user),
         "provider_saved": row.pk is not None,
+        "translation_settings": translation.settings_for(request.user.pk),
+        "languages": sorted(((str(name), code) for code, name in LANGUAGE_NAMES.items())),
     }
     return render(request, "mail/analysis_settings.html", context)
 

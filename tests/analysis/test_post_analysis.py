@@ -163,11 +163,12 @@ def test_a_locked_strict_mode_user_keeps_their_stages_pending(recording_stages, 
     assert stage_state(rows)[rows[0].message_id][:2] == ([FLAKY], 1)
 
 
-def test_the_real_stages_are_topics_then_tags_then_rules_and_all_import():
+def test_the_real_stages_are_topics_then_tags_then_rules_then_translations_and_all_import():
     assert settings.MAILHELPER_POST_ANALYSIS_STAGES == [
         "analysis.stages.learn_topics",
         "tags.stages.suggest_tags",
         "rules.stages.run_rules",
+        "analysis.stages.queue_translations",  # last: it only queues, after the rules have moved mail
     ]
     assert all(callable(stage.function) for stage in post_analysis.stages())
 

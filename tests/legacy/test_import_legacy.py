@@ -25,7 +25,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DataKeyWrap, User
-from analysis.models import MessageAnalysis, TrustedSender
+from analysis.models import MessageAnalysis, MessageTranslation, TrustedSender
 from legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from mail.models import Attachment, Folder, MailAccount, Message, ReplySettings
 from mail.search_tokens import search_key_for
@@ -155,6 +155,8 @@ def _build(path: Path) -> Legacy:
         encrypted_in_reply_to=db.enc(alice, "<q0@example.test>"),
         email_embedding=b"\x00\x01",
         encrypted_translation_de=db.enc(alice, "Hallo Alice"),
+        detected_language="fr",
+        translation_engine="deepl",
         processing_error="timeout while summarising 'Quarterly numbers für März'",
         processing_status=3,
     )
@@ -636,6 +638,11 @@ def test_first_login_converts_the_legacy_data_with_a_real_worker(legacy, celery_
     assert "Quarterly numbers für März" in search
     assert Attachment.objects.get(message=message).data == b"a,b\n1,2\n"
     assert MessageAnalysis.objects.get(message=message).summary == "Bob sends the quarterly numbers."
+    # The legacy's language and German translation, shown like one of Mailhelper's own.
+    assert MessageAnalysis.objects.get(message=message).language == "fr"
+    translated = MessageTranslation.objects.get(message=message)
+    assert (translated.language, translated.body, translated.method) == ("de", "Hallo Alice", "legacy:deepl")
+    assert "Hallo Alice" in page and "Imported from the previous application" in page
     account = MailAccount.objects.get(owner=alice)
     assert (account.enabled, account.imap_host, account.imap_username, account.imap_password) == (
         True,
