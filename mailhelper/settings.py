@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "analysis",
     "rules",
     "newsletters",
+    "digest",
     "legacy",
     "mailhelper",
 ]
@@ -225,6 +226,7 @@ CELERY_TASK_ROUTES = {
     "mail.analyse_stragglers": {"queue": "analysis"},
     "mail.reanalyse": {"queue": "analysis"},
     "mail.fit_topics": {"queue": "analysis"},
+    "digest.send_digest": {"queue": "analysis"},
     "mail.translate_messages": {"queue": "analysis"},
     "rules.run_rules_job": {"queue": "analysis"},
     # The user waits: sending a draft, and their actions written back to the server (the outbox).
@@ -254,6 +256,8 @@ MAILHELPER_RATE_LOGIN_USER = env("MAILHELPER_RATE_LOGIN_USER", "10/m")
 MAILHELPER_RATE_REGISTER = env("MAILHELPER_RATE_REGISTER", "5/h")
 # Unsubscribe requests per user (each one may contact a sender's web or mail server).
 MAILHELPER_RATE_UNSUBSCRIBE = env("MAILHELPER_RATE_UNSUBSCRIBE", "60/h")
+# The address users reach this installation at, for links in mail it sends (the digest).
+MAILHELPER_BASE_URL = env("MAILHELPER_BASE_URL", "http://localhost:8000") or "http://localhost:8000"
 # Days a user's audit log events (logins, security changes) are kept; 0 keeps them forever.
 MAILHELPER_AUDIT_DAYS = env_int("MAILHELPER_AUDIT_DAYS", 365)
 MAILHELPER_METRICS_TOKEN = env_secret("MAILHELPER_METRICS_TOKEN", "") or ""

@@ -22,6 +22,7 @@ urlpatterns = [
     path("events/", include("events.urls")),
     path("rules/", include("rules.urls")),
     path("newsletters/", include("newsletters.urls")),
+    path("digest/", include("digest.urls")),
     # The admin has no login of its own: it would skip the second factor.
     path("admin/login/", views.admin_login),
     path("admin/", admin.site.urls),

@@ -23,7 +23,7 @@ FLOORS: list[tuple[str, ...]] = [
     ("tags",),
     ("analysis",),
     ("rules",),
-    ("newsletters",),
+    ("newsletters", "digest"),
     ("legacy",),
     ("mailhelper",),
 ]
