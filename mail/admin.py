@@ -53,8 +53,10 @@ class MessageAdmin(admin.ModelAdmin):
 
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
-    list_display = ("account", "trigger", "status", "queued_at", "messages_new", "messages_updated", "error")
-    list_filter = ("status", "trigger")
+    list_display = (
+        "account", "trigger", "status", "queued_at", "messages_new", "messages_updated", "error_kind", "error",
+    )  # fmt: skip
+    list_filter = ("status", "trigger", "error_kind")
     raw_id_fields = ("account",)
     readonly_fields = [f.name for f in SyncRun._meta.fields]
 

@@ -265,6 +265,15 @@ class SyncRun(models.Model):
         COMMAND = "command", "management command"
         PUSH = "push", "new mail announced by the server"
 
+    class ErrorKind(models.TextChoices):
+        """What went wrong, for operators who sort thousands of accounts by it (the text says the rest)."""
+
+        NONE = "", "none"
+        LOGIN = "login", "login refused"
+        NETWORK = "network", "server unreachable"
+        INTERRUPTED = "interrupted", "interrupted"
+        INTERNAL = "internal", "internal error"
+
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
@@ -283,6 +292,7 @@ class SyncRun(models.Model):
     bytes_fetched = models.BigIntegerField(default=0)
     errors = models.JSONField(default=list, blank=True, help_text="Per-folder problems; no content or secrets.")
     error = models.CharField(max_length=500, blank=True)
+    error_kind = models.CharField(max_length=12, choices=ErrorKind.choices, blank=True, default=ErrorKind.NONE)
 
     class Meta:
         ordering = ["-queued_at"]

@@ -172,7 +172,13 @@ def settle_stale_runs(account: MailAccount | None = None, now: datetime | None =
 
 
 def _interrupt(runs, now: datetime, error: str = INTERRUPTED) -> int:
-    return runs.update(status=SyncRun.Status.INTERRUPTED, finished_at=now, current_folder="", error=error)
+    return runs.update(
+        status=SyncRun.Status.INTERRUPTED,
+        finished_at=now,
+        current_folder="",
+        error=error,
+        error_kind=SyncRun.ErrorKind.INTERRUPTED,
+    )
 
 
 def record_progress(run: SyncRun, *fields: str) -> None:
@@ -642,14 +648,15 @@ def mark_unreachable(run: SyncRun) -> None:
 # --- the whole account ---------------------------------------------------------------------------
 
 
-def _finish(run: SyncRun, status: str, error: str = "") -> SyncRun:
+def _finish(run: SyncRun, status: str, error: str = "", kind: str = SyncRun.ErrorKind.NONE) -> SyncRun:
     """Close the run, unless it is closed already (settled as interrupted): a finished run never changes."""
     now = timezone.now()
     closed = SyncRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
-        status=status, error=error[:500], finished_at=now, heartbeat_at=now, current_folder=""
+        status=status, error=error[:500], error_kind=kind, finished_at=now, heartbeat_at=now, current_folder=""
     )
     if closed:
-        run.status, run.error, run.finished_at, run.heartbeat_at, run.current_folder = status, error[:500], now, now, ""
+        run.status, run.error, run.error_kind = status, error[:500], kind
+        run.finished_at, run.heartbeat_at, run.current_folder = now, now, ""
         _forget_quiet_runs_before(run)
     else:
         run.refresh_from_db()
@@ -720,7 +727,7 @@ def sync_account(
             # Unexpected (a database error...): record it if the database still answers, then let
             # the task fail loudly. Messages committed so far stay; the next sync resumes from them.
             with contextlib.suppress(Exception):
-                _finish(run, SyncRun.Status.FAILED, f"Interrupted: {type(exc).__name__}")
+                _finish(run, SyncRun.Status.FAILED, f"Interrupted: {type(exc).__name__}", SyncRun.ErrorKind.INTERNAL)
             raise
 
 
@@ -787,9 +794,9 @@ def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback 
             _sync_imap(account, run, progress)
     except (imap.ImapAuthError, pop3.Pop3AuthError) as exc:
         _set_account_status(account, MailAccount.Status.NEEDS_ATTENTION, f"Login failed: {exc}")
-        return SyncOutcome(_finish(run, SyncRun.Status.FAILED, str(exc)))
+        return SyncOutcome(_finish(run, SyncRun.Status.FAILED, str(exc), SyncRun.ErrorKind.LOGIN))
     except (imap.ImapConnectError, pop3.Pop3ConnectError) as exc:
-        _finish(run, SyncRun.Status.FAILED, str(exc))
+        _finish(run, SyncRun.Status.FAILED, str(exc), SyncRun.ErrorKind.NETWORK)
         return SyncOutcome(run, retryable=True)
     log.info(
         "sync of account %s: %s new, %s updated, %s expunged, %.2fs",

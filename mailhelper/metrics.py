@@ -55,6 +55,27 @@ def _family(name: str, kind: str, help_text: str, samples: Iterable[tuple[dict[s
     return lines
 
 
+def _operations() -> list[str]:
+    """Queue lengths and the sync lag of every enabled account, from mailhelper.operations."""
+    from . import operations
+
+    lengths = [({"queue": name}, float(n)) for name, n in operations.queue_lengths().items() if n is not None]
+    lines = _family("mailhelper_queue_length", "gauge", "Tasks waiting in each Celery queue.", lengths)
+    buckets, count, lag_sum = operations.lag_buckets()
+    name = "mailhelper_sync_lag_seconds"
+    lines += _family(
+        name,
+        "histogram",
+        "Seconds since each enabled account's last successful sync (accounts never synced are left out).",
+        [],
+    )
+    for bound, n in buckets.items():
+        le = "+Inf" if bound == float("inf") else f"{bound:g}"
+        lines.append(f'{name}_bucket{{le="{le}"}} {n}')
+    lines += [f"{name}_sum {lag_sum:g}", f"{name}_count {count}"]
+    return lines
+
+
 def render_metrics() -> str:
     from django_celery_results.models import TaskResult
 
@@ -78,6 +99,7 @@ def render_metrics() -> str:
         [({"state": row["status"]}, float(row["n"])) for row in tasks],
     )
     lines += _family("mailhelper_users", "gauge", "Registered users.", [({}, float(User.objects.count()))])
+    lines += _operations()
     for provider in getattr(settings, "MAILHELPER_METRICS_PROVIDERS", []):
         lines += provider()
     return "\n".join(lines) + "\n"

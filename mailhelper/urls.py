@@ -14,6 +14,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics, name="metrics"),
+    path("ops/", views.operations_page, name="operations"),
     path("accounts/settings/export/", views.export_data, name="export-data"),
     path("accounts/", include("accounts.urls")),
     path("mail/", include(mail_pages)),

@@ -1,4 +1,5 @@
-"""Project views: home page, health, metrics, and the download of a user's data (it reads every app)."""
+"""Project views: home page, health, metrics, the operator page and the download of a user's data
+(these read every app)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import tempfile
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,6 +20,7 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts import audit
 from accounts.views.common import audit_meta
 
+from . import operations
 from .data_export import ExportLocked, export_user_data
 from .health import run_checks
 from .metrics import render_metrics
@@ -61,6 +64,46 @@ def metrics(request: HttpRequest) -> HttpResponse:
         if not hmac.compare_digest(given.encode(), token.encode()):
             return HttpResponse("metrics token required\n", status=401, content_type="text/plain")
     return HttpResponse(render_metrics(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+OPERATIONS_PAGE_SIZE = 50
+
+
+@never_cache
+@require_GET
+def operations_page(request: HttpRequest) -> HttpResponse:
+    """Every account's health for operators. A user who is not staff gets a 404, as for any page
+    that is not theirs: the page's existence is nothing a user needs to learn."""
+    if not request.user.is_staff:
+        raise Http404
+    sort = request.GET.get("sort", operations.DEFAULT_SORT)
+    if sort not in operations.SORTS:
+        sort = operations.DEFAULT_SORT
+    page = Paginator(operations.accounts(sort), OPERATIONS_PAGE_SIZE).get_page(request.GET.get("page"))
+    now = timezone.now()
+    rows = [
+        {
+            "account": account,
+            "lag": operations.lag(account, now),
+            "error_kind": operations.error_kind_label(account.last_error_kind),
+        }
+        for account in page.object_list
+    ]
+    backlog = operations.analysis_backlog()
+    context = {
+        "page": page,
+        "rows": rows,
+        "sort": sort,
+        "sorts": [(key, label) for key, (label, _) in operations.SORTS.items()],
+        "alerts": operations.alerts(now),
+        "queues": operations.queue_lengths(),
+        "workers": operations.workers(),
+        "backlog": backlog,
+        "backlog_age": backlog.age(now),
+        "failed": operations.failed_jobs(now),
+        "beat_last_tick": operations.beat_last_tick(),
+    }
+    return render(request, "mailhelper/operations.html", context)
 
 
 @require_POST

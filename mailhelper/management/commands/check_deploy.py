@@ -1,8 +1,10 @@
 """`manage.py check_deploy`: one table saying whether this instance is safe and ready to serve.
 
 Meant for the end of a deployment script (exit code 1 on any FAIL) and for "why does it not work"
-moments. Every reason is one line and never contains a secret: the sync key and SECRET_KEY are
-judged, not printed.
+moments. After the checks come WARN lines for what needs an operator on a running installation
+(mailhelper.operations.alerts: accounts failing for a day, an old analysis backlog, a silent beat);
+they do not change the exit code, since a fresh deployment has no beat tick yet. Every reason is one
+line and never contains a secret: the sync key and SECRET_KEY are judged, not printed.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.keyring import SyncKeyError, check_sync_key_at_startup, load_sync_key
-from mailhelper import health
+from mailhelper import health, operations
 
 DEV_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
 MIN_SECRET_KEY_LENGTH = 50
@@ -115,6 +117,14 @@ class Command(BaseCommand):
             self.stdout.write(f"{name.ljust(width)}  {status}  {reason}")
             if not ok:
                 failed.append(name)
+        for alert in self._alerts():
+            self.stdout.write(f"{alert.key.ljust(width)}  {self.style.WARNING('WARN')}  {alert.text}")
         if failed:
             raise CommandError(f"{len(failed)} check(s) failed: {', '.join(failed)}", returncode=1)
         self.stdout.write(self.style.SUCCESS("All checks passed."))
+
+    def _alerts(self) -> list[operations.Alert]:
+        try:
+            return operations.alerts()
+        except Exception as exc:  # noqa: BLE001 - no database: the checks above said so already
+            return [operations.Alert("alerts", f"cannot read the installation's state ({type(exc).__name__})")]
