@@ -20,7 +20,7 @@ from .models import MessageAnalysis
 # count catches.
 LIST_FIELDS = (
     "owner_id", "account_id", "folder_id", "uid", "sort_date", "from_name", "from_address", "subject",
-    "seen", "flagged", "has_attachments",
+    "seen", "flagged", "has_attachments", "calendar_method",
     "account__name",
     "folder__name", "folder__delimiter",
     "analysis__owner_id", "analysis__state", "analysis__summary", "analysis__confidence",

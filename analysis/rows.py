@@ -37,6 +37,7 @@ class MessageRow:
     location: str  # "account / folder", shown where the list spans accounts
     subject: str
     has_attachments: bool
+    is_invitation: bool  # carries a calendar invitation, update or answer (text/calendar)
     moving: bool  # moved here, the server's new UID not learned yet
     tags: tuple[tuple[str, str], ...]  # (name, colour)
     analysis_state: str
@@ -77,6 +78,7 @@ def _row(m: Message, url_pattern: str) -> MessageRow:
         location=f"{m.account.name} / {m.folder.display_name}",
         subject=m.subject or "(no subject)",
         has_attachments=m.has_attachments,
+        is_invitation=bool(m.calendar_method),
         moving=m.uid is None,
         tags=tuple((a.tag.name, a.tag.color) for a in getattr(m, "tag_list", ())),
         analysis_state=analysis.state if analysis is not None else "",
