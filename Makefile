@@ -17,9 +17,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 deps: $(STAMP)
 
 # A developer's .env with fresh secrets; never committed (see deploy/env.example for every variable).
+# Registration is open on a developer's machine; an installation without the setting is invite-only.
 .env: | $(STAMP)
 	@echo "Creating .env with a new SECRET_KEY and MAILHELPER_SYNC_KEY (keep a copy of the sync key)."
-	@printf 'DEBUG=1\nSECRET_KEY=%s\nMAILHELPER_SYNC_KEY=%s\n' \
+	@printf 'DEBUG=1\nMAILHELPER_REGISTRATION=open\nSECRET_KEY=%s\nMAILHELPER_SYNC_KEY=%s\n' \
 		"$$($(PY) -c 'import secrets; print(secrets.token_urlsafe(50))')" \
 		"$$(DEBUG=1 $(PY) manage.py generate_sync_key)" > .env
 

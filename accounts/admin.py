@@ -1,9 +1,15 @@
-"""Admin for users, their key wraps and audit logs: metadata only, never a key, wrap or code."""
+"""Admin for users, their key wraps, audit logs and invitations: metadata only, never a key, wrap,
+code or invitation token (a new invitation's link is shown once, on the page after "Save")."""
 
+from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
 
-from .models import AuditEvent, DataKeyWrap, RecoveryDevice, User
+from . import invitations
+from .models import AuditEvent, DataKeyWrap, Invitation, RecoveryDevice, User
 
 
 @admin.register(User)
@@ -76,3 +82,80 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class InvitationAddForm(forms.ModelForm):
+    days = forms.IntegerField(
+        min_value=1,
+        help_text="How long the invitation stays valid.",
+        initial=lambda: settings.MAILHELPER_INVITATION_DAYS,
+    )
+    with_link = forms.BooleanField(
+        label="Make a link",
+        required=False,
+        initial=True,
+        help_text="A single-use link, shown once after saving. Without it, registering with this address is allowed.",
+    )
+
+    class Meta:
+        model = Invitation
+        fields = ("email",)
+
+    def clean_email(self) -> str:
+        try:
+            return invitations.normalise_email(self.cleaned_data["email"])
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.messages) from None
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations to sign up. Added through accounts/invitations.py; the token's hash is never shown."""
+
+    list_display = ("email", "kind", "created_at", "expires_at", "used_at", "used_by", "invited_by")
+    list_filter = ("used_at", "expires_at")
+    search_fields = ("email",)
+    list_select_related = ("used_by", "invited_by")
+    fields = ("email", "kind", "invited_by", "created_at", "expires_at", "used_at", "used_by")
+    readonly_fields = fields
+    actions = ["withdraw"]
+
+    @admin.display(description="kind")
+    def kind(self, obj: Invitation) -> str:
+        return "link" if obj.is_link else "address only"
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs = {"form": InvitationAddForm, **kwargs}
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ("email", "days", "with_link") if obj is None else self.fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        # The service fills in the expiry and the token hash; the raw token lives only until the next page.
+        obj.invited_by = request.user
+        data = form.cleaned_data
+        obj.raw_token = invitations.prepare(obj, days=data["days"], with_link=data["with_link"])
+        obj.save()
+
+    def response_add(self, request, obj, post_url_continue=None):
+        """Instead of a redirect (and a message kept in the session), one page that shows the link."""
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Invitation created",
+            "invitation": obj,
+            "link": invitations.link(obj.raw_token) if obj.raw_token else "",
+        }
+        return TemplateResponse(request, "accounts/admin_invitation_created.html", context)  # never_cache: admin
+
+    @admin.action(description="Withdraw the selected unused invitations")
+    def withdraw(self, request, queryset):
+        self.message_user(request, f"{invitations.withdraw(queryset)} invitation(s) withdrawn.")

@@ -110,6 +110,8 @@ STEP_LABELS = {
     "password_reset": "wrong recovery code for a password reset",
 }
 
+INVITATION_LABELS = {"link": "with an invitation link", "address": "with an invited address"}
+
 
 def describe(event: AuditEvent) -> str:
     """The detail of an event as a short phrase for the page ("wrong password", "account “Work”")."""
@@ -118,6 +120,8 @@ def describe(event: AuditEvent) -> str:
         parts.append(STEP_LABELS.get(event.detail["step"], event.detail["step"]))
     if "account" in event.detail:
         parts.append(f"account “{event.detail['account']}”")
+    if "how" in event.detail:
+        parts.append(INVITATION_LABELS.get(event.detail["how"], event.detail["how"]))
     if "codes_left" in event.detail:
         parts.append(f"{event.detail['codes_left']} codes left")
     return "; ".join(parts)

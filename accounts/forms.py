@@ -6,20 +6,43 @@ from django import forms
 from django.contrib.auth import password_validation
 from django.contrib.auth.forms import UserCreationForm
 
-from .models import User
+from . import invitations
+from .models import Invitation, User
 
 
 class RegistrationForm(UserCreationForm):
+    """Sign-up; in invite mode with the invitation it redeems (`invitation`, its address fixed) or,
+    for an address-only invitation, `invited_address=True` (the address must be one invited)."""
+
     email = forms.EmailField(required=True)
 
     class Meta:
         model = User
         fields = ("username", "email")
 
+    def __init__(self, *args, invitation: Invitation | None = None, invited_address: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.invitation = invitation
+        self.invited_address = invited_address
+        if invitation is not None:
+            # A disabled field takes its initial value whatever the POST says.
+            self.fields["email"].initial = invitation.email
+            self.fields["email"].disabled = True
+            self.fields["email"].help_text = "The address you were invited with."
+        elif invited_address:
+            self.fields["email"].help_text = "The address the administrator invited."
+
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip()
         if User.objects.filter(email__iexact=email).exists():
             raise forms.ValidationError("An account with this email address already exists.")
+        if self.invited_address:
+            self.invitation = invitations.for_address(email)
+            if self.invitation is None:
+                raise forms.ValidationError(
+                    "This address has not been invited (or its invitation has expired). "
+                    "Sign-up here is by invitation: ask the administrator."
+                )
         return email
 
 

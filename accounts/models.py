@@ -1,4 +1,4 @@
-"""Users and the wrapped copies of their data keys."""
+"""Users, the wrapped copies of their data keys, their audit logs, and invitations to sign up."""
 
 from __future__ import annotations
 
@@ -110,6 +110,7 @@ class AuditEvent(models.Model):
         MAIL_ACCOUNT_ADDED = "mail_account_added", "Mail account added"
         MAIL_ACCOUNT_CHANGED = "mail_account_changed", "Mail account changed"
         MAIL_ACCOUNT_DELETED = "mail_account_deleted", "Mail account removed"
+        INVITATION_REDEEMED = "invitation_redeemed", "Account created with an invitation"
         # Kept ready for OAuth sign-in to mail providers (not built yet).
         OAUTH_GRANTED = "oauth_granted", "Access granted to a mail provider (OAuth)"
         OAUTH_REVOKED = "oauth_revoked", "Access to a mail provider revoked (OAuth)"
@@ -127,3 +128,45 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} (user {self.user_id}, {self.at:%Y-%m-%d %H:%M})"
+
+
+class Invitation(models.Model):
+    """Leave to create one account, given by the operator (accounts/invitations.py has the rules).
+
+    Either a link (`token_hash` set: the SHA-256 of a random token that appears once, in the link the
+    operator passes on; the row alone cannot rebuild it) or the address alone (`token_hash` empty:
+    registering with that e-mail address is allowed). Used once: `used_at`/`used_by` are set by one
+    conditional UPDATE in the registration's transaction.
+    """
+
+    email = models.EmailField("email address", help_text="Stored in lower case.")
+    token_hash = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    invited_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    used_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [models.Index(fields=["email"])]
+
+    def __str__(self) -> str:
+        return f"invitation of {self.email}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.email = self.email.strip().lower()
+        super().save(*args, **kwargs)
+
+    @property
+    def is_link(self) -> bool:
+        return bool(self.token_hash)
+
+    @property
+    def state(self) -> str:
+        """used | expired | valid, as the admin and the registration page say it."""
+        if self.used_at is not None:
+            return "used"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "valid"

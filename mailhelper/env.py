@@ -7,7 +7,8 @@ then ran with whatever "False" meant for that setting. The rules:
 - Unset, empty or all-whitespace means "use the default" (env.example leaves optional lines
   commented out, and compose passes `-e X=` to blank a variable).
 - Booleans accept 1/0, true/false, yes/no, on/off (any case, surrounding whitespace ignored);
-  numbers must parse as numbers. Anything else raises ImproperlyConfigured.
+  numbers must parse as numbers; a mode (`env_choice`) must be one of its words (any case).
+  Anything else raises ImproperlyConfigured.
 - A secret X can instead be read from the file named by X_FILE (Docker/compose secrets, systemd
   LoadCredential): its content minus one trailing newline. Setting both X and X_FILE is an error,
   so that no one has to remember which of the two wins.
@@ -78,6 +79,16 @@ def env_float(name: str, default: float) -> float:
     if not math.isfinite(value):
         raise ImproperlyConfigured(f"{name} must be a number, e.g. 30 or 2.5 (or unset for the default)")
     return value
+
+
+def env_choice(name: str, choices: tuple[str, ...], default: str) -> str:
+    """One word out of a fixed set (a mode), in any case; any other value stops the start."""
+    raw = _raw(name)
+    if raw is None:
+        return default
+    if raw.lower() in choices:
+        return raw.lower()
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)} (or unset for the default {default})")
 
 
 def env_list(name: str, default: str) -> list[str]:

@@ -15,7 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
 from kombu import Queue
 
-from mailhelper.env import env, env_bool, env_float, env_int, env_list, env_secret
+from mailhelper.env import env, env_bool, env_choice, env_float, env_int, env_list, env_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 load_dotenv(os.environ.get("MAILHELPER_ENV_FILE", BASE_DIR / ".env"))
@@ -254,6 +254,11 @@ MAILHELPER_LOCKOUT_MINUTES = env_int("MAILHELPER_LOCKOUT_MINUTES", 15)
 MAILHELPER_RATE_LOGIN = env("MAILHELPER_RATE_LOGIN", "20/m")
 MAILHELPER_RATE_LOGIN_USER = env("MAILHELPER_RATE_LOGIN_USER", "10/m")
 MAILHELPER_RATE_REGISTER = env("MAILHELPER_RATE_REGISTER", "5/h")
+# Who may create an account (accounts/invitations.py): anyone ("open"), people the operator invited
+# ("invite": `manage.py invite EMAIL` or the admin), or nobody but the admin ("closed").
+MAILHELPER_REGISTRATION = env_choice("MAILHELPER_REGISTRATION", ("open", "invite", "closed"), "invite")
+# Days an invitation stays valid unless the operator chooses otherwise (`manage.py invite --days N`).
+MAILHELPER_INVITATION_DAYS = env_int("MAILHELPER_INVITATION_DAYS", 14)
 # Unsubscribe requests per user (each one may contact a sender's web or mail server).
 MAILHELPER_RATE_UNSUBSCRIBE = env("MAILHELPER_RATE_UNSUBSCRIBE", "60/h")
 # The address users reach this installation at, for links in mail it sends (the digest).

@@ -16,6 +16,8 @@ os.environ.setdefault("MAILHELPER_SYNC_KEY", "dGVzdHMtb25seS1zeW5jLWtleS0zMi1ieX
 os.environ.setdefault("MAILHELPER_KDF_ITERATIONS", "1")
 os.environ.setdefault("MAILHELPER_KDF_MEMORY_KIB", "1024")
 os.environ.setdefault("MAILHELPER_ENV_FILE", "/nonexistent/.env")
+# Tests register users freely; tests/accounts/test_invitations.py switches to the other modes.
+os.environ.setdefault("MAILHELPER_REGISTRATION", "open")
 
 from mailhelper.settings import *  # noqa: E402,F403
 from mailhelper.settings import INSTALLED_APPS  # noqa: E402

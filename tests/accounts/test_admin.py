@@ -4,17 +4,9 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import DataKeyWrap
-from tests.plugins.accounts import create_test_user, verified_client
+from tests.plugins.accounts import verified_client
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def operator(db):
-    op = create_test_user("operator")
-    op.user.is_staff = op.user.is_superuser = True
-    op.user.save()
-    return op
 
 
 def test_admin_pages_show_no_key_material(operator, alice):

@@ -310,14 +310,6 @@ def test_account_deletion_takes_the_log_along_and_tells_the_operator(alice, capl
     assert "alice" not in lines[0] and alice.password not in lines[0]
 
 
-@pytest.fixture
-def operator(db):
-    op = create_test_user("operator")
-    op.user.is_staff = op.user.is_superuser = True
-    op.user.save()
-    return op
-
-
 def test_admin_lists_filters_and_searches_read_only(operator, alice, bob):
     password_step(browser(), alice, password="wrong-typed-secret")
     audit.record(bob.user, Kind.DATA_EXPORTED, {"ip": "192.0.2.5", "user_agent": "BobAgent"})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from mailhelper.env import env_bool, env_float, env_int, env_secret
+from mailhelper.env import env_bool, env_choice, env_float, env_int, env_secret
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETISH = "hunter2-Pa55word"
@@ -58,6 +58,19 @@ def test_env_int_and_float_parse_or_raise_without_echoing(monkeypatch):
         monkeypatch.setenv("MH_TEST_NUMBER", raw)
         with pytest.raises(ImproperlyConfigured, match="MH_TEST_NUMBER must be") as info:
             helper("MH_TEST_NUMBER", 1)
+        assert raw not in str(info.value)
+
+
+def test_env_choice_takes_one_of_its_words_or_raises_without_echoing(monkeypatch):
+    modes = ("open", "invite", "closed")
+    monkeypatch.setenv("MH_TEST_MODE", "")
+    assert env_choice("MH_TEST_MODE", modes, "invite") == "invite"
+    monkeypatch.setenv("MH_TEST_MODE", " Closed ")
+    assert env_choice("MH_TEST_MODE", modes, "invite") == "closed"
+    for raw in (SECRETISH, "invited", "open,closed"):
+        monkeypatch.setenv("MH_TEST_MODE", raw)
+        with pytest.raises(ImproperlyConfigured, match="MH_TEST_MODE must be one of open, invite, closed") as info:
+            env_choice("MH_TEST_MODE", modes, "invite")
         assert raw not in str(info.value)
 
 

@@ -82,5 +82,14 @@ def bob(db) -> TestUser:
 
 
 @pytest.fixture
+def operator(db) -> TestUser:
+    """A superuser with 2FA, for the admin."""
+    op = create_test_user("operator")
+    op.user.is_staff = op.user.is_superuser = True
+    op.user.save()
+    return op
+
+
+@pytest.fixture
 def alice_client(alice) -> Client:
     return verified_client(alice)
