@@ -8,4 +8,9 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401  (registers system checks)
+        from . import (
+            checks,  # noqa: F401  (registers system checks)
+            retention,
+        )
+
+        retention.register_core_policies()  # finished jobs, task results; the apps add theirs

@@ -7,6 +7,9 @@ class MailConfig(AppConfig):
 
     def ready(self) -> None:
         from . import (
+            retention,
             schedule_receivers,  # noqa: F401  (beat rows follow accounts)
             tasks,  # noqa: F401  (a changed outbox queues its write-back)
         )
+
+        retention.register()  # sync runs and the settled outbox (core/retention.py prunes them)

@@ -31,7 +31,9 @@ Runs (SyncRun: what one sync did, shown with progress) tell the truth after a cr
   came after the sweep, a duplicate) syncs anyway, since the work is repeatable, and records it as
   a new run with the task's trigger. It never exits silently: the new run shows that it happened.
 - A scheduled run that changed nothing replaces the previous such run of its account, so the
-  history is the runs that did something or went wrong, plus the latest quiet one.
+  history is the runs that did something or went wrong, plus the latest quiet one. The daily prune
+  (mail/retention.py) then drops runs older than MAILHELPER_RETENTION_SYNC_RUNS_DAYS, keeping each
+  account's newest run and the failures of the last 30 days.
 """
 
 from __future__ import annotations

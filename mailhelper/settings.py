@@ -186,6 +186,10 @@ STORAGES = {
 CELERY_BROKER_URL = env_secret("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_RESULT_EXTENDED = True
+# Task results are pruned in small batches by core.prune (MAILHELPER_RETENTION_TASK_RESULTS_DAYS), not by
+# Celery's own celery.backend_cleanup, which deletes a day's results in one transaction: with no expiry
+# set, beat does not install that task (and an existing row of it does nothing).
+CELERY_RESULT_EXPIRES = None
 CELERY_CACHE_BACKEND = "default"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
@@ -265,6 +269,12 @@ MAILHELPER_RATE_UNSUBSCRIBE = env("MAILHELPER_RATE_UNSUBSCRIBE", "60/h")
 MAILHELPER_BASE_URL = env("MAILHELPER_BASE_URL", "http://localhost:8000") or "http://localhost:8000"
 # Days a user's audit log events (logins, security changes) are kept; 0 keeps them forever.
 MAILHELPER_AUDIT_DAYS = env_int("MAILHELPER_AUDIT_DAYS", 365)
+# Days history rows are kept before the daily core.prune deletes them (core/retention.py); 0 keeps them.
+# Sync runs: the newest per account and the failures of the last 30 days stay whatever their age.
+MAILHELPER_RETENTION_SYNC_RUNS_DAYS = env_int("MAILHELPER_RETENTION_SYNC_RUNS_DAYS", 14)
+MAILHELPER_RETENTION_OUTBOX_DAYS = env_int("MAILHELPER_RETENTION_OUTBOX_DAYS", 30)
+MAILHELPER_RETENTION_JOBS_DAYS = env_int("MAILHELPER_RETENTION_JOBS_DAYS", 30)
+MAILHELPER_RETENTION_TASK_RESULTS_DAYS = env_int("MAILHELPER_RETENTION_TASK_RESULTS_DAYS", 7)
 MAILHELPER_METRICS_TOKEN = env_secret("MAILHELPER_METRICS_TOKEN", "") or ""
 
 # --- Mail ---------------------------------------------------------------------------------------
