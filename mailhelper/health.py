@@ -31,15 +31,21 @@ def check_redis() -> dict:
     return {}
 
 
-def check_celery() -> dict:
+def ping_workers(timeout: float = 0.5) -> list[str]:
+    """Host names of the Celery workers that answer within `timeout`; raises when the broker does not."""
     from mailhelper.celery import app
 
     with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
         conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
-        replies = app.control.ping(timeout=0.5, connection=conn)
-    if not replies:
+        replies = app.control.ping(timeout=timeout, connection=conn)
+    return sorted(name for reply in replies for name in reply)
+
+
+def check_celery() -> dict:
+    workers = ping_workers()
+    if not workers:
         raise RuntimeError("no worker answered")
-    return {"workers": len(replies)}
+    return {"workers": len(workers)}
 
 
 CHECKS: dict[str, Callable[[], dict]] = {

@@ -149,16 +149,13 @@ def queue_lengths() -> dict[str, int | None]:
 
 def workers(timeout: float = 0.5) -> list[str] | None:
     """Host names of the workers that answer a ping; None when the broker cannot be reached."""
-    from mailhelper.celery import app
+    from .health import ping_workers
 
     try:
-        with app.connection_for_write(settings.CELERY_BROKER_URL) as conn:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0, timeout=1)
-            replies = app.control.ping(timeout=timeout, connection=conn)
+        return ping_workers(timeout)
     except Exception as exc:  # noqa: BLE001 - the page shows "unknown", the type goes to the log
         log.warning("worker ping failed (%s)", type(exc).__name__)
         return None
-    return sorted(name for reply in replies for name in reply)
 
 
 @dataclass(frozen=True)
