@@ -4,7 +4,7 @@ STAMP := .venv/.installed-$(shell cat requirements.txt requirements-dev.txt | sh
 PORT ?= 8000
 export PORT
 
-.PHONY: up test deps lint migrate check bench clean
+.PHONY: up demo test deps lint migrate check bench clean
 
 # A developer's venv gets both files: production's (requirements.txt, all the image installs) and
 # what tests, lint and the honcho runner of `make up` need (requirements-dev.txt).
@@ -31,6 +31,10 @@ migrate: deps .env
 # Starts a project-local PostgreSQL/Redis in var/ when nothing answers on their loopback URLs (scripts/up.sh).
 up: deps .env
 	bash scripts/up.sh
+
+# `make up` plus a local Dovecot with a sample mailbox and a demo user, synced and analysed (scripts/demo.sh).
+demo: deps .env
+	bash scripts/demo.sh
 
 test: deps
 	bash scripts/test.sh $(ARGS)

@@ -44,7 +44,7 @@ def main() -> None:
     from mailhelper.celery import app
     from tests.plugins.celery_worker import start_worker, stop_worker, wait_until_worker_idle
     from tests.plugins.mail import make_raw
-    from tests.plugins.mailservers import DovecotServer
+    from mailhelper.local_dovecot import DovecotServer
 
     server = DovecotServer.create()
     server.start()

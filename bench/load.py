@@ -121,7 +121,7 @@ def main() -> None:
     from mail.sync import sync_account
     from tests.plugins.celery_worker import start_worker, stop_worker, wait_until_worker_idle
     from tests.plugins.mail import make_raw
-    from tests.plugins.mailservers import DovecotServer, free_port
+    from mailhelper.local_dovecot import DovecotServer, free_port
 
     server = DovecotServer.create()
     server.start()

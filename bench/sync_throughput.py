@@ -26,7 +26,7 @@ def main() -> None:
     from mail.models import MailAccount, Message
     from mail.sync import sync_account
     from tests.plugins.mail import make_raw
-    from tests.plugins.mailservers import DovecotServer
+    from mailhelper.local_dovecot import DovecotServer
 
     server = DovecotServer.create()
     server.start()
