@@ -42,9 +42,9 @@ def main() -> None:
     from mail import tasks
     from mail.models import MailAccount, Message, SyncRun
     from mailhelper.celery import app
+    from mailhelper.local_dovecot import DovecotServer
     from tests.plugins.celery_worker import start_worker, stop_worker, wait_until_worker_idle
     from tests.plugins.mail import make_raw
-    from mailhelper.local_dovecot import DovecotServer
 
     server = DovecotServer.create()
     server.start()

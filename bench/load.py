@@ -119,9 +119,9 @@ def main() -> None:
     from mail import tasks
     from mail.models import MailAccount, Message
     from mail.sync import sync_account
+    from mailhelper.local_dovecot import DovecotServer, free_port
     from tests.plugins.celery_worker import start_worker, stop_worker, wait_until_worker_idle
     from tests.plugins.mail import make_raw
-    from mailhelper.local_dovecot import DovecotServer, free_port
 
     server = DovecotServer.create()
     server.start()

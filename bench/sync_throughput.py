@@ -25,8 +25,8 @@ def main() -> None:
 
     from mail.models import MailAccount, Message
     from mail.sync import sync_account
-    from tests.plugins.mail import make_raw
     from mailhelper.local_dovecot import DovecotServer
+    from tests.plugins.mail import make_raw
 
     server = DovecotServer.create()
     server.start()

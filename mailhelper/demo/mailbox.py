@@ -116,12 +116,29 @@ NEWSLETTERS = [
     ("Travel Deals", "deals@travel-deals.example", "en", "Travel Deals {n}: 30% off city breaks"),
     ("Libreria Aperta", "newsletter@libreria-aperta.example", "it", "Libreria Aperta {n}: le novità del mese"),
 ]
+NEWSLETTER_INTRO = {
+    "en": "Here is what we picked for you this week.",
+    "de": "Das haben wir diese Woche für Sie ausgewählt.",
+    "fr": "Voici notre sélection de la semaine.",
+    "it": "Ecco la nostra selezione della settimana.",
+}
+NEWSLETTER_TOPICS = {
+    "en": ["Five tools we liked", "An interview with a maintainer", "Events near you", "Our best offers"],
+    "de": ["Rosen richtig schneiden", "Was jetzt gepflanzt wird", "Termine in Ihrer Nähe", "Leserfragen"],
+    "fr": ["Une soupe d'hiver", "Le fromage du mois", "Nos adresses préférées", "Questions des lecteurs"],
+    "it": ["I libri del mese", "Intervista all'autrice", "Eventi in libreria", "Le vostre recensioni"],
+}
 NOTIFICATIONS = [
-    ("GitHub", "notifications@github.example", "en", "[acme/billing] CI failed on main ({n})"),
-    ("Parcel Service", "noreply@parcel.example", "en", "Your parcel {n} is out for delivery"),
-    ("Bank Demo", "no-reply@bank-demo.example", "de", "Neue Anmeldung in Ihrem Online-Banking ({n})"),
-    ("Calendar", "calendar-noreply@calendar.example", "en", "Reminder: team sync today at 10:00 ({n})"),
-]
+    ("GitHub", "notifications@github.example", "en", "[acme/billing] CI failed on main ({n})",
+     "Run {n} failed after 4 min: 3 tests failed in tests/test_invoices.py. View the run for details."),
+    ("Parcel Service", "noreply@parcel.example", "en", "Your parcel {n} is out for delivery",
+     "Your parcel {n} will arrive today between 10:00 and 14:00. No signature needed."),
+    ("Bank Demo", "no-reply@bank-demo.example", "de", "Neue Anmeldung in Ihrem Online-Banking ({n})",
+     "Es gab eine neue Anmeldung in Ihrem Online-Banking von einem Firefox-Browser. Waren Sie das nicht, "
+     "sperren Sie bitte Ihren Zugang."),
+    ("Calendar", "calendar-noreply@calendar.example", "en", "Reminder: team sync today at 10:00 ({n})",
+     "Team sync starts at 10:00 in room 2. Agenda: status, blockers, next steps."),
+]  # fmt: skip
 AUTOMATED = {
     "en": "This is an automated message, please do not reply.",
     "de": "Dies ist eine automatisch erzeugte Nachricht, bitte antworten Sie nicht darauf.",
@@ -316,8 +333,8 @@ def _newsletters(b: _Builder) -> Iterator[SampleMessage]:
         for n in range(14):
             date = b.ago(60)
             body = (
-                f"{subject.format(n=100 + n)}\n\n"
-                + "\n".join(f"* Story {i}: {b.rnd.choice(['tips', 'news', 'offers', 'events'])}" for i in range(5))
+                f"{NEWSLETTER_INTRO[lang]}\n\n"
+                + "\n".join(f"* {b.rnd.choice(NEWSLETTER_TOPICS[lang])}" for _ in range(4))
                 + f"\n\nUnsubscribe: https://{list_id}/unsubscribe?u=demo\n"
             )
             headers = {
@@ -335,10 +352,9 @@ def _newsletters(b: _Builder) -> Iterator[SampleMessage]:
 
 def _notifications(b: _Builder) -> Iterator[SampleMessage]:
     for n in range(64):
-        name, address, lang, subject = NOTIFICATIONS[n % len(NOTIFICATIONS)]
+        name, address, lang, subject, text = NOTIFICATIONS[n % len(NOTIFICATIONS)]
         date = b.ago(45)
-        footer = AUTOMATED[lang]
-        body = f"{subject.format(n=4200 + n)}\n\n{footer}\n"
+        body = f"{text.format(n=4200 + n)}\n\n{AUTOMATED[lang]}\n"
         msg, _ = b.message(
             sender=(name, address),
             subject=subject.format(n=4200 + n),

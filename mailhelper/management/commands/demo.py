@@ -52,9 +52,7 @@ class Command(BaseCommand):
         except setup.DemoError as exc:
             raise CommandError(str(exc)) from None
         try:
-            self.stdout.write(
-                "Seeding the sample mailbox, syncing and analysing (a few seconds)..."
-            )
+            self.stdout.write("Seeding the sample mailbox, syncing and analysing (a few seconds)...")
             try:
                 login = setup.prepare(directory, server)
             except setup.DemoError as exc:
