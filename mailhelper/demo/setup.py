@@ -65,12 +65,26 @@ class DemoError(Exception):
 
 def start_dovecot(directory: Path, imap_port: int) -> DovecotServer:
     """Dovecot in ``directory`` with IMAP on ``imap_port`` (the other listeners on free ports)."""
+    closed = _closed_parent(directory) if os.geteuid() == 0 else None
+    if closed is not None:  # Dovecot would start, and every login would fail on the Maildir
+        raise DemoError(
+            f"run as root, Dovecot's own users cannot enter {closed} (closed to others): open it "
+            "(chmod o+x) or set MAILHELPER_LOCAL_SERVICES_DIR to a directory outside it"
+        )
     try:
         server = DovecotServer.create(directory / "dovecot", imap_port=imap_port)
         server.start()
     except RuntimeError as exc:  # binary missing, port taken, config refused: the text says which
         raise DemoError(str(exc)) from None
     return server
+
+
+def _closed_parent(directory: Path) -> Path | None:
+    """The first parent of ``directory`` that other users cannot traverse (e.g. /root), if any."""
+    for parent in reversed(directory.resolve().parents):
+        if parent.exists() and not parent.stat().st_mode & 0o001:
+            return parent
+    return None
 
 
 def seed_mailbox(server: DovecotServer, directory: Path, now: datetime | None = None) -> ImapUser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from analysis.models import MessageAnalysis
 from mail.models import MailAccount, Message
 from mailhelper.demo import setup
 from mailhelper.demo.mailbox import DEMO_ADDRESS, generate
+from mailhelper.local_dovecot import free_port
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,3 +193,11 @@ def test_dovecot_also_runs_for_a_normal_user(tmp_path):
         shutil.rmtree(directory, ignore_errors=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[b'1']" in result.stdout
+
+
+def test_run_as_root_a_closed_parent_directory_is_named(tmp_path):
+    """pytest's tmp_path sits below a 0700 directory: Dovecot's users could not reach a Maildir there."""
+    if os.geteuid() != 0:
+        pytest.skip("only root's Dovecot runs its processes as other users")
+    with pytest.raises(setup.DemoError, match="cannot enter .* \\(closed to others\\)"):
+        setup.start_dovecot(tmp_path / "demo", free_port())
