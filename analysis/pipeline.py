@@ -17,6 +17,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from accounts import keyring
+from core.db.locks import lock_key, try_advisory_lock
 from mail.models import Folder, MailAccount, Message
 from mail.search_tokens import SearchKey, search_key_for
 from mail.threading_keys import relink_subjects, subject_hash
@@ -205,6 +206,31 @@ def analyse_many(analyses: Iterable[MessageAnalysis]) -> tuple[int, int]:
     for owner_id, messages in analysed.items():
         post_analysis.run(owner_id, messages)  # topics, tags, rules; a failing stage is recorded, not raised
     return done, failed
+
+
+PENDING_CHUNK = 200
+
+
+def analyse_pending(account_id) -> tuple[int, int] | None:
+    """Analyse the account's pending messages until none is left; returns (done, failed), or None
+    when another analysis of the account is running.
+
+    One analysis per account at a time (an advisory lock): a long first sync announces new mail
+    every thousand messages, and two runs over the same pending rows would analyse them, and run
+    the user's rules on them, twice. The holder reads what is pending again after each chunk
+    (newest first in a first sync, which stores newest first), so mail stored while it works
+    is not left waiting for the stragglers sweep.
+    """
+    with try_advisory_lock(lock_key(f"analysis/account/{account_id}")) as acquired:
+        if not acquired:
+            return None
+        done = failed = 0
+        while chunk := list(pending_for_account(account_id)[:PENDING_CHUNK]):
+            d, f = analyse_many(chunk)
+            done, failed = done + d, failed + f
+            if not d + f:
+                break  # the owner is locked (strict mode, logged out): the rows wait for them
+        return done, failed
 
 
 def pending_for_account(account_id) -> Iterable[MessageAnalysis]:

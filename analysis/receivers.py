@@ -10,6 +10,7 @@ What runs after analysis is no signal: analysis/post_analysis.py runs the ordere
 
 from __future__ import annotations
 
+from django.core.cache import cache
 from django.dispatch import receiver
 
 from core.db.copy import copy_insert
@@ -27,9 +28,11 @@ def _queue_stored(sender, messages, **kwargs) -> None:
 
 @receiver(new_mail_synced, dispatch_uid="analysis.after_sync")
 def _analyse_after_sync(sender, account_id: str, **kwargs) -> None:
-    from .tasks import analyse_account
+    """Queue the account's analysis unless one is queued and not started yet (the signal comes often)."""
+    from .tasks import ANALYSIS_QUEUED, analyse_account
 
-    analyse_account.delay(account_id=account_id)
+    if cache.add(ANALYSIS_QUEUED.format(account_id), 1, timeout=300):  # expires: a lost task only delays
+        analyse_account.delay(account_id=account_id)
 
 
 replies.set_reply_writer(write_with_model)

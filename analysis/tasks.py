@@ -6,6 +6,7 @@ The task names are the ones they had as tasks of the mail app: beat rows and que
 from __future__ import annotations
 
 from celery import shared_task
+from django.core.cache import cache
 
 from accounts import keyring
 from accounts.models import User
@@ -14,11 +15,19 @@ from core import jobs
 from . import pipeline, post_analysis, similarity, translation
 from .jobs import run_reanalyse
 
+ANALYSIS_QUEUED = "mailhelper:analysis-queued:{}"
 
-@shared_task(name="mail.analyse_account")
-def analyse_account(account_id: str) -> dict:
+
+@shared_task(bind=True, name="mail.analyse_account", max_retries=5)
+def analyse_account(self, account_id: str) -> dict:
     """Analyse the account's pending messages (queued by the sync that stored them)."""
-    done, failed = pipeline.analyse_many(pipeline.pending_for_account(account_id).iterator(chunk_size=200))
+    cache.delete(ANALYSIS_QUEUED.format(account_id))  # mail stored from now on gets a task of its own
+    result = pipeline.analyse_pending(account_id)
+    if result is None:  # another analysis of the account runs: look again once it is likely done
+        if self.request.retries < self.max_retries:
+            raise self.retry(countdown=5)
+        return {"status": "busy"}  # the stragglers sweep picks up what it leaves
+    done, failed = result
     return {"done": done, "failed": failed}
 
 

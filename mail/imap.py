@@ -17,7 +17,7 @@ import socket
 import ssl
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
@@ -269,6 +269,28 @@ class ImapSession:
 
     def all_uids(self) -> set[int]:
         return set(self._call(self.client.search, ["ALL"]))
+
+    def search_uids(
+        self, *, since: date | None = None, before: date | None = None, unseen: bool = False, below: int | None = None
+    ) -> list[int]:
+        """UIDs of the selected folder matching all the criteria given, ascending.
+
+        `since` / `before` compare the server's arrival date (INTERNALDATE, days in the server's
+        time zone), `unseen` the \\Seen flag, `below` the UID (strictly less). None means any.
+        """
+        if below is not None and below <= 1:
+            return []
+        criteria: list = []
+        if below is not None:
+            criteria += ["UID", f"1:{below - 1}"]
+        if since is not None:
+            criteria += ["SINCE", since]
+        if before is not None:
+            criteria += ["BEFORE", before]
+        if unseen:
+            criteria.append("UNSEEN")
+        found = self._call(self.client.search, criteria or ["ALL"])
+        return sorted(uid for uid in found if below is None or uid < below)
 
     def flags(self, uids: Iterable[int] | str = "1:*", changed_since: int | None = None) -> dict[int, FlagState]:
         items = ["FLAGS", "MODSEQ"] if self.condstore else ["FLAGS"]

@@ -7,6 +7,8 @@ Rows holding encrypted content carry an `owner` so that every query can be scope
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
@@ -21,6 +23,11 @@ class Security(models.TextChoices):
     SSL = "ssl", "SSL/TLS"
     STARTTLS = "starttls", "STARTTLS"
     PLAIN = "plain", "none (plain text, loopback or testing only)"
+
+
+def a_year_ago() -> date:
+    """The default first-sync window of a new account: mail of the last 12 months."""
+    return timezone.localdate() - timedelta(days=365)
 
 
 class MailAccount(EncryptedModel):
@@ -42,6 +49,14 @@ class MailAccount(EncryptedModel):
         OK = "ok", "ok"
         NEEDS_ATTENTION = "needs_attention", "needs attention"
         LOCKED = "locked", "locked: log in to resume"
+
+    class FirstSync(models.TextChoices):
+        """What the first sync of a folder takes (mail/sync.py, "First sync"). Mail arriving later is always fetched."""
+
+        SINCE = "since", "Mail since a date"
+        NEWEST = "newest", "Only the newest messages of each folder"
+        UNREAD = "unread", "Only unread mail"
+        ALL = "all", "The whole mailbox"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_accounts")
     name = models.CharField(max_length=100, help_text="How the account is shown, e.g. 'Work'.")
@@ -72,6 +87,50 @@ class MailAccount(EncryptedModel):
         blank=True,
         help_text="POP3 only. Empty: leave messages on the server. A number: delete a message from the server "
         "once it has been stored here for that many days.",
+    )
+    # What the first sync takes (per folder, when it is first synced or renumbered by the server).
+    first_sync = models.CharField(
+        "First sync takes",
+        max_length=10,
+        choices=FirstSync.choices,
+        default=FirstSync.SINCE,
+        help_text="Only the first sync of a folder is limited: new mail arriving later is always fetched.",
+    )
+    first_sync_since = models.DateField(
+        "Mail since",
+        null=True,
+        blank=True,
+        default=a_year_ago,
+        help_text="With “Mail since a date”: mail that arrived on or after this day is fetched first.",
+    )
+    first_sync_newest = models.PositiveIntegerField(
+        "Newest messages per folder",
+        default=500,
+        help_text="With “Only the newest messages”: how many of each folder's newest messages are fetched first.",
+    )
+    backfill_older = models.BooleanField(
+        "Fetch older mail in the background",
+        default=True,
+        help_text="With a date or the newest messages: once the first sync is done, older mail is fetched "
+        "newest first, in small batches, while new mail keeps arriving as usual.",
+    )
+    # Per-account switches of the analysis (analysis/pipeline.py reads them).
+    analyse_on_fetch = models.BooleanField(
+        "Analyse new mail",
+        default=True,
+        help_text="Score, summarise, tag and apply your rules to mail as it arrives. Off: mail is stored and "
+        "shown without scores, tags, rules or keyword search until you re-analyse it.",
+    )
+    urgency_booster = models.BooleanField(
+        "Urgency booster",
+        default=True,
+        help_text="Raise urgency and importance of mail from your trusted (VIP) senders.",
+    )
+    use_language_model = models.BooleanField(
+        "Use my language model",
+        default=True,
+        help_text="Analyse this account's mail with the language model set up in the analysis settings. "
+        "Off: the built-in analyser only, and nothing of this account's mail leaves the server.",
     )
     enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
@@ -148,6 +207,17 @@ class Folder(models.Model):
     highestmodseq = models.BigIntegerField(null=True, blank=True)
     server_exists = models.PositiveIntegerField(null=True, blank=True, help_text="EXISTS count at last sync.")
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    # The background fetch of older mail (mail/backfill.py), planned by a first sync that took a window.
+    backfill_uidvalidity = models.BigIntegerField(null=True, blank=True)
+    backfill_below_uid = models.BigIntegerField(
+        null=True, blank=True, help_text="Older mail still to fetch has UIDs below this one; empty: none left."
+    )
+    backfill_before = models.DateField(
+        null=True, blank=True, help_text="Only mail that arrived before this day (empty: every UID below)."
+    )
+    backfill_total = models.PositiveIntegerField(default=0, help_text="Older messages found when planned.")
+    backfill_done = models.PositiveIntegerField(default=0, help_text="Older messages fetched so far.")
+    backfill_reached = models.DateTimeField(null=True, blank=True, help_text="Arrival of the oldest fetched so far.")
 
     class Meta:
         ordering = ["account", "name"]

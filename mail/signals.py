@@ -4,7 +4,9 @@
   (saved) messages. A receiver writes in that transaction, so its rows exist exactly when the
   messages do: analysis queues each message here, and a lost task can delay it but never skip it.
 - `new_mail_synced`: sent by the sync task after a successful sync that stored new messages, with
-  the account id. Receivers queue follow-up work (analysis); they must only queue, never work.
+  the account id; during a long sync also after its first committed batch and then every thousand
+  messages (sync.announce_new_mail), and by the background fetch of older mail after its batches.
+  Receivers queue follow-up work (analysis); they must only queue, never work, and expect it often.
 - `server_mail_changed`: sent by the IDLE watcher (mail/idle.py) when the server announces new,
   expunged or changed mail in a watched folder, with the account id. mail.tasks queues a sync,
   debounced: receivers must only queue, and expect a burst of these for one delivery.

@@ -13,6 +13,18 @@ command and the tests all run the same code. The rules it keeps (DESIGN.md, "Syn
 - A UIDVALIDITY change, or a move made in the UI, is reconciled by Message-ID: messages we hold are
   re-attached to their new UIDs instead of being fetched and stored again.
 
+First sync (per folder: the first one, and the resync after a UIDVALIDITY change), IMAP only:
+- It takes the account's window (MailAccount.first_sync: mail since a date, the default for new
+  accounts being the last 12 months; the newest N; only unread; or everything), newest UID first,
+  committed batch by batch, so the newest mail is on the first page after the first batch.
+  Resuming after a crash asks the server for the window again and leaves out what is stored.
+- Only when it completes are UIDNEXT and UIDVALIDITY recorded: later syncs fetch every new UID
+  above it, whatever the window said (a window limits the past, never new mail).
+- It plans the fetch of older mail (Folder.backfill_*): since a date, the UIDs below UIDNEXT that
+  arrived before that day; the newest N, the UIDs below the lowest taken. mail/backfill.py
+  fetches them newest first, in batches, alongside the ordinary syncs (its UIDs never meet
+  theirs; a UIDVALIDITY change cancels the plan under the folder's row lock).
+
 A POP3 account goes through the same sync_account (lock, runs, error handling) and stores its
 mail through the same store_batch (parse, encrypt with the owner's key, analysis queued, rules);
 only the protocol part differs, in mail/pop3_sync.py.
@@ -47,7 +59,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -317,6 +329,46 @@ def store_batch(run: SyncRun, batch: StoredBatch, progress: ProgressCallback | N
         progress(run)
 
 
+BACKFILL_FIELDS = [
+    "backfill_uidvalidity",
+    "backfill_below_uid",
+    "backfill_before",
+    "backfill_total",
+    "backfill_done",
+    "backfill_reached",
+]
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the first sync of a folder takes, from the account's settings (decided here, done by FolderSync)."""
+
+    mode: str
+    since: date | None = None
+    newest: int = 0
+    backfill: bool = False
+
+    @classmethod
+    def of(cls, account: MailAccount) -> Window:
+        mode = account.first_sync
+        if mode == MailAccount.FirstSync.SINCE and account.first_sync_since is None:
+            mode = MailAccount.FirstSync.ALL  # no date given: nothing to leave out
+        if mode == MailAccount.FirstSync.NEWEST and not account.first_sync_newest:
+            mode = MailAccount.FirstSync.ALL
+        return cls(mode, account.first_sync_since, account.first_sync_newest or 0, account.backfill_older)
+
+    def uids(self, session: imap.ImapSession) -> list[int]:
+        """The selected folder's UIDs this window takes, newest (highest UID) first."""
+        if self.mode == MailAccount.FirstSync.SINCE:
+            found = session.search_uids(since=self.since)
+        elif self.mode == MailAccount.FirstSync.UNREAD:
+            found = session.search_uids(unseen=True)
+        else:
+            found = session.uids_from(1)
+        found = sorted(found, reverse=True)
+        return found[: self.newest] if self.mode == MailAccount.FirstSync.NEWEST else found
+
+
 class FolderSync:
     """Sync of one folder within an open session; counts go to the run as it goes."""
 
@@ -354,8 +406,15 @@ class FolderSync:
             ).update(uid=None, uidvalidity=None, modseq=None)
             self.folder.highestmodseq = None
             self.folder.save(update_fields=["highestmodseq"])
+            # The UIDs a running background fetch holds mean nothing now: its batch is refused at
+            # commit (it checks this under the folder's row lock) and the first sync plans anew.
+            Folder.objects.filter(pk=self.folder.pk).update(backfill_uidvalidity=None, backfill_below_uid=None)
+            self.folder.backfill_uidvalidity = self.folder.backfill_below_uid = None
 
     def _fetch_new(self, state: imap.FolderState) -> None:
+        if not self._first_sync_done(state):
+            self._fetch_first(state)
+            return
         # Every UID below the uidnext of the last completed sync was handled then, even if its
         # message has since been moved out locally (and is still here on the server until the
         # write-back runs); above it, what we stored before a crash tells where to resume.
@@ -377,6 +436,60 @@ class FolderSync:
         if uids:
             self._fetch_and_store(state.uidvalidity, uids)
         self._expunge_unmatched_detached()
+
+    def _first_sync_done(self, state: imap.FolderState) -> bool:
+        """A completed sync of this folder under the server's current UIDVALIDITY is recorded."""
+        return self.folder.uidvalidity == state.uidvalidity and bool(self.folder.uidnext)
+
+    def _stored_uids(self, uidvalidity: int, below: int | None = None) -> set[int]:
+        stored = self._messages(uidvalidity).filter(uid__isnull=False)
+        if below is not None:
+            stored = stored.filter(uid__lt=below)
+        return set(stored.values_list("uid", flat=True))
+
+    def _fetch_first(self, state: imap.FolderState) -> None:
+        """The folder's first sync (or its resync after a UIDVALIDITY change): the account's window,
+        newest first, committed batch by batch; then the background fetch of older mail is planned.
+
+        Resumable: the window is asked of the server again and what is stored already is left out,
+        so a rerun after a crash fetches exactly the rest. Messages we held under the old UIDs are
+        re-attached by Message-ID over the whole folder first, also those outside the window.
+        """
+        window = Window.of(self.account)
+        if self._has_detached():
+            candidates = sorted(set(self.session.uids_from(1)) - self._stored_uids(state.uidvalidity))
+            for start in range(0, len(candidates), self.batch):
+                self._reattach(state.uidvalidity, candidates[start : start + self.batch])
+        taken = window.uids(self.session)  # newest first
+        stored = self._stored_uids(state.uidvalidity)
+        wanted = [uid for uid in taken if uid not in stored]
+        if wanted:
+            self._fetch_and_store(state.uidvalidity, wanted)
+        self._expunge_unmatched_detached()
+        self._plan_backfill(window, state, taken)
+
+    def _plan_backfill(self, window: Window, state: imap.FolderState, taken: list[int]) -> None:
+        """Record what older mail the background fetch (mail/backfill.py) is to bring, if any.
+
+        Since a date: every UID below UIDNEXT that arrived before that day (the complement of
+        the window on the server's own criterion, so the two never overlap). The newest N: every
+        UID below the lowest one taken. Nothing for the whole mailbox, unread only, or when off.
+        """
+        folder = self.folder
+        below, before = None, None
+        if window.backfill and window.mode == MailAccount.FirstSync.SINCE:
+            below, before = state.uidnext or (max(taken, default=0) + 1), window.since
+        elif window.backfill and window.mode == MailAccount.FirstSync.NEWEST and len(taken) >= window.newest:
+            below = min(taken, default=None)
+        total = 0
+        if below is not None:
+            pending = set(self.session.search_uids(before=before, below=below))
+            total = len(pending - self._stored_uids(state.uidvalidity, below))
+        folder.backfill_uidvalidity = state.uidvalidity if total else None
+        folder.backfill_below_uid = below if total else None
+        folder.backfill_before = before if total else None
+        folder.backfill_total, folder.backfill_done, folder.backfill_reached = total, 0, None
+        folder.save(update_fields=BACKFILL_FIELDS)
 
     def _has_detached(self) -> bool:
         return Message.objects.filter(folder=self.folder, uid__isnull=True, expunged_at__isnull=True).exists()
@@ -627,6 +740,24 @@ def new_message(
         for position, part in enumerate(parsed.attachments)
     ]
     return message, attachments
+
+
+#: During a long sync, analysis is told of new mail after the first batch and then every this many messages.
+ANNOUNCE_EVERY = 1000
+
+
+def announce_new_mail(account_id, every: int = ANNOUNCE_EVERY) -> ProgressCallback:
+    """A progress callback for the sync task: signals.new_mail_synced once the first batch is
+    committed and then every `every` new messages, so the newest mail of a long first sync is
+    analysed (and its first page usable) while older mail is still being fetched."""
+    announced = [0]
+
+    def progress(run: SyncRun) -> None:
+        if run.messages_new and (not announced[0] or run.messages_new - announced[0] >= every):
+            announced[0] = run.messages_new
+            signals.new_mail_synced.send(sender=MailAccount, account_id=str(account_id))
+
+    return progress
 
 
 def mark_retrying(run: SyncRun, seconds: int) -> None:

@@ -38,7 +38,7 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
         cache.delete(PUSH_SYNC_QUEUED.format(account_id))  # news from now on get a sync of their own
     if not MailAccount.objects.filter(pk=account_id).exists():
         return {"status": "gone"}
-    outcome = sync.sync_account(account_id, run_id=run_id, trigger=trigger)
+    outcome = sync.sync_account(account_id, run_id=run_id, trigger=trigger, progress=sync.announce_new_mail(account_id))
     run = outcome.run
     retry_push = trigger == "push" and self.request.retries < _PUSH_RETRIES_WHILE_RUNNING
     if retry_push and run.error == sync.ALREADY_RUNNING:

@@ -1,0 +1,187 @@
+"""What the first sync takes (issue 18): the window, newest first, batch by batch, resumable, against Dovecot."""
+
+import os
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+
+from mail import signals
+from mail.models import MailAccount, Message, SyncRun
+from mail.sync import announce_new_mail, sync_account
+from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
+
+pytestmark = pytest.mark.django_db
+
+OLD = datetime.now(UTC) - timedelta(days=800)  # outside the default window of the last 12 months
+
+
+def deliver(dovecot, user, numbers, *, when=None, flags="", folder="INBOX"):
+    for n in numbers:
+        dovecot.deliver(user, make_raw(n), folder=folder, flags=flags, internaldate=when)
+
+
+def stored_subjects(account) -> list[str]:
+    return sorted(m.subject for m in Message.objects.filter(account=account))
+
+
+def test_a_new_account_takes_the_last_twelve_months_and_plans_the_older_mail(dovecot, imap_user, alice):
+    deliver(dovecot, imap_user, range(10), when=OLD)  # UIDs 1-10, two years old
+    deliver(dovecot, imap_user, range(10, 15))  # UIDs 11-15, today
+    account = create_account(alice.user, imap_user, dovecot)
+    assert account.first_sync == MailAccount.FirstSync.SINCE
+    assert account.first_sync_since == timezone.localdate() - timedelta(days=365)
+
+    run = run_sync(account)
+    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert run.messages_new == 5
+    assert stored_subjects(account) == [f"Message number {n}" for n in range(10, 15)]
+    inbox = account.folders.get(name="INBOX")
+    assert inbox.uidnext == 16
+    assert (inbox.backfill_below_uid, inbox.backfill_before, inbox.backfill_total) == (16, account.first_sync_since, 10)
+    assert inbox.backfill_uidvalidity == inbox.uidvalidity
+
+    # New mail is always fetched, also mail the server dates back (the window limits the first sync only).
+    deliver(dovecot, imap_user, [20])
+    deliver(dovecot, imap_user, [21], when=OLD)
+    again = run_sync(account)
+    assert again.messages_new == 2
+    inbox.refresh_from_db()
+    assert inbox.backfill_below_uid == 16 and inbox.backfill_total == 10  # the plan is the first sync's
+
+
+def test_the_first_sync_fetches_newest_first_and_commits_batch_by_batch(dovecot, imap_user, alice, settings):
+    settings.MAILHELPER_SYNC_BATCH = 4
+    deliver(dovecot, imap_user, range(12))
+    account = create_account(alice.user, imap_user, dovecot)
+    seen_after_each_batch = []
+
+    def progress(run):
+        seen_after_each_batch.append(sorted(Message.objects.filter(account=account).values_list("uid", flat=True)))
+
+    run = sync_account(account.pk, progress=progress).run
+    assert run.status == SyncRun.Status.SUCCESS and run.messages_new == 12
+    batches = [uids for uids in seen_after_each_batch if uids]
+    assert batches[0] == [9, 10, 11, 12]  # committed (another connection could read it) before the rest
+    assert batches[1] == list(range(5, 13))
+    assert batches[-1] == list(range(1, 13))
+
+
+def test_a_first_sync_killed_midway_resumes_without_duplicates_or_gaps(dovecot, imap_user, alice, settings):
+    settings.MAILHELPER_SYNC_BATCH = 3
+    deliver(dovecot, imap_user, range(4), when=OLD)
+    deliver(dovecot, imap_user, range(4, 14))
+    account = create_account(alice.user, imap_user, dovecot)
+
+    def crash(run):
+        if run.messages_new >= 6:
+            raise RuntimeError("worker killed")
+
+    with pytest.raises(RuntimeError):
+        sync_account(account.pk, progress=crash)
+    inbox = account.folders.get(name="INBOX")
+    assert inbox.uidnext is None  # the first sync is not recorded as done
+    assert sorted(inbox.messages.values_list("uid", flat=True)) == list(range(9, 15))  # the newest six
+
+    run = run_sync(account)
+    assert run.status == SyncRun.Status.SUCCESS and run.messages_new == 4
+    assert sorted(inbox.messages.values_list("uid", flat=True)) == list(range(5, 15))
+    assert stored_subjects(account) == sorted(f"Message number {n}" for n in range(4, 14))
+    inbox.refresh_from_db()
+    assert inbox.uidnext == 15 and inbox.backfill_total == 4
+    assert run_sync(account).messages_new == 0
+
+
+def test_only_the_newest_n_per_folder(dovecot, imap_user, alice):
+    deliver(dovecot, imap_user, range(20))
+    deliver(dovecot, imap_user, range(100, 103), folder="Archive")
+    account = create_account(alice.user, imap_user, dovecot, first_sync="newest", first_sync_newest=5)
+    select_folders(account, "INBOX", "Archive")
+    run = run_sync(account)
+    assert run.status == SyncRun.Status.SUCCESS and run.messages_new == 8
+    inbox, archive = account.folders.get(name="INBOX"), account.folders.get(name="Archive")
+    assert sorted(inbox.messages.values_list("uid", flat=True)) == [16, 17, 18, 19, 20]
+    assert (inbox.backfill_below_uid, inbox.backfill_before, inbox.backfill_total) == (16, None, 15)
+    assert archive.messages.count() == 3 and archive.backfill_below_uid is None  # it had fewer than five
+
+
+def test_only_unread_mail_and_no_older_mail_later(dovecot, imap_user, alice):
+    deliver(dovecot, imap_user, range(6), flags="S")
+    deliver(dovecot, imap_user, range(6, 10))
+    account = create_account(alice.user, imap_user, dovecot, first_sync="unread")
+    run = run_sync(account)
+    assert run.messages_new == 4
+    assert stored_subjects(account) == [f"Message number {n}" for n in range(6, 10)]
+    assert not Message.objects.filter(account=account, seen=True).exists()
+    inbox = account.folders.get(name="INBOX")
+    assert inbox.backfill_below_uid is None and inbox.backfill_total == 0
+    deliver(dovecot, imap_user, [50], flags="S")  # new mail read elsewhere first still arrives
+    assert run_sync(account).messages_new == 1
+
+
+def test_the_whole_mailbox_and_backfill_switched_off(dovecot, imap_user, alice):
+    deliver(dovecot, imap_user, range(5), when=OLD)
+    deliver(dovecot, imap_user, range(5, 8))
+    everything = create_account(alice.user, imap_user, dovecot, name="all", first_sync="all")
+    assert run_sync(everything).messages_new == 8
+    assert everything.folders.get(name="INBOX").backfill_below_uid is None
+
+    no_backfill = create_account(alice.user, imap_user, dovecot, name="recent", backfill_older=False)
+    assert run_sync(no_backfill).messages_new == 3
+    assert no_backfill.folders.get(name="INBOX").backfill_below_uid is None
+
+
+def test_uidvalidity_reset_under_a_window_reattaches_everything_held(dovecot, imap_user, alice):
+    deliver(dovecot, imap_user, range(6), when=OLD)
+    deliver(dovecot, imap_user, range(6, 10))
+    account = create_account(alice.user, imap_user, dovecot)
+    run_sync(account)
+    inbox = account.folders.get(name="INBOX")
+    held = set(inbox.messages.values_list("pk", flat=True))
+    assert len(held) == 4
+    reset_uidvalidity(imap_user)
+
+    run = run_sync(account)
+    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert (run.messages_new, run.messages_expunged) == (0, 0)
+    inbox.refresh_from_db()
+    live = inbox.messages.filter(expunged_at__isnull=True)
+    assert set(live.values_list("pk", flat=True)) == held and not live.filter(uid__lt=1000).exists()
+    assert inbox.backfill_uidvalidity == inbox.uidvalidity and inbox.backfill_total == 6
+    assert inbox.backfill_below_uid == inbox.uidnext
+
+
+def test_the_sync_task_announces_new_mail_after_the_first_batch_and_every_thousand(alice):
+    heard = []
+
+    def listener(sender, account_id, **kwargs):
+        heard.append(account_id)
+
+    signals.new_mail_synced.connect(listener)
+    cache.add("mailhelper:analysis-queued:acc", 1, timeout=60)  # analysis' own receiver queues nothing here
+    try:
+        progress = announce_new_mail("acc", every=1000)
+        for new in (0, 200, 400, 1100, 1200, 1300, 2300):
+            progress(SyncRun(messages_new=new))
+    finally:
+        signals.new_mail_synced.disconnect(listener)
+    assert heard == ["acc", "acc", "acc"]  # at 200 (the first batch), 1200 and 2300
+
+
+def reset_uidvalidity(user):
+    """Make Dovecot renumber INBOX (new UIDVALIDITY, UIDs + 1000), as after a server restore."""
+    maildir = user.maildir
+    uidlist = maildir / "dovecot-uidlist"
+    lines = uidlist.read_text().splitlines()
+    header = lines[0]
+    validity = int(re.search(r" V(\d+)", header).group(1))
+    next_uid = int(re.search(r" N(\d+)", header).group(1))
+    header = re.sub(r" V\d+", f" V{validity + 77}", header)
+    header = re.sub(r" N\d+", f" N{next_uid + 1000}", header)
+    body = [f"{int(line.split(' ', 1)[0]) + 1000} {line.split(' ', 1)[1]}" for line in lines[1:]]
+    uidlist.write_text("\n".join([header, *body]) + "\n")
+    for name in os.listdir(maildir):
+        if name.startswith("dovecot.index"):
+            (maildir / name).unlink()
