@@ -140,8 +140,8 @@ def record_sent(draft: Draft) -> None:
     (and the write-back is announced when that transaction commits).
     """
     original = draft.original
-    kind = Kind.MARK_FORWARDED if draft.kind == Draft.Kind.FORWARD else Kind.MARK_ANSWERED
-    apply([original], kind)
+    if original is not None:  # a new message answers nothing
+        apply([original], Kind.MARK_FORWARDED if draft.kind == Draft.Kind.FORWARD else Kind.MARK_ANSWERED)
     if draft.account.is_pop3:
         # No Sent folder to APPEND to: the sent copy is not kept (as when a server refuses it for good).
         Draft.objects.filter(pk=draft.pk).update(sent_raw=None)
@@ -153,7 +153,7 @@ def record_sent(draft: Draft) -> None:
         message=original,
         draft=draft,
         kind=Kind.APPEND_SENT,
-        source_folder=original.folder.name,
+        source_folder=original.folder.name if original is not None else "",
         target_folder=sent.name if sent else "",
     )
     _announce_on_commit([draft.account_id])

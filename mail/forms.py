@@ -165,13 +165,20 @@ class MessageActionForm(forms.Form):
 
 
 class DraftForm(forms.Form):
-    """A reply or forward as the user edits it; recipients are checked, saved as typed (normalised)."""
+    """A new message, reply or forward as the user edits it; recipients are checked, saved as typed (normalised)."""
 
     to = forms.CharField(
         label="To", required=False, max_length=10_000, widget=forms.TextInput(attrs={"autocomplete": "off"})
     )
     cc = forms.CharField(
         label="Cc", required=False, max_length=10_000, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
+    bcc = forms.CharField(
+        label="Bcc",
+        required=False,
+        max_length=10_000,
+        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        help_text="Receive the message without the other recipients seeing them.",
     )
     subject = forms.CharField(label="Subject", required=False, max_length=998)
     body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 18}))
@@ -191,11 +198,14 @@ class DraftForm(forms.Form):
     def clean_cc(self) -> str:
         return self._addresses("cc")
 
+    def clean_bcc(self) -> str:
+        return self._addresses("bcc")
+
     def clean_subject(self) -> str:
         return " ".join(self.cleaned_data["subject"].split())  # no line breaks in a header
 
     def require_recipient(self) -> bool:
-        if self.is_valid() and not (self.cleaned_data["to"] or self.cleaned_data["cc"]):
+        if self.is_valid() and not any(self.cleaned_data[f] for f in ("to", "cc", "bcc")):
             self.add_error("to", "Add at least one recipient.")
         return self.is_valid()
 

@@ -403,7 +403,10 @@ class PendingAction(models.Model):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending_actions")
-    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="pending_actions")
+    # None for the Sent copy of a new message (it answers nothing): every subquery on it skips NULLs.
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="pending_actions"
+    )
     # APPEND_SENT only: the sent draft whose stored MIME source goes into the Sent folder
     # (`message` is then the message it answered, which sync leaves alone until this is done).
     draft = models.ForeignKey("Draft", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
@@ -460,7 +463,7 @@ class AccountSignature(EncryptedModel):
 
 
 class Draft(EncryptedModel):
-    """A reply, reply-all or forward being written, sent, or sent.
+    """A new message, reply, reply-all or forward being written, sent, or sent.
 
     Recipients, subject and body are the user's mail content and are encrypted; the threading
     headers (In-Reply-To, References, the new Message-ID) are plain metadata like Message's.
@@ -469,10 +472,12 @@ class Draft(EncryptedModel):
     that began talking to the SMTP server, and an attempt found half-done is failed for the
     user to check instead of being repeated. `error` is written for the user and never holds
     a secret or mail content. `sent_raw` keeps the exact bytes sent until the copy is in the
-    Sent folder. A draft belongs to the message it answers and goes with it.
+    Sent folder. A reply or forward belongs to the message it answers and goes with it; a new
+    message has no original. Bcc recipients are in the envelope only, never in a header.
     """
 
     class Kind(models.TextChoices):
+        NEW = "new", "new message"
         REPLY = "reply", "reply"
         REPLY_ALL = "reply_all", "reply all"
         FORWARD = "forward", "forward"
@@ -491,13 +496,15 @@ class Draft(EncryptedModel):
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="drafts")
-    original = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="drafts")
+    original = models.ForeignKey(Message, null=True, blank=True, on_delete=models.CASCADE, related_name="drafts")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REPLY)
     style = models.CharField(max_length=10, choices=Style.choices, default=Style.FRIENDLY)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     # Encrypted content.
     to = EncryptedTextField(default="")
     cc = EncryptedTextField(default="")
+    # Nullable: adding an encrypted column to existing rows cannot write a default (it has no key). None = none.
+    bcc = EncryptedTextField(null=True, blank=True)
     subject = EncryptedTextField(default="")
     body = EncryptedTextField(default="", compress=True)
     sent_raw = EncryptedBinaryField(null=True, compress=True)

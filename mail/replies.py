@@ -365,7 +365,7 @@ def compose_body(message: Message, kind: str, style: str, first_recipient: Pair 
 
 def create_draft(message: Message, kind: str, style: str = Draft.Style.FRIENDLY) -> Draft:
     """A new draft answering (or forwarding) `message`, written and saved; the user edits it next."""
-    if kind not in Draft.Kind.values:
+    if kind not in Draft.Kind.values or kind == Draft.Kind.NEW:
         raise ValueError(f"unknown kind {kind!r}")
     own = own_addresses(message.owner_id)
     to, cc = recipients(message, kind, own)
@@ -395,6 +395,18 @@ def create_draft(message: Message, kind: str, style: str = Draft.Style.FRIENDLY)
     )
     draft.save()
     return draft
+
+
+def create_new_draft(account: MailAccount) -> Draft:
+    """An empty new message from `account`: the account's signature below the space for the text."""
+    signature = signature_for(account)
+    return Draft.objects.create(
+        owner_id=account.owner_id,
+        account=account,
+        kind=Draft.Kind.NEW,
+        body=f"\n\n{signature}" if signature else "",
+        generated_by="",
+    )
 
 
 def _trim_references(references: list[str], keep: int = 20) -> list[str]:
@@ -427,13 +439,13 @@ def parse_address_list_lenient(text: str) -> list[Pair]:
 
 
 @transaction.atomic
-def update_draft(draft: Draft, *, to: str, cc: str, subject: str, body: str) -> bool:
+def update_draft(draft: Draft, *, to: str, cc: str, subject: str, body: str, bcc: str = "") -> bool:
     """Save the user's edits; False (nothing saved) once the draft is being sent or was sent."""
     locked = Draft.objects.select_for_update().get(pk=draft.pk)
     if not locked.editable:
         return False
-    draft.to, draft.cc, draft.subject, draft.body = to, cc, subject, body
-    draft.save(update_fields=["to", "cc", "subject", "body", "updated_at"])
+    draft.to, draft.cc, draft.bcc, draft.subject, draft.body = to, cc, bcc, subject, body
+    draft.save(update_fields=["to", "cc", "bcc", "subject", "body", "updated_at"])
     return True
 
 

@@ -104,7 +104,7 @@ def build_message(draft: Draft, when: datetime) -> EmailMessage:
     """The MIME message for a draft: headers (threading included), text, forwarded attachments."""
     account = draft.account
     to, cc = _addresses(draft.to, "To"), _addresses(draft.cc, "Cc")
-    if not to and not cc:
+    if not to and not cc and not _addresses(draft.bcc or "", "Bcc"):
         raise SendError("address", "Add at least one recipient.")
     msg = EmailMessage(policy=SMTP_POLICY)
     display = draft.owner.get_full_name() if draft.owner_id else ""
@@ -123,7 +123,7 @@ def build_message(draft: Draft, when: datetime) -> EmailMessage:
     body = draft.body.replace("\r\n", "\n")
     # 7-bit safe: servers without 8BITMIME (and strict relays) accept quoted-printable everywhere.
     msg.set_content(body, cte="7bit" if body.isascii() and _short_lines(body) else "quoted-printable")
-    if draft.kind == Draft.Kind.FORWARD:
+    if draft.kind == Draft.Kind.FORWARD and draft.original is not None:
         for attachment in draft.original.attachments.all():
             if attachment.is_inline and attachment.content_id:
                 continue  # images of the HTML body: the forward carries the text
@@ -135,6 +135,15 @@ def build_message(draft: Draft, when: datetime) -> EmailMessage:
                 filename=attachment.filename or "attachment",
             )
     return msg
+
+
+def envelope_recipients(draft: Draft) -> list[str]:
+    """Everyone the message goes to: To, Cc and Bcc (which no header names), each address once."""
+    seen: dict[str, str] = {}
+    for text, label in ((draft.to, "To"), (draft.cc, "Cc"), (draft.bcc or "", "Bcc")):
+        for address in _addresses(text, label):
+            seen.setdefault(address.addr_spec.lower(), address.addr_spec)
+    return list(seen.values())
 
 
 def _short_lines(text: str) -> bool:
@@ -334,7 +343,7 @@ def _send_locked(draft_id) -> str:
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a header the email package cannot write
             raise SendError("build", f"The message could not be put together ({type(exc).__name__}).") from None
-        envelope = [a.addr_spec for header in ("To", "Cc") if message[header] for a in message[header].addresses]
+        envelope = envelope_recipients(draft)
         refused = deliver(config, draft.account.email_address, envelope, raw)
     except SendError as exc:
         log.info("send of draft %s failed: %s", draft_id, exc.kind)

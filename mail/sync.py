@@ -647,7 +647,10 @@ def prefetched(produce: Callable, items: Iterable) -> Iterator:
 
 def _pending_message_ids(account: MailAccount):
     """Messages with a change not yet written to the server (a subquery)."""
-    return PendingAction.objects.filter(account=account, done_at__isnull=True).values("message_id")
+    # NULL message ids (the Sent copy of a new message) must stay out: NOT IN (..., NULL) is never true.
+    return PendingAction.objects.filter(account=account, done_at__isnull=True, message__isnull=False).values(
+        "message_id"
+    )
 
 
 def _pending_move_ids(folder: Folder):

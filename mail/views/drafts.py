@@ -1,4 +1,4 @@
-"""Reply, reply all and forward: start a draft, edit it, rewrite it in a style, send it; drafts list;
+"""New message, reply, reply all and forward: start a draft, edit it, rewrite it in a style, send it; drafts list;
 reply style and signature settings.
 
 Thin: the work is in mail/replies.py (composing) and mail/sending.py (sending, run by a task).
@@ -19,7 +19,12 @@ from ..forms import DraftForm, ReplySettingsForm
 from ..models import Draft, PendingAction
 
 PAGE_SIZE = 25
-KIND_TITLES = {Draft.Kind.REPLY: "Reply", Draft.Kind.REPLY_ALL: "Reply all", Draft.Kind.FORWARD: "Forward"}
+KIND_TITLES = {
+    Draft.Kind.NEW: "New message",
+    Draft.Kind.REPLY: "Reply",
+    Draft.Kind.REPLY_ALL: "Reply all",
+    Draft.Kind.FORWARD: "Forward",
+}
 
 
 def _drafts(request: HttpRequest):
@@ -44,10 +49,24 @@ def start(request: HttpRequest, message_id) -> HttpResponse:
 
 
 @require_http_methods(["GET", "POST"])
+def new_message(request: HttpRequest) -> HttpResponse:
+    """Write a new message: choose the account it goes out from (GET), then the draft opens (POST)."""
+    accounts = list(queries.accounts_of(request.user).order_by("name"))
+    if request.method == "POST":
+        account = next((a for a in accounts if str(a.pk) == request.POST.get("account", "")), None)
+        if account is None:
+            flash.error(request, "Choose the account to write from.")
+            return redirect("mail:new-message")
+        draft = replies.create_new_draft(account)
+        return redirect("mail:draft", draft_id=draft.pk)
+    return render(request, "mail/new_message.html", {"accounts": accounts})
+
+
+@require_http_methods(["GET", "POST"])
 def compose(request: HttpRequest, draft_id) -> HttpResponse:
     draft = _draft(request, draft_id)
     if request.method == "GET":
-        form = DraftForm(initial={f: getattr(draft, f) for f in ("to", "cc", "subject", "body", "style")})
+        form = DraftForm(initial={f: getattr(draft, f) for f in ("to", "cc", "bcc", "subject", "body", "style")})
         return _render(request, draft, form)
     if not draft.editable:
         if request.POST.get("action") == "send" and sending.queue_send(draft):  # a stuck send, queued again
@@ -61,16 +80,17 @@ def compose(request: HttpRequest, draft_id) -> HttpResponse:
     if action == "regenerate" and request.headers.get("HX-Request"):
         # Only the text is rewritten; the fields in the browser keep what the user typed meanwhile.
         style = request.POST.get("style") or draft.style
-        if style in Draft.Style.values:
+        if style in Draft.Style.values and draft.original_id:
             replies.rewrite(draft, style)
         return render(request, "mail/_draft_body.html", {"draft": draft, "form": _body_form(draft)})
     valid = form.require_recipient() if action == "send" else form.is_valid()
     if not valid:
         return _render(request, draft, form, status=200)
     data = form.cleaned_data
-    if not replies.update_draft(draft, to=data["to"], cc=data["cc"], subject=data["subject"], body=data["body"]):
+    fields = {f: data[f] for f in ("to", "cc", "bcc", "subject", "body")}
+    if not replies.update_draft(draft, **fields):
         return redirect("mail:draft", draft_id=draft.pk)  # a second click while the first one sends
-    if action == "regenerate" and data["style"]:
+    if action == "regenerate" and data["style"] and draft.original_id:
         replies.rewrite(draft, data["style"])
     elif action == "send":
         if sending.queue_send(draft):
@@ -101,7 +121,7 @@ def _render(request: HttpRequest, draft: Draft, form: DraftForm, status: int = 2
         "title": KIND_TITLES.get(draft.kind, "Reply"),
         "attachments": (
             [a for a in draft.original.attachments.all() if not (a.is_inline and a.content_id)]
-            if draft.kind == Draft.Kind.FORWARD
+            if draft.kind == Draft.Kind.FORWARD and draft.original_id
             else []
         ),
     }
