@@ -310,10 +310,12 @@ class StoredBatch:
         self.attachments.extend(parts)
 
 
-def store_batch(run: SyncRun, batch: StoredBatch, progress: ProgressCallback | None = None) -> None:
+def store_batch(run: SyncRun | None, batch: StoredBatch, progress: ProgressCallback | None = None) -> None:
     """Insert one batch in one transaction: messages, attachments, the caller's state, analysis queued, counts.
 
-    The one path by which synced mail enters the database, for IMAP and POP3 alike.
+    The one path by which synced mail enters the database, for IMAP and POP3 alike, and for the
+    background fetch of older mail (mail/backfill.py: no run, its state goes in `also`, which may
+    raise to roll the batch back).
     """
     with transaction.atomic():
         copy_insert(Message, batch.messages)
@@ -322,6 +324,8 @@ def store_batch(run: SyncRun, batch: StoredBatch, progress: ProgressCallback | N
             batch.also()
         # Receivers write in this transaction (analysis queues each message): a lost task delays, never skips.
         signals.messages_stored.send(sender=Message, messages=batch.messages)
+        if run is None:
+            return
         run.messages_new += len(batch.messages)
         run.bytes_fetched += batch.size
         record_progress(run, "messages_new", "bytes_fetched")

@@ -14,13 +14,15 @@ from celery import shared_task
 from django.core.cache import cache
 from django.dispatch import receiver
 
-from . import actions, imap, signals, sync
+from . import actions, backfill, imap, signals, sync
 from .models import MailAccount
 
 log = logging.getLogger(__name__)
 
 WRITE_BACK_QUEUED = "mailhelper:write-back-queued:{}"
 PUSH_SYNC_QUEUED = "mailhelper:push-sync-queued:{}"
+BACKFILL_QUEUED = "mailhelper:backfill-queued:{}"
+_BACKFILL_QUEUED_TTL = 600  # a lost task only delays: the mark expires, and the next sync queues it again
 _PUSH_RETRIES_WHILE_RUNNING = 3  # a push that finds a sync running tries again, in case it came too late
 _WRITE_BACK_QUEUED_TTL = 300  # a lost task only delays: the mark expires, and syncs replay a stale outbox
 STALE_OUTBOX = timedelta(minutes=2)  # longer than a queued write-back normally waits for a worker
@@ -57,6 +59,8 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
         sync.mark_unreachable(run)
     if run.status == "success" and run.messages_new:
         signals.new_mail_synced.send(sender=MailAccount, account_id=account_id)  # analysis queues its task
+    if run.status == "success" and backfill.has_pending(account_id):
+        queue_backfill(account_id)  # older mail keeps coming (again, if its task was lost)
     if run.status == "success" and actions.has_pending(account_id, older_than=STALE_OUTBOX):
         # The server answers again: replay what has waited in the outbox for a while (a write-back
         # task that ran out of retries while the server was down would leave it waiting for good).
@@ -68,6 +72,34 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
 def settle_stale_sync_runs() -> dict:
     """Periodic (beat row from mail/migrations/0011): runs whose worker died become interrupted."""
     return {"settled": sync.settle_stale_runs()}
+
+
+@shared_task(name="mail.backfill_account")
+def backfill_account(account_id: str) -> dict:
+    """A few batches of the account's older mail (mail/backfill.py), then queued again while some is left.
+
+    On the sync queue, in short calls, so the ordinary syncs of all accounts go on between them.
+    """
+    cache.delete(BACKFILL_QUEUED.format(account_id))
+    try:
+        outcome = backfill.backfill_account(account_id)
+    except (imap.ImapConnectError, imap.ImapAuthError) as exc:
+        # The sync meets the same trouble and says so; its next success queues this again.
+        log.info("backfill of account %s postponed: %s", account_id, type(exc).__name__)
+        return {"status": "postponed"}
+    if outcome.stored:
+        signals.new_mail_synced.send(sender=MailAccount, account_id=account_id)  # analysis queues its task
+    if outcome.more and outcome.status == "ok":
+        queue_backfill(account_id)
+    return {"status": outcome.status, "stored": outcome.stored, "more": outcome.more}
+
+
+def queue_backfill(account_id: str) -> bool:
+    """Queue the next call of the account's backfill unless one is queued and not started yet."""
+    if not cache.add(BACKFILL_QUEUED.format(account_id), 1, timeout=_BACKFILL_QUEUED_TTL):
+        return False
+    backfill_account.apply_async(kwargs={"account_id": str(account_id)}, queue="sync")
+    return True
 
 
 def queue_write_back(account_id: str) -> bool:

@@ -12,6 +12,7 @@ urlpatterns = [
     path("accounts/<uuid:account_id>/test/", accounts.account_test, name="account-test"),
     path("accounts/<uuid:account_id>/folders/", accounts.account_folders, name="account-folders"),
     path("accounts/<uuid:account_id>/sync/", accounts.sync_now, name="sync-now"),
+    path("accounts/<uuid:account_id>/older-mail/", accounts.account_backfill, name="account-backfill"),
     path("sync-runs/<int:run_id>/", accounts.sync_run, name="sync-run"),
     path("messages/bulk/", messages.bulk_action, name="bulk-action"),
     path("messages/<uuid:message_id>/action/", messages.message_action, name="message-action"),

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import audit
 from accounts.views.common import audit_meta
 
-from .. import imap, queries, sync, tasks
+from .. import backfill, imap, queries, sync, tasks
 from ..forms import FolderSelectionForm, MailAccountForm
 from ..models import MailAccount, SyncRun
 
@@ -55,7 +55,15 @@ def account_edit(request: HttpRequest, account_id) -> HttpResponse:
         else:
             messages.success(request, "Account saved.")
         return redirect("mail:accounts")
-    return render(request, "mail/account_form.html", {"form": form, "account": account, "adding": False})
+    context = {"form": form, "account": account, "adding": False, "backfill": backfill.progress(account)}
+    return render(request, "mail/account_form.html", context)
+
+
+def account_backfill(request: HttpRequest, account_id) -> HttpResponse:
+    """htmx: the status line of the background fetch of older mail, polled while it runs."""
+    account = _account(request, account_id)
+    context = {"account": account, "backfill": backfill.progress(account)}
+    return render(request, "mail/_backfill_status.html", context)
 
 
 @require_http_methods(["GET", "POST"])
