@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.urls import reverse_lazy
 
 from .models import Draft, MailAccount, ReplySettings
 
@@ -164,20 +165,31 @@ class MessageActionForm(forms.Form):
     target_folder = forms.IntegerField(required=False)
 
 
+def _recipients_widget(name: str) -> forms.TextInput:
+    """A recipients field whose <datalist> htmx fills with the user's correspondents as they type."""
+    return forms.TextInput(
+        attrs={
+            "autocomplete": "off",
+            "list": f"{name}-suggestions",
+            "hx-get": reverse_lazy("mail:address-completions"),
+            "hx-trigger": "input changed delay:250ms",
+            "hx-target": f"#{name}-suggestions",
+            "hx-swap": "innerHTML",
+            "hx-sync": "this:replace",
+        }
+    )
+
+
 class DraftForm(forms.Form):
     """A new message, reply or forward as the user edits it; recipients are checked, saved as typed (normalised)."""
 
-    to = forms.CharField(
-        label="To", required=False, max_length=10_000, widget=forms.TextInput(attrs={"autocomplete": "off"})
-    )
-    cc = forms.CharField(
-        label="Cc", required=False, max_length=10_000, widget=forms.TextInput(attrs={"autocomplete": "off"})
-    )
+    to = forms.CharField(label="To", required=False, max_length=10_000, widget=_recipients_widget("to"))
+    cc = forms.CharField(label="Cc", required=False, max_length=10_000, widget=_recipients_widget("cc"))
     bcc = forms.CharField(
         label="Bcc",
         required=False,
         max_length=10_000,
-        widget=forms.TextInput(attrs={"autocomplete": "off"}),
+        widget=_recipients_widget("bcc"),
         help_text="Receive the message without the other recipients seeing them.",
     )
     subject = forms.CharField(label="Subject", required=False, max_length=998)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("messages/<uuid:message_id>/reply/", drafts.start, name="reply"),
     path("drafts/", drafts.draft_list, name="drafts"),
     path("drafts/new/", drafts.new_message, name="new-message"),
+    path("drafts/addresses/", drafts.address_completions, name="address-completions"),
     path("drafts/<uuid:draft_id>/", drafts.compose, name="draft"),
     path("drafts/<uuid:draft_id>/status/", drafts.draft_status, name="draft-status"),
     path("drafts/<uuid:draft_id>/delete/", drafts.draft_delete, name="draft-delete"),

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import queries, replies, sending, tasks
+from .. import correspondents, queries, replies, sending, tasks
 from ..forms import DraftForm, ReplySettingsForm
 from ..models import Draft, PendingAction
 
@@ -60,6 +60,13 @@ def new_message(request: HttpRequest) -> HttpResponse:
         draft = replies.create_new_draft(account)
         return redirect("mail:draft", draft_id=draft.pk)
     return render(request, "mail/new_message.html", {"accounts": accounts})
+
+
+def address_completions(request: HttpRequest) -> HttpResponse:
+    """<option>s for the recipients field being typed in (htmx fills the field's <datalist>)."""
+    field = next((name for name in ("to", "cc", "bcc") if name in request.GET), "to")
+    options = correspondents.completions(request.user.pk, request.GET.get(field, "")[:2000])
+    return render(request, "mail/_address_options.html", {"options": options})
 
 
 @require_http_methods(["GET", "POST"])
