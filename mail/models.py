@@ -462,6 +462,25 @@ class AccountSignature(EncryptedModel):
         return f"signature of account {self.account_id}"
 
 
+class DraftAttachment(EncryptedModel):
+    """A file the user attached to a message they write: encrypted like mail's attachments, sent with
+    the draft, served back only as a download."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    draft = models.ForeignKey("Draft", on_delete=models.CASCADE, related_name="uploads")
+    content_type = models.CharField(max_length=200, default="application/octet-stream")
+    size = models.PositiveIntegerField(default=0)
+    filename = EncryptedTextField(default="")
+    data = EncryptedBinaryField(null=True, compress=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"draft attachment {self.id}"
+
+
 class Draft(EncryptedModel):
     """A new message, reply, reply-all or forward being written, sent, or sent.
 

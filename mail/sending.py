@@ -123,6 +123,12 @@ def build_message(draft: Draft, when: datetime) -> EmailMessage:
     body = draft.body.replace("\r\n", "\n")
     # 7-bit safe: servers without 8BITMIME (and strict relays) accept quoted-printable everywhere.
     msg.set_content(body, cte="7bit" if body.isascii() and _short_lines(body) else "quoted-printable")
+    for upload in draft.uploads.all():
+        maintype, _, subtype = upload.content_type.partition("/")
+        msg.add_attachment(
+            upload.data or b"", maintype=maintype or "application", subtype=subtype or "octet-stream",
+            filename=upload.filename or "attachment",
+        )  # fmt: skip
     if draft.kind == Draft.Kind.FORWARD and draft.original is not None:
         for attachment in draft.original.attachments.all():
             if attachment.is_inline and attachment.content_id:

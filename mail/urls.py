@@ -24,6 +24,11 @@ urlpatterns = [
     path("drafts/<uuid:draft_id>/", drafts.compose, name="draft"),
     path("drafts/<uuid:draft_id>/status/", drafts.draft_status, name="draft-status"),
     path("drafts/<uuid:draft_id>/delete/", drafts.draft_delete, name="draft-delete"),
+    path(
+        "drafts/<uuid:draft_id>/attachments/<uuid:upload_id>/",
+        drafts.attachment_download,
+        name="draft-attachment",
+    ),
     path("settings/replies/", drafts.reply_settings, name="reply-settings"),
     path("attachments/<uuid:attachment_id>/", messages.attachment_download, name="attachment"),
 ]

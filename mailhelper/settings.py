@@ -278,6 +278,13 @@ MAILHELPER_RETENTION_TASK_RESULTS_DAYS = env_int("MAILHELPER_RETENTION_TASK_RESU
 MAILHELPER_METRICS_TOKEN = env_secret("MAILHELPER_METRICS_TOKEN", "") or ""
 
 # --- Mail ---------------------------------------------------------------------------------------
+# Megabytes of files a user may attach to one message they write (all files together; base64 makes the
+# mail a third larger, and common SMTP servers take 25-35 MB).
+MAILHELPER_ATTACHMENTS_MAX_MB = env_int("MAILHELPER_ATTACHMENTS_MAX_MB", 20)
+# Uploads stay in memory and go into the database encrypted: never a plaintext temporary file on disk.
+# A request larger than this keeps its form fields but not its files (the compose page says so).
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = (MAILHELPER_ATTACHMENTS_MAX_MB + 1) * 1024 * 1024
 # Extra CA certificates to trust for IMAP/SMTP TLS (a self-hosted server with its own CA).
 MAILHELPER_EXTRA_CA_FILE = env("MAILHELPER_EXTRA_CA_FILE", "") or ""
 MAILHELPER_IMAP_TIMEOUT = env_float("MAILHELPER_IMAP_TIMEOUT", 30.0)

@@ -7,6 +7,9 @@ Every query starts from the request user's own rows, so another user's ids are a
 
 from __future__ import annotations
 
+import uuid
+
+from django.conf import settings
 from django.contrib import messages as flash
 from django.core.paginator import Paginator
 from django.db import transaction
@@ -14,9 +17,10 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import correspondents, queries, replies, sending, tasks
+from .. import correspondents, draft_attachments, queries, replies, sending, tasks
 from ..forms import DraftForm, ReplySettingsForm
-from ..models import Draft, PendingAction
+from ..models import Draft, DraftAttachment, PendingAction
+from .messages import download_response
 
 PAGE_SIZE = 25
 KIND_TITLES = {
@@ -97,6 +101,10 @@ def compose(request: HttpRequest, draft_id) -> HttpResponse:
     fields = {f: data[f] for f in ("to", "cc", "bcc", "subject", "body")}
     if not replies.update_draft(draft, **fields):
         return redirect("mail:draft", draft_id=draft.pk)  # a second click while the first one sends
+    if not _attachments_changed(request, draft) and action == "send":
+        return redirect("mail:draft", draft_id=draft.pk)  # a file was refused: the user sees why first
+    if request.POST.get("remove_attachment"):
+        return redirect("mail:draft", draft_id=draft.pk)
     if action == "regenerate" and data["style"] and draft.original_id:
         replies.rewrite(draft, data["style"])
     elif action == "send":
@@ -105,6 +113,37 @@ def compose(request: HttpRequest, draft_id) -> HttpResponse:
     else:
         flash.success(request, "Draft saved.")
     return redirect("mail:draft", draft_id=draft.pk)
+
+
+def _attachments_changed(request: HttpRequest, draft: Draft) -> bool:
+    """Attach the uploaded files and remove the one asked for; False if a file could not be attached."""
+    ok = True
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.FILE_UPLOAD_MAX_MEMORY_SIZE and not request.FILES:
+        flash.error(
+            request,
+            f"The files were not attached: attachments can be {settings.MAILHELPER_ATTACHMENTS_MAX_MB} MB in all.",
+        )
+        ok = False
+    for upload in request.FILES.getlist("attachments"):
+        try:
+            draft_attachments.add(draft, upload)
+        except draft_attachments.AttachmentRefused as exc:
+            flash.error(request, str(exc))
+            ok = False
+    try:
+        removed = uuid.UUID(request.POST.get("remove_attachment", ""))
+    except ValueError:
+        removed = None  # nothing to remove (or not an id)
+    if removed is not None:
+        draft_attachments.remove(draft, removed)
+    return ok
+
+
+def attachment_download(request: HttpRequest, draft_id, upload_id) -> HttpResponse:
+    draft = _draft(request, draft_id)
+    attachment = get_object_or_404(DraftAttachment.objects.filter(owner=request.user, draft=draft), pk=upload_id)
+    return download_response(attachment)
 
 
 def _start_sending(draft: Draft) -> None:
@@ -126,6 +165,8 @@ def _render(request: HttpRequest, draft: Draft, form: DraftForm, status: int = 2
         "sent_copy": sent_copy,
         "form": form,
         "title": KIND_TITLES.get(draft.kind, "Reply"),
+        "uploads": list(draft.uploads.defer("data")),
+        "attachments_max_mb": settings.MAILHELPER_ATTACHMENTS_MAX_MB,
         "attachments": (
             [a for a in draft.original.attachments.all() if not (a.is_inline and a.content_id)]
             if draft.kind == Draft.Kind.FORWARD and draft.original_id

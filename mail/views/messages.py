@@ -35,7 +35,7 @@ def attachment_download(request: HttpRequest, attachment_id) -> FileResponse:
     from ..models import Attachment
 
     attachment = get_object_or_404(Attachment.objects.filter(owner=request.user), pk=attachment_id)
-    return _file_response(attachment, as_attachment=True)
+    return download_response(attachment)
 
 
 def message_cid(request: HttpRequest, message_id, cid: str) -> FileResponse:
@@ -44,6 +44,11 @@ def message_cid(request: HttpRequest, message_id, cid: str) -> FileResponse:
     if attachment is None or not attachment.content_type.startswith("image/"):
         raise Http404("No such inline image.")
     return _file_response(attachment, as_attachment=False)
+
+
+def download_response(attachment) -> FileResponse:
+    """A file of the user's mail (or of a draft) as a download: never rendered by the browser."""
+    return _file_response(attachment, as_attachment=True)
 
 
 def _file_response(attachment, as_attachment: bool) -> FileResponse:

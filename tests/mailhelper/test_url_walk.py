@@ -47,7 +47,7 @@ from django.urls.resolvers import RoutePattern
 from analysis.models import MessageAnalysis, TrustedSender
 from core.models import Job
 from events.models import Event
-from mail.models import Attachment, Draft, Folder, MailAccount, Message, PendingAction, SyncRun
+from mail.models import Attachment, Draft, DraftAttachment, Folder, MailAccount, Message, PendingAction, SyncRun
 from rules.models import Rule, RuleLog
 from tags.models import Tag, TagAssignment, TagSuggestion
 from tests.plugins.accounts import create_test_user, verified_client
@@ -70,6 +70,7 @@ KIND_BY_KWARG = {
     "cid": "cid",  # the Content-ID of an inline image of the message in the same URL
     "draft_id": "draft",
     "attachment_id": "attachment",
+    "upload_id": "upload",  # a file attached to the draft in the same URL
     "run_id": "sync_run",
     "job_id": "job",
     "tag_id": "tag",
@@ -248,6 +249,10 @@ def victim(db, dovecot, imap_user) -> Victim:
         subject="Re: VICTIM-SECRET-42 draft",
         body="The VICTIM-SECRET draft body.",
     )
+    upload = DraftAttachment(
+        owner=owner, draft=draft, content_type="application/pdf", filename="victim-secret.pdf", data=b"VICTIM-SECRET"
+    )
+    upload.save()
     tag = Tag.objects.create(owner=owner, name="victim-secret-tag")
     TagAssignment.objects.create(owner=owner, tag=tag, message=message)
     suggested = Tag.objects.create(owner=owner, name="victim-secret-suggested")
@@ -267,6 +272,7 @@ def victim(db, dovecot, imap_user) -> Victim:
         "cid": inline.content_id,
         "draft": draft.pk,
         "attachment": attachment.pk,
+        "upload": upload.pk,
         "sync_run": run.pk,
         "job": job.pk,
         "tag": tag.pk,
@@ -280,7 +286,18 @@ def victim(db, dovecot, imap_user) -> Victim:
 
 def rows_of(owner) -> dict[str, list]:
     """Everything of the owner's a request could change, as stored (encrypted columns as ciphertext)."""
-    by_owner = [MailAccount, Message, Attachment, Draft, PendingAction, Job, Tag, TagAssignment, TagSuggestion]
+    by_owner = [
+        MailAccount,
+        Message,
+        Attachment,
+        Draft,
+        DraftAttachment,
+        PendingAction,
+        Job,
+        Tag,
+        TagAssignment,
+        TagSuggestion,
+    ]
     by_owner += [Rule, RuleLog, TrustedSender, MessageAnalysis, Event]
     rows = {m.__name__: list(m.objects.filter(owner=owner).order_by("pk").values()) for m in by_owner}
     rows["Folder"] = list(Folder.objects.filter(account__owner=owner).order_by("pk").values())
