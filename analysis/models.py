@@ -33,6 +33,8 @@ class MessageAnalysis(EncryptedModel):
         PENDING = "pending", "pending"
         DONE = "done", "done"
         FAILED = "failed", "failed"
+        # Stored while its account's "Analyse new mail" was off: waits for a re-analysis, not for the sweep.
+        DEFERRED = "deferred", "not analysed (analysis of new mail is off)"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     message = models.OneToOneField("mail.Message", on_delete=models.CASCADE, related_name="analysis")

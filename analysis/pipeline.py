@@ -65,6 +65,8 @@ class OwnerContext:
     classifier: learning.OnlineClassifier
     classifier_row: LearnedClassifier | None
     search_key: SearchKey
+    no_booster: frozenset = frozenset()  # accounts whose urgency booster is off: their VIPs count as anyone
+    no_model: frozenset = frozenset()  # accounts whose mail is never sent to the language model
     _topics: object = None  # (version, Projection) | False, loaded on first use
 
     def topics(self) -> tuple[int, similarity.Projection] | None:
@@ -88,7 +90,20 @@ class OwnerContext:
         except ValueError:  # damaged or from an unknown version: analyse without it rather than not at all
             log.warning("learned classifier of user %s could not be loaded; ignoring it", owner_id)
             classifier = learning.OnlineClassifier.from_state(None)
-        return cls(owner_id, addresses, vips, provider, classifier, row, search_key_for(owner_id))
+        switches = MailAccount.objects.filter(owner_id=owner_id).values_list(
+            "pk", "urgency_booster", "use_language_model"
+        )
+        return cls(
+            owner_id,
+            addresses,
+            vips,
+            provider,
+            classifier,
+            row,
+            search_key_for(owner_id),
+            no_booster=frozenset(pk for pk, booster, _ in switches if not booster),
+            no_model=frozenset(pk for pk, _, model in switches if not model),
+        )
 
     def user_context(self, message: Message) -> UserContext:
         sender = message.from_address
@@ -102,9 +117,10 @@ class OwnerContext:
             .exclude(pk=message.pk)
             .exists()
         )
+        vips = self.vip_patterns.get(None, []) + self.vip_patterns.get(message.account_id, [])
         return UserContext(
             addresses=self.addresses,
-            vip_senders=self.vip_patterns.get(None, []) + self.vip_patterns.get(message.account_id, []),
+            vip_senders=[] if message.account_id in self.no_booster else vips,
             sent_to_sender_count=sent.filter(to_addresses__contains=[sender]).count() if sender else 0,
             received_from_sender_count=(
                 Message.objects.filter(owner_id=self.owner_id, from_address=sender).count() if sender else 0
@@ -114,9 +130,11 @@ class OwnerContext:
         )
 
 
-def _provider_result(ctx: OwnerContext, msg: MessageInput, user_ctx: UserContext) -> tuple[AnalysisResult | None, str]:
+def _provider_result(
+    ctx: OwnerContext, msg: MessageInput, user_ctx: UserContext, account_id=None
+) -> tuple[AnalysisResult | None, str]:
     settings_row = ctx.provider
-    if settings_row is None:
+    if settings_row is None or account_id in ctx.no_model:  # off for this account: the built-in analyser
         return None, ""
     try:
         return get_provider(config_for(settings_row)).analyse(msg, user_ctx), ""
@@ -134,7 +152,7 @@ def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:
     # language model is asked to summarise in it.
     analysis.language = language.detect(msg.text, msg.subject)
     user_ctx.language_hint = analysis.language
-    result, fallback = _provider_result(ctx, msg, user_ctx)
+    result, fallback = _provider_result(ctx, msg, user_ctx, message.account_id)
     if result is None:
         result = heuristics.analyse(msg, user_ctx)
     result = learning.blend(result, ctx.classifier, msg, user_ctx)

@@ -1,7 +1,8 @@
 """How analysis follows mail without mail importing it (mail/signals.py).
 
 - mail.signals.messages_stored: every stored message gets a pending analysis row in the same
-  transaction, so a lost task can delay an analysis but never skip it (the stragglers task sweeps).
+  transaction, so a lost task can delay an analysis but never skip it (the stragglers task sweeps);
+  a deferred row where its account's "Analyse new mail" is off (a re-analysis takes those).
 - mail.signals.new_mail_synced: the account's pending messages are analysed by a task (id only).
 - mail.replies: the user's language model writes reply drafts when they set one up for replies.
 
@@ -15,6 +16,7 @@ from django.dispatch import receiver
 
 from core.db.copy import copy_insert
 from mail import replies
+from mail.models import MailAccount
 from mail.signals import messages_stored, new_mail_synced
 
 from .models import MessageAnalysis
@@ -23,7 +25,20 @@ from .replies import write_with_model
 
 @receiver(messages_stored, dispatch_uid="analysis.queue")
 def _queue_stored(sender, messages, **kwargs) -> None:
-    copy_insert(MessageAnalysis, [MessageAnalysis(owner_id=m.owner_id, message=m) for m in messages])
+    """A pending row per message; deferred instead where the account's "Analyse new mail" is off."""
+    account_ids = {m.account_id for m in messages}
+    off = set(MailAccount.objects.filter(pk__in=account_ids, analyse_on_fetch=False).values_list("pk", flat=True))
+    copy_insert(
+        MessageAnalysis,
+        [
+            MessageAnalysis(
+                owner_id=m.owner_id,
+                message=m,
+                state=MessageAnalysis.State.DEFERRED if m.account_id in off else MessageAnalysis.State.PENDING,
+            )
+            for m in messages
+        ],
+    )
 
 
 @receiver(new_mail_synced, dispatch_uid="analysis.after_sync")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.urls import reverse_lazy
 
-from .models import Draft, MailAccount, ReplySettings
+from .models import Draft, MailAccount, ReplySettings, a_year_ago
 
 #: The standard ports of the incoming server, per protocol: implicit TLS, and STARTTLS/STLS or plain.
 DEFAULT_PORTS = {"imap": {"ssl": 993, "other": 143}, "pop3": {"ssl": 995, "other": 110}}
@@ -53,9 +53,19 @@ class MailAccountForm(forms.ModelForm):
             "smtp_username",
             "sync_interval_minutes",
             "pop3_delete_after_days",
+            "first_sync",
+            "first_sync_since",
+            "first_sync_newest",
+            "backfill_older",
+            "analyse_on_fetch",
+            "urgency_booster",
+            "use_language_model",
             "enabled",
         ]
         widgets = {
+            "first_sync": forms.RadioSelect,
+            "first_sync_since": forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+            "first_sync_newest": forms.NumberInput(attrs={"min": 1, "max": 100000}),
             "sync_interval_minutes": forms.NumberInput(attrs={"min": 1, "max": 1440}),
             "pop3_delete_after_days": forms.NumberInput(attrs={"min": 1, "max": 3650}),
         }
@@ -82,6 +92,13 @@ class MailAccountForm(forms.ModelForm):
         "smtp_password_input",
         "sync_interval_minutes",
         "pop3_delete_after_days",
+        "first_sync",
+        "first_sync_since",
+        "first_sync_newest",
+        "backfill_older",
+        "analyse_on_fetch",
+        "urgency_booster",
+        "use_language_model",
         "enabled",
     ]
 
@@ -91,6 +108,18 @@ class MailAccountForm(forms.ModelForm):
         self.fields["imap_port"].required = False
         self.fields["protocol"].required = False  # not posted: IMAP, as before POP3 existed
         self.fields["imap_port"].help_text = "Empty: the standard port (IMAP 993/143, POP3 995/110)."
+        # Not posted by older forms (and tests): the model's defaults stand.
+        for name in ("first_sync", "first_sync_newest"):
+            self.fields[name].required = False
+        self.fields["first_sync_since"].help_text = (
+            "With “Mail since a date”: mail that arrived on or after this day is fetched first. "
+            "Empty: the last 12 months."
+        )
+        self.fields["first_sync"].help_text = (
+            "IMAP only (POP3 fetches the whole inbox). Applies to each folder's first sync, so the newest "
+            "mail is there within a minute even for a mailbox of many years; mail arriving later is always "
+            "fetched. Changing it later affects only folders not synced yet."
+        )
         if self.instance._state.adding:
             self.fields["imap_password_input"].required = True
         else:
@@ -129,6 +158,15 @@ class MailAccountForm(forms.ModelForm):
             self.add_error("imap_security", f"Port {port} expects SSL/TLS.")
         if protocol != MailAccount.Protocol.POP3:
             cleaned["pop3_delete_after_days"] = None  # a POP3 setting: an IMAP account never deletes by age
+        mode = cleaned.get("first_sync") or MailAccount.FirstSync.SINCE
+        cleaned["first_sync"] = mode
+        if mode == MailAccount.FirstSync.SINCE and not cleaned.get("first_sync_since"):
+            cleaned["first_sync_since"] = a_year_ago()  # empty: the last 12 months
+        newest = cleaned.get("first_sync_newest")
+        if mode == MailAccount.FirstSync.NEWEST and not (newest and 1 <= newest <= 100_000):
+            self.add_error("first_sync_newest", "Choose between 1 and 100,000 messages per folder.")
+        elif newest is None:
+            cleaned["first_sync_newest"] = self.instance.first_sync_newest
         return cleaned
 
     def save(self, commit: bool = True) -> MailAccount:

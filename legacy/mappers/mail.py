@@ -77,6 +77,47 @@ def pop3_security(port: int) -> str:
     return "ssl" if port == POP3_PORT else "starttls"
 
 
+#: The legacy's per-account fetch and analysis settings; see first_sync_fields.
+FIRST_SYNC_COLUMNS = ("fetch_since_date", "fetch_unseen_only", "enable_ai_analysis_on_fetch", "urgency_booster_enabled")
+
+
+def first_sync_fields(row: dict) -> dict:
+    """The legacy's fetch settings as MailAccount fields.
+
+    fetch_unseen_only -> only unread; else fetch_since_date -> mail since that day, with no older
+    mail fetched in the background (the legacy never fetched it; the user may switch it on); else
+    the whole mailbox, as the legacy fetched it. The legacy's date stays in first_sync_since either
+    way. enable_ai_analysis_on_fetch -> analyse_on_fetch, urgency_booster_enabled -> urgency_booster
+    (an empty value: on, as a new account). A first sync after the conversion leaves out what was
+    imported: only mail the legacy did not hold is fetched, within this window.
+    """
+    since = row.get("fetch_since_date")
+    if row.get("fetch_unseen_only"):
+        mode = MailAccount.FirstSync.UNREAD
+    elif since is not None:
+        mode = MailAccount.FirstSync.SINCE
+    else:
+        mode = MailAccount.FirstSync.ALL
+    return {
+        "first_sync": mode,
+        "first_sync_since": since,
+        "backfill_older": False,
+        "analyse_on_fetch": row.get("enable_ai_analysis_on_fetch") is not False,
+        "urgency_booster": row.get("urgency_booster_enabled") is not False,
+    }
+
+
+def first_sync_columns(account: MailAccount, unset: list[str]) -> dict:
+    """Back from the fields to the legacy columns (the target checksum); `unset`: columns the legacy left empty."""
+    columns = {
+        "fetch_since_date": canonical(account.first_sync_since),
+        "fetch_unseen_only": account.first_sync == MailAccount.FirstSync.UNREAD,
+        "enable_ai_analysis_on_fetch": account.analyse_on_fetch,
+        "urgency_booster_enabled": account.urgency_booster,
+    }
+    return {column: None if column in unset else value for column, value in columns.items()}
+
+
 class MailAccounts(Mapper):
     """Legacy mail accounts, IMAP or POP3.
 
@@ -105,6 +146,7 @@ class MailAccounts(Mapper):
             "encrypted_smtp_username",
             "encrypted_smtp_password",
             "encrypted_signature_text",  # -> the account's signature at conversion (if signature_enabled)
+            *FIRST_SYNC_COLUMNS,
         }
     )
 
@@ -150,7 +192,11 @@ class MailAccounts(Mapper):
                 status=MailAccount.Status.LOCKED,
                 status_message=WAITING_MESSAGE,
                 last_sync_at=row.get("last_fetch_at"),
+                **first_sync_fields(row),
             )
+            unset = [column for column in FIRST_SYNC_COLUMNS if row.get(column) is None]
+            if unset:
+                note["unset"] = unset
             seal_fields(account, ctx.dek(owner))
             account.save()  # one by one: the post_save signal creates the (disabled) beat row
             if row.get("created_at"):
@@ -186,6 +232,10 @@ class MailAccounts(Mapper):
             "enabled",
             "last_sync_at",
             "created_at",
+            "first_sync",
+            "first_sync_since",
+            "analyse_on_fetch",
+            "urgency_booster",
         ):
             note = entries[str(a.pk)].note
             row = {
@@ -196,6 +246,7 @@ class MailAccounts(Mapper):
                 "enabled": note.get("legacy_enabled", a.enabled),
                 "last_fetch_at": canonical(a.last_sync_at),
                 "created_at": canonical(a.created_at),
+                **first_sync_columns(a, note.get("unset", [])),
             }
             if a.is_pop3:  # auth_type, imap_port and imap_encryption come back from the note
                 row["pop3_port"] = a.imap_port

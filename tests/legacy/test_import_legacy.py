@@ -26,6 +26,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import DataKeyWrap, User
 from analysis.models import MessageAnalysis, MessageTranslation, TrustedSender
+from legacy.mappers.mail import FIRST_SYNC_COLUMNS
 from legacy.models import LegacyImportMap, LegacyRecord, LegacySealedValue, LegacyUserKey
 from mail.models import Attachment, Folder, MailAccount, Message, ReplySettings
 from mail.search_tokens import search_key_for
@@ -96,6 +97,10 @@ def _build(path: Path) -> Legacy:
         encrypted_pop3_password=db.enc(alice, "pop3 secret"),
         encrypted_oauth_token=db.enc(alice, "oauth secret"),
         last_fetch_at="2024-05-01T10:00:00",
+        fetch_since_date="2023-01-01",
+        fetch_unseen_only=0,
+        enable_ai_analysis_on_fetch=0,
+        urgency_booster_enabled=1,
     )
     bob_account = db.insert(
         "mail_accounts",
@@ -105,6 +110,8 @@ def _build(path: Path) -> Legacy:
         imap_encryption="none",
         encrypted_imap_server=db.enc(bob, "mail.bob.test"),
         enabled=0,
+        fetch_unseen_only=1,
+        urgency_booster_enabled=0,
     )
     db.insert(
         "email_folders",
@@ -932,3 +939,23 @@ def test_one_user_at_a_time(legacy):
     assert Message.objects.count() == 3 and User.objects.count() == 2
     code, output = run_import("--sqlite", str(legacy.path), "--user", "nobody")
     assert code == 2 and "no legacy user named 'nobody'" in output
+
+
+def test_the_legacy_fetch_and_analysis_settings_become_the_accounts_first_sync_and_switches(legacy):
+    code, output = run_import("--sqlite", str(legacy.path))
+    assert code == 0 and "All checksums match." in output, output
+    alices = MailAccount.objects.get(owner__username="alice_legacy", name="Work")
+    assert (alices.first_sync, alices.first_sync_since.isoformat()) == ("since", "2023-01-01")
+    assert not alices.backfill_older  # the legacy never fetched older mail
+    assert (alices.analyse_on_fetch, alices.urgency_booster, alices.use_language_model) == (False, True, True)
+    bobs = MailAccount.objects.get(owner__username="bob_legacy", name="Work")
+    assert (bobs.first_sync, bobs.first_sync_since, bobs.urgency_booster, bobs.analyse_on_fetch) == (
+        "unread",
+        None,
+        False,
+        True,  # the legacy left it empty: on, as for a new account
+    )
+    columns = set(FIRST_SYNC_COLUMNS)
+    assert (
+        not LegacyRecord.objects.filter(table="mail_accounts").filter(data__has_any_keys=list(columns)).exists()
+    )  # taken by the accounts, not left over

@@ -185,3 +185,46 @@ def reset_uidvalidity(user):
     for name in os.listdir(maildir):
         if name.startswith("dovecot.index"):
             (maildir / name).unlink()
+
+
+def test_the_account_form_offers_the_window_and_the_switches(alice_client, alice, bob, dovecot, imap_user):
+    from django.urls import reverse
+
+    page = alice_client.get(reverse("mail:account-add")).content.decode()
+    for text in ("Mail since a date", "Only the newest messages of each folder", "Only unread mail",
+                 "The whole mailbox", "Fetch older mail in the background", "Analyse new mail",
+                 "Urgency booster", "Use my language model", "mail arriving later is always fetched"):  # fmt: skip
+        assert text in page, text
+    assert 'type="date"' in page and (timezone.localdate() - timedelta(days=365)).isoformat() in page
+    data = {
+        "name": "Work",
+        "email_address": "me@example.test",
+        "imap_host": dovecot.host,
+        "imap_port": dovecot.port,
+        "imap_security": "plain",
+        "imap_username": imap_user.username,
+        "imap_password_input": imap_user.password,
+        "smtp_port": 587,
+        "smtp_security": "starttls",
+        "sync_interval_minutes": 5,
+        "enabled": "on",
+        "first_sync": "newest",
+        "first_sync_newest": "0",
+        "urgency_booster": "on",
+    }
+    assert "Choose between 1 and 100,000" in alice_client.post(reverse("mail:account-add"), data).content.decode()
+    data["first_sync_newest"] = "250"
+    assert alice_client.post(reverse("mail:account-add"), data).status_code == 302
+    account = MailAccount.objects.get(owner=alice.user, name="Work")
+    assert (account.first_sync, account.first_sync_newest) == ("newest", 250)
+    assert (account.backfill_older, account.analyse_on_fetch, account.urgency_booster) == (False, False, True)
+
+    edit = reverse("mail:account-edit", args=[account.pk])
+    assert "First sync" in alice_client.get(edit).content.decode()
+    data.update(first_sync="since", first_sync_since="", backfill_older="on", name="Work")
+    assert alice_client.post(edit, data).status_code == 302
+    account.refresh_from_db()
+    assert account.first_sync_since == timezone.localdate() - timedelta(days=365) and account.backfill_older
+
+    bobs = create_account(bob.user, imap_user, dovecot, name="bob's")
+    assert alice_client.post(reverse("mail:account-edit", args=[bobs.pk]), data).status_code == 404
