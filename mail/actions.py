@@ -69,7 +69,7 @@ def archive_folder(account: MailAccount) -> Folder:
     return folder
 
 
-def _announce_on_commit(account_ids: Iterable) -> None:
+def announce_on_commit(account_ids: Iterable) -> None:
     """Send outbox_changed for each account once the current transaction commits.
 
     On commit, not now: the write-back task must find the rows, and a transaction that is rolled
@@ -129,7 +129,7 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
             Message.objects.filter(pk=message.pk).update(folder=target, uid=None, uidvalidity=None, modseq=None)
         action.save()
         queued_for.add(message.account_id)
-    _announce_on_commit(queued_for)
+    announce_on_commit(queued_for)
     return changed
 
 
@@ -146,6 +146,9 @@ def record_sent(draft: Draft) -> None:
         # No Sent folder to APPEND to: the sent copy is not kept (as when a server refuses it for good).
         Draft.objects.filter(pk=draft.pk).update(sent_raw=None)
         return
+    from . import draft_copies  # see _perform
+
+    draft_copies.record_gone(draft)  # its copy in Drafts goes; queued first, the copy in Sent follows
     sent = draft.account.folders.filter(special_use=Folder.SpecialUse.SENT, exists_on_server=True).first()
     PendingAction.objects.create(
         owner_id=draft.owner_id,
@@ -156,7 +159,7 @@ def record_sent(draft: Draft) -> None:
         source_folder=original.folder.name if original is not None else "",
         target_folder=sent.name if sent else "",
     )
-    _announce_on_commit([draft.account_id])
+    announce_on_commit([draft.account_id])
 
 
 def has_pending(account_id, older_than: timedelta | None = None) -> bool:
@@ -203,6 +206,11 @@ def write_back(account_id) -> tuple[int, int]:
 def _perform(session: imap.ImapSession, action: PendingAction) -> None:
     if action.kind == Kind.APPEND_SENT:
         _append_sent(session, action)
+        return
+    if action.kind in (Kind.APPEND_DRAFT, Kind.REMOVE_DRAFT):
+        from . import draft_copies  # it builds messages with sending, which imports this module
+
+        draft_copies.perform(session, action)
         return
     if action.source_uid is None:
         return  # the message had no server identity yet (moved twice before a sync): nothing to do

@@ -383,6 +383,15 @@ class ImapSession:
         else:
             self._call(self.client.expunge)
 
+    def delete(self, folder: str, uids: list[int]) -> None:
+        """Remove messages for good (\\Deleted, then UID EXPUNGE of just these where UIDPLUS allows)."""
+        self.ensure_selected(folder, readonly=False)
+        self._call(self.client.add_flags, uids, [DELETED], silent=True)
+        if "UIDPLUS" in self.capabilities:
+            self._call(self.client.uid_expunge, uids)
+        else:
+            self._call(self.client.expunge)
+
     def append(self, folder: str, raw: bytes, flags: tuple[str, ...] = (), when: datetime | None = None) -> None:
         """Store a whole message in a folder (e.g. the copy of a sent reply in Sent, with \\Seen)."""
         try:

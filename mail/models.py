@@ -400,6 +400,8 @@ class PendingAction(models.Model):
         MARK_ANSWERED = "mark_answered", "mark answered"
         MARK_FORWARDED = "mark_forwarded", "mark forwarded"
         APPEND_SENT = "append_sent", "copy to Sent"
+        APPEND_DRAFT = "append_draft", "copy to Drafts"
+        REMOVE_DRAFT = "remove_draft", "remove from Drafts"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending_actions")
@@ -415,6 +417,8 @@ class PendingAction(models.Model):
     source_uidvalidity = models.BigIntegerField(null=True)
     source_uid = models.BigIntegerField(null=True)
     target_folder = models.CharField(max_length=500, blank=True)
+    # The Message-ID (no angle brackets) of a draft's copy on the server: a removal outlives the draft.
+    draft_message_id = models.CharField(max_length=995, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     done_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
@@ -531,6 +535,7 @@ class Draft(EncryptedModel):
     in_reply_to = models.CharField(max_length=995, blank=True)
     references = ArrayField(models.CharField(max_length=995), default=list, blank=True)
     rfc_message_id = models.CharField("Message-ID", max_length=995, blank=True)
+    server_copy = models.BooleanField(default=False, help_text="A copy was queued for the server's Drafts folder.")
     generated_by = models.CharField(max_length=160, blank=True, help_text="'template' or the LLM that wrote it.")
     fallback_reason = models.CharField(max_length=300, blank=True, help_text="Why the LLM was not used.")
     error = models.CharField(max_length=300, blank=True)

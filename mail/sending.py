@@ -100,11 +100,14 @@ def _addresses(text: str, label: str) -> list[Address]:
         raise SendError("address", f"{label}: an address cannot be written in a mail header ({problem}).") from None
 
 
-def build_message(draft: Draft, when: datetime) -> EmailMessage:
-    """The MIME message for a draft: headers (threading included), text, forwarded attachments."""
+def build_message(draft: Draft, when: datetime, *, copy: bool = False) -> EmailMessage:
+    """The MIME message for a draft: headers (threading included), text, forwarded attachments.
+
+    `copy` builds the unfinished draft for the server's Drafts folder: no recipient needed.
+    """
     account = draft.account
     to, cc = _addresses(draft.to, "To"), _addresses(draft.cc, "Cc")
-    if not to and not cc and not _addresses(draft.bcc or "", "Bcc"):
+    if not copy and not to and not cc and not _addresses(draft.bcc or "", "Bcc"):
         raise SendError("address", "Add at least one recipient.")
     msg = EmailMessage(policy=SMTP_POLICY)
     display = draft.owner.get_full_name() if draft.owner_id else ""

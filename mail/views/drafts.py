@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import correspondents, draft_attachments, queries, replies, sending, tasks
+from .. import correspondents, draft_attachments, draft_copies, queries, replies, sending, tasks
 from ..forms import DraftForm, ReplySettingsForm
 from ..models import Draft, DraftAttachment, PendingAction
 from .messages import download_response
@@ -101,7 +101,10 @@ def compose(request: HttpRequest, draft_id) -> HttpResponse:
     fields = {f: data[f] for f in ("to", "cc", "bcc", "subject", "body")}
     if not replies.update_draft(draft, **fields):
         return redirect("mail:draft", draft_id=draft.pk)  # a second click while the first one sends
-    if not _attachments_changed(request, draft) and action == "send":
+    attached = _attachments_changed(request, draft)
+    if action != "send":
+        draft_copies.record_saved(draft)  # the phone shows it in Drafts
+    if not attached and action == "send":
         return redirect("mail:draft", draft_id=draft.pk)  # a file was refused: the user sees why first
     if request.POST.get("remove_attachment"):
         return redirect("mail:draft", draft_id=draft.pk)
@@ -196,6 +199,7 @@ def draft_delete(request: HttpRequest, draft_id) -> HttpResponse:
         if locked.status == Draft.Status.SENT and locked.sent_raw is not None:
             flash.error(request, "The copy for your Sent folder is not saved on the server yet; try again later.")
             return redirect("mail:draft", draft_id=draft.pk)
+        draft_copies.record_gone(locked)
         locked.delete()
     flash.success(request, "Draft deleted." if draft.status != Draft.Status.SENT else "Removed from this list.")
     return redirect("mail:drafts")

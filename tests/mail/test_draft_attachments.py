@@ -80,7 +80,7 @@ def test_attachments_go_out_with_the_message_and_stay_in_the_sent_copy(
     assert set(parts) == {"report.pdf", "notes.txt"}
     assert parts["report.pdf"].get_content() == PDF and parts["report.pdf"].get_content_type() == "application/pdf"
     assert msg.get_body(("plain",)).get_content().strip() == "Attached."
-    assert actions.write_back(mail_account.pk) == (1, 0)
+    assert actions.write_back(mail_account.pk) == (3, 0)  # the draft's copy in Drafts, its removal, Sent
     assert srv.subjects(dovecot, imap_user, "Sent") == ["Figures"]
 
 

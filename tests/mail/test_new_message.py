@@ -117,10 +117,11 @@ def test_a_new_message_goes_out_with_bcc_in_the_envelope_only_and_lands_in_sent(
     assert msg["Bcc"] is None and b"boss@example.test" not in delivered.data
     assert msg["In-Reply-To"] is None and msg["References"] is None and msg["Subject"] == "Plans for Monday"
 
-    # No original to mark answered: only the Sent copy is queued, and it arrives.
-    [action] = PendingAction.objects.filter(draft=draft)
-    assert (action.kind, action.message_id) == ("append_sent", None)
-    assert actions.write_back(mail_account.pk) == (1, 0)
+    # No original to mark answered: the saved copy in Drafts is replaced by the copy in Sent.
+    [action] = PendingAction.objects.filter(draft=draft, kind="append_sent")
+    assert action.message_id is None
+    assert actions.write_back(mail_account.pk) == (3, 0)  # copy to Drafts (skipped: sent), its removal, Sent
+    assert srv.message_count(dovecot, imap_user, "Drafts") == 0
     assert srv.subjects(dovecot, imap_user, "Sent") == ["Plans for Monday"]
     html = alice_client.get(reverse("mail:draft", args=[draft.pk])).content.decode()
     assert "<dt>Bcc</dt><dd>boss@example.test, ANNA@example.test</dd>" in html
