@@ -6,13 +6,26 @@ analysis concluded and which tags the message has (a query goes where everything
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, QuerySet
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Count, Exists, Prefetch, Q, QuerySet
+from django.db.models.functions import Lower
+from django.utils import timezone
 
 from mail import queries
 from mail.models import Folder, MailAccount, Message
+from mail.replies import own_addresses
+from mail.snooze import answers_to
 from tags.models import TagAssignment
 
 from .models import MessageAnalysis
+from .types import Category
+
+# The lists of reply tracking and snooze (?view=...), with their titles.
+VIEWS = {"to_reply": "To reply", "awaiting": "Awaiting reply", "snoozed": "Snoozed"}
+# Where mail that waits for the user's answer is not: their own folders of finished or unwanted mail.
+_NOT_TO_ANSWER = ("sent", "drafts", "trash", "junk")
 
 # What a list row shows (templates mail/message_list.html, search.html), and nothing else: the rest of a
 # message row (keyword ids, address arrays, bodies) costs decoding time on every list page.
@@ -42,11 +55,13 @@ def message_list(
     open_only: bool = False,
     tag_ids: list[int] | None = None,
     sender: str = "",
+    view: str = "",
 ) -> QuerySet[Message]:
     """Live messages, newest first, with only what a list row shows (content stays encrypted).
 
     urgency/importance select a cell of the priority matrix; open_only leaves out what the user
-    marked done and spam, as the matrix does; sender is a From address (the Newsletters page links it).
+    marked done and spam, as the matrix does (and what is snoozed); sender is a From address (the
+    Newsletters page links it); view is one of VIEWS.
     """
     qs = queries.messages_of(user).filter(expunged_at__isnull=True)
     if account is not None:
@@ -60,7 +75,9 @@ def message_list(
     if category:
         qs = qs.filter(analysis__final_category=category)
     if open_only:
-        qs = qs.filter(analysis__done_at__isnull=True, analysis__final_spam=False)
+        qs = qs.filter(analysis__done_at__isnull=True, analysis__final_spam=False, snoozed_until__isnull=True)
+    if view:
+        qs = _view(qs, user, view)
     if sender:
         qs = qs.filter(from_address=sender)
     for tag_id in tag_ids or ():
@@ -73,11 +90,53 @@ def message_list(
     )
 
 
+def _view(qs: QuerySet[Message], user, view: str) -> QuerySet[Message]:
+    if view == "to_reply":
+        return to_reply(qs)
+    if view == "awaiting":
+        return awaiting_reply(qs, user)
+    if view == "snoozed":
+        return qs.filter(snoozed_until__isnull=False)
+    return qs
+
+
+def to_reply(qs: QuerySet[Message]) -> QuerySet[Message]:
+    """Mail that expects an answer from the user (the analysis says so) and has none from them yet."""
+    return qs.filter(
+        analysis__final_category=Category.REPLY_EXPECTED, answered=False, analysis__done_at__isnull=True,
+        analysis__final_spam=False, snoozed_until__isnull=True,
+    ).exclude(folder__special_use__in=_NOT_TO_ANSWER)  # fmt: skip
+
+
+def awaiting_reply(qs: QuerySet[Message], user) -> QuerySet[Message]:
+    """Mail the user sent that expects an answer, unanswered for MAILHELPER_AWAITING_REPLY_DAYS, or with a
+    reminder set; an answer is a later message of the conversation from someone else."""
+    cutoff = timezone.now() - timedelta(days=settings.MAILHELPER_AWAITING_REPLY_DAYS)
+    expects = Q(analysis__final_category__in=[Category.REPLY_EXPECTED, Category.ACTION_REQUIRED], sort_date__lte=cutoff)
+    return (
+        qs.annotate(sender=Lower("from_address"))
+        .filter(sender__in=sorted(own_addresses(user.pk)))
+        .filter(expects | Q(follow_up_at__isnull=False))
+        .exclude(thread_key="", follow_up_at__isnull=True)  # no conversation to look for an answer in
+        .filter(~Exists(answers_to()))
+    )
+
+
+def tracking_counts(user) -> dict[str, int]:
+    """How many messages each list of VIEWS holds (the dashboard shows them), three queries."""
+    live = queries.messages_of(user).filter(expunged_at__isnull=True)
+    return {
+        "to_reply": to_reply(live).count(),
+        "awaiting": awaiting_reply(live, user).count(),
+        "snoozed": live.filter(snoozed_until__isnull=False).count(),
+    }
+
+
 def matrix_counts(user, account: MailAccount | None = None) -> dict[tuple[int, int], int]:
     """Open (not done, not spam) analysed messages per (urgency, importance) cell, in one query."""
     qs = MessageAnalysis.objects.filter(
         owner=user, state=MessageAnalysis.State.DONE, done_at__isnull=True, final_spam=False,
-        message__expunged_at__isnull=True,
+        message__expunged_at__isnull=True, message__snoozed_until__isnull=True,
     )  # fmt: skip
     if account is not None:
         qs = qs.filter(message__account=account)

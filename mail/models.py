@@ -273,6 +273,9 @@ class Message(EncryptedModel):
     # Blind keyword index: keyed hashes of the words of subject, body and addresses (mail/search_tokens.py).
     search_ids = ArrayField(models.BigIntegerField(), default=list, blank=True)
     expunged_at = models.DateTimeField(null=True, blank=True, help_text="Gone from the server folder.")
+    # Times the user chose (mail/snooze.py): hidden from the open lists until then; reminded then if unanswered.
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    follow_up_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Encrypted content.
     subject = EncryptedTextField(default="")
@@ -294,6 +297,9 @@ class Message(EncryptedModel):
             models.Index(
                 fields=["owner", "subject_hash"], condition=Q(subject_hash__isnull=False), name="message_owner_subject"
             ),
+            # The minute's dispatcher reads only the few rows with a time set.
+            models.Index(fields=["snoozed_until"], condition=Q(snoozed_until__isnull=False), name="message_snoozed"),
+            models.Index(fields=["follow_up_at"], condition=Q(follow_up_at__isnull=False), name="message_follow_up"),
         ]
 
     def __str__(self) -> str:

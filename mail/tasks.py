@@ -14,7 +14,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.dispatch import receiver
 
-from . import actions, backfill, imap, signals, sync
+from . import actions, backfill, imap, signals, snooze, sync
 from .models import MailAccount
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,13 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
 def settle_stale_sync_runs() -> dict:
     """Periodic (beat row from mail/migrations/0011): runs whose worker died become interrupted."""
     return {"settled": sync.settle_stale_runs()}
+
+
+@shared_task(name="mail.wake_due")
+def wake_due() -> dict:
+    """Every minute (one beat row for all messages): snoozed mail comes back, follow-ups fire."""
+    woken = snooze.wake_due()
+    return {"snoozed": woken.snoozed, "reminded": woken.reminded, "answered": woken.answered}
 
 
 @shared_task(name="mail.backfill_account")

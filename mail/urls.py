@@ -16,6 +16,7 @@ urlpatterns = [
     path("sync-runs/<int:run_id>/", accounts.sync_run, name="sync-run"),
     path("messages/bulk/", messages.bulk_action, name="bulk-action"),
     path("messages/<uuid:message_id>/action/", messages.message_action, name="message-action"),
+    path("messages/<uuid:message_id>/snooze/", messages.snooze_action, name="snooze"),
     path("messages/<uuid:message_id>/cid/<path:cid>", messages.message_cid, name="message-cid"),
     path("messages/<uuid:message_id>/reply/", drafts.start, name="reply"),
     path("drafts/", drafts.draft_list, name="drafts"),

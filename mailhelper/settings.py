@@ -281,6 +281,8 @@ MAILHELPER_METRICS_TOKEN = env_secret("MAILHELPER_METRICS_TOKEN", "") or ""
 # Megabytes of files a user may attach to one message they write (all files together; base64 makes the
 # mail a third larger, and common SMTP servers take 25-35 MB).
 MAILHELPER_ATTACHMENTS_MAX_MB = env_int("MAILHELPER_ATTACHMENTS_MAX_MB", 20)
+# Days after which mail the user sent that expects an answer, and got none, is listed as "Awaiting reply".
+MAILHELPER_AWAITING_REPLY_DAYS = env_int("MAILHELPER_AWAITING_REPLY_DAYS", 3)
 # Uploads stay in memory and go into the database encrypted: never a plaintext temporary file on disk.
 # A request larger than this keeps its form fields but not its files (the compose page says so).
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]

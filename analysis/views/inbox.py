@@ -10,14 +10,16 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from core import placeholders, security_headers
 from events import cards as event_cards
-from mail import queries
+from mail import queries, snooze
 from mail.paging import CappedPaginator
 from mail.parsing import original_html, sanitize_html
+from mail.replies import own_addresses
 from mail.views.messages import apply_action, cid_url, message_of
 from tags.models import Tag
 
@@ -56,6 +58,9 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
         "has_accounts": True if account is not None else queries.accounts_of(request.user).exists,
         "move_targets": [f for f in folders if account is None or f.account_id == account.pk],
         "tags": list(Tag.objects.filter(owner=request.user)),
+        "views": inbox_queries.VIEWS,
+        "awaiting_days": settings.MAILHELPER_AWAITING_REPLY_DAYS,
+        "view_title": inbox_queries.VIEWS.get(filters["view"], ""),
     }
     return render(request, "mail/message_list.html", context)
 
@@ -76,6 +81,7 @@ def _list_filters(request: HttpRequest) -> dict:
         "category": category if category in CATEGORY_VALUES else "",
         "open_only": request.GET.get("open") == "1",
         "sender": request.GET.get("from", "").strip()[:320],
+        "view": request.GET.get("view", "") if request.GET.get("view", "") in inbox_queries.VIEWS else "",
     }
 
 
@@ -118,6 +124,8 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
         "suggestions": list(message.tag_suggestions.filter(state="open").select_related("tag")),
         "tags": list(Tag.objects.filter(owner=request.user)),
         "thread_size": inbox_queries.thread_of(request.user, message).count() if message.thread_key else 1,
+        "snooze_presets": snooze.PRESETS,
+        "own_message": message.from_address.lower() in own_addresses(request.user.pk),
         "event_card": event_cards.card_for(message),
         **_translation_context(request, message),
     }

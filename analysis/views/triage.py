@@ -42,6 +42,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "accounts": queries.accounts_of(request.user),
         "pending": pending,
         "total": sum(counts.values()),
+        "tracking": inbox_queries.tracking_counts(request.user),
     }
     return render(request, "mail/dashboard.html", context)
 

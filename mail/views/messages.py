@@ -5,6 +5,7 @@ The list and the message page are analysis/views/inbox.py (they show scores and 
 from __future__ import annotations
 
 import html
+from datetime import datetime
 from urllib.parse import quote
 
 from django.contrib import messages as flash
@@ -12,12 +13,13 @@ from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from core.ids import clean_ids
 
-from .. import actions, queries
+from .. import actions, queries, snooze
 from ..forms import MessageActionForm
 from ..models import Folder, Message
 
@@ -107,6 +109,43 @@ def message_action(request: HttpRequest, message_id) -> HttpResponse:
             flash.success(request, f"Moved to {target.display_name}.")
             return redirect(_back(request, reverse("mail:list")))
     return redirect(_back(request, reverse("mail:message", args=[message.pk])))
+
+
+@require_POST
+def snooze_action(request: HttpRequest, message_id) -> HttpResponse:
+    """Snooze until a preset or a chosen time, wake now, or set/cancel a follow-up reminder."""
+    message = message_of(request, message_id)
+    back = reverse("mail:message", args=[message.pk])
+    choice = request.POST.get("snooze", "")
+    try:
+        if choice == "cancel":
+            snooze.unsnooze(message)
+            flash.success(request, "No longer snoozed.")
+        elif choice in snooze.PRESETS or choice == "custom":
+            until = snooze.preset(choice) if choice != "custom" else _local_time(request.POST.get("until", ""))
+            snooze.snooze(message, until)
+            flash.success(request, f"Snoozed until {timezone.localtime(until):%Y-%m-%d %H:%M}.")
+            return redirect(_back(request, reverse("mail:list")))
+        elif "follow_up" in request.POST:
+            when = _local_time(request.POST["follow_up"]) if request.POST["follow_up"] else None
+            snooze.set_follow_up(message, when)
+            flash.success(request, "Reminder set." if when else "Reminder cancelled.")
+        else:
+            flash.error(request, "Choose when the message should come back.")
+    except snooze.SnoozeError as exc:
+        flash.error(request, str(exc))
+    return redirect(back)
+
+
+def _local_time(text: str) -> datetime:
+    """A <input type=datetime-local> (or date) value in the current time zone; SnoozeError if unreadable."""
+    for fmt in ("%Y-%m-%dT%H:%M", "%Y-%m-%d"):
+        try:
+            parsed = datetime.strptime(text.strip(), fmt)
+        except ValueError:
+            continue
+        return timezone.make_aware(parsed.replace(hour=8) if fmt == "%Y-%m-%d" else parsed)
+    raise snooze.SnoozeError("Enter a date and time, e.g. 2026-12-24 09:00.")
 
 
 @require_POST
