@@ -14,7 +14,13 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	rm -f .venv/.installed-* && touch $@
 
-deps: $(STAMP)
+# The interface's translations (locale/<lang>/LC_MESSAGES/django.po, committed) compiled for Django; needs gettext.
+MO := $(patsubst %.po,%.mo,$(wildcard locale/*/LC_MESSAGES/django.po))
+%.mo: %.po
+	@command -v msgfmt >/dev/null || { echo "msgfmt is missing: apt-get install gettext (Debian/Ubuntu), brew install gettext (macOS)"; exit 1; }
+	msgfmt --check -o $@ $<
+
+deps: $(STAMP) $(MO)
 
 # A developer's .env with fresh secrets; never committed (see deploy/env.example for every variable).
 # Registration is open on a developer's machine; an installation without the setting is invite-only.

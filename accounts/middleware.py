@@ -7,8 +7,9 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import Resolver404, resolve, reverse
+from django.utils import timezone, translation
 
-from . import keyring
+from . import keyring, preferences
 
 # URL names reachable without logging in.
 PUBLIC_URL_NAMES = {
@@ -33,6 +34,30 @@ def _url_name(request: HttpRequest) -> str | None:
     except Resolver404:
         return None
     return match.view_name
+
+
+class UserPreferencesMiddleware:
+    """The logged-in user's language and time zone for this request, where they chose them.
+
+    After LocaleMiddleware (which took the browser's language) and AuthenticationMiddleware. A time
+    zone the server no longer knows (tzdata updated) falls back to the server's own.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        user = getattr(request, "user", None)
+        if user is not None and user.is_authenticated:
+            if user.language:
+                translation.activate(user.language)
+                request.LANGUAGE_CODE = user.language
+            zone = preferences.zone(user.time_zone)
+            if zone is not None:
+                timezone.activate(zone)
+            else:
+                timezone.deactivate()
+        return self.get_response(request)
 
 
 class Require2FAMiddleware:

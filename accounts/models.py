@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
@@ -16,6 +17,9 @@ class User(AbstractUser):
         default=False,
         help_text="No server-wrapped data key is kept: background work runs only while the user is logged in.",
     )
+    # Empty: the browser's language / the server's time zone (accounts/middleware.py).
+    language = models.CharField(max_length=10, blank=True, choices=settings.LANGUAGES)
+    time_zone = models.CharField(max_length=64, blank=True)
 
     def is_locked(self) -> bool:
         return self.locked_until is not None and self.locked_until > timezone.now()

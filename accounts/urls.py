@@ -14,6 +14,7 @@ urlpatterns = [
     path("2fa/recovery/", twofactor.recovery_login, name="2fa-recovery"),
     path("settings/", security.settings_page, name="settings"),
     path("settings/password/", security.password_change, name="password-change"),
+    path("settings/preferences/", security.preferences_page, name="preferences"),
     path("settings/recovery-codes/", security.regenerate_codes, name="regenerate-codes"),
     path("settings/strict-mode/", security.strict_mode, name="strict-mode"),
     path("settings/delete-account/", data.delete_account, name="delete-account"),

@@ -8,12 +8,14 @@ from django.contrib.auth import update_session_auth_hash
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import translation
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_ratelimit.decorators import ratelimit
 
-from .. import audit, keyring
-from ..forms import PasswordChangeForm, ReauthForm, RecoverPasswordForm, StrictModeForm
+from .. import audit, keyring, preferences
+from ..forms import PasswordChangeForm, PreferencesForm, ReauthForm, RecoverPasswordForm, StrictModeForm
 from ..models import RecoveryDevice, User
 from .common import audit_meta, setting_rate
 from .twofactor import render_recovery_codes
@@ -34,6 +36,19 @@ def settings_page(request: HttpRequest) -> HttpResponse:
         "audit_days": settings.MAILHELPER_AUDIT_DAYS,
     }
     return render(request, "accounts/settings.html", context)
+
+
+@require_http_methods(["GET", "POST"])
+def preferences_page(request: HttpRequest) -> HttpResponse:
+    user = request.user
+    form = PreferencesForm(request.POST or None, initial={"language": user.language, "time_zone": user.time_zone})
+    if request.method == "POST" and form.is_valid():
+        preferences.save(user, language=form.cleaned_data["language"], time_zone=form.cleaned_data["time_zone"])
+        if user.language:
+            translation.activate(user.language)  # the confirmation already in the chosen language
+        messages.success(request, _("Language and time zone saved."))
+        return redirect("accounts:preferences")
+    return render(request, "accounts/preferences.html", {"form": form})
 
 
 @require_http_methods(["GET", "POST"])
