@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import jobs
@@ -23,6 +24,9 @@ from ..provider_settings import config_for
 from ..providers import ProviderError, get_provider
 
 LEVELS = [(3, "high"), (2, "medium"), (1, "low")]
+# Whole phrases, not "high" + " urgency": adjectives agree with their noun in German.
+URGENCY_LABELS = {3: _("High urgency"), 2: _("Medium urgency"), 1: _("Low urgency")}
+IMPORTANCE_LABELS = {3: _("High importance"), 2: _("Medium importance"), 1: _("Low importance")}
 
 
 def dashboard(request: HttpRequest) -> HttpResponse:
@@ -31,13 +35,17 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         account = get_object_or_404(queries.accounts_of(request.user), pk=request.GET["account"])
     counts = inbox_queries.matrix_counts(request.user, account)
     rows = [
-        (urgency, label, [(importance, counts.get((urgency, importance), 0)) for importance, _ in reversed(LEVELS)])
-        for urgency, label in LEVELS
+        (
+            urgency,
+            URGENCY_LABELS[urgency],
+            [(importance, counts.get((urgency, importance), 0)) for importance in (1, 2, 3)],
+        )
+        for urgency in (3, 2, 1)
     ]
     pending = MessageAnalysis.objects.filter(owner=request.user, state=MessageAnalysis.State.PENDING).count()
     context = {
         "rows": rows,
-        "importance_levels": list(reversed(LEVELS)),
+        "importance_levels": [(level, IMPORTANCE_LABELS[level]) for level in (1, 2, 3)],
         "account": account,
         "accounts": queries.accounts_of(request.user),
         "pending": pending,
