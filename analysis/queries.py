@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db.models import Count, Exists, Prefetch, Q, QuerySet
 from django.db.models.functions import Lower
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from mail import queries
 from mail.models import Folder, MailAccount, Message
@@ -23,7 +24,7 @@ from .models import MessageAnalysis
 from .types import Category
 
 # The lists of reply tracking and snooze (?view=...), with their titles.
-VIEWS = {"to_reply": "To reply", "awaiting": "Awaiting reply", "snoozed": "Snoozed"}
+VIEWS = {"to_reply": _("To reply"), "awaiting": _("Awaiting reply"), "snoozed": _("Snoozed")}
 # Where mail that waits for the user's answer is not: their own folders of finished or unwanted mail.
 _NOT_TO_ANSWER = ("sent", "drafts", "trash", "junk")
 

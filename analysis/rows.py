@@ -18,6 +18,7 @@ from datetime import datetime
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from core import placeholders
 from mail.models import Message
@@ -74,7 +75,7 @@ def _row(m: Message, url_pattern: str) -> MessageRow:
         url=url_pattern.format(m.pk),
         seen=m.seen,
         flagged=m.flagged,
-        sender=m.from_name or m.from_address or "(unknown sender)",
+        sender=m.from_name or m.from_address or _("(unknown sender)"),
         location=f"{m.account.name} / {m.folder.display_name}",
         subject=m.subject or "(no subject)",
         has_attachments=m.has_attachments,

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from django.utils.translation import gettext_lazy as _
+
 
 class Category(StrEnum):
     ACTION_REQUIRED = "action_required"
@@ -22,12 +24,12 @@ class Category(StrEnum):
 
 
 CATEGORY_LABELS = {
-    Category.ACTION_REQUIRED: "Action required",
-    Category.REPLY_EXPECTED: "Reply expected",
-    Category.INFORMATION: "Information",
-    Category.NEWSLETTER: "Newsletter",
-    Category.NOTIFICATION: "Notification",
-    Category.SPAM: "Spam",
+    Category.ACTION_REQUIRED: _("Action required"),
+    Category.REPLY_EXPECTED: _("Reply expected"),
+    Category.INFORMATION: _("Information"),
+    Category.NEWSLETTER: _("Newsletter"),
+    Category.NOTIFICATION: _("Notification"),
+    Category.SPAM: _("Spam"),
 }
 
 

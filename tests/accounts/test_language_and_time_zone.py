@@ -25,6 +25,7 @@ CONVERTED = [
     "accounts/2fa_verify.html",
     "accounts/preferences.html",
     "mail/dashboard.html",
+    "mail/message_list.html",
 ]
 
 
@@ -97,7 +98,8 @@ _TEXT_ATTRIBUTE = re.compile(r'\b(?:title|placeholder|aria-label|alt)="([^"]*)"'
 def test_converted_templates_mark_every_word(name):
     source = (ROOT / "templates" / name).read_text()
     for value in _TEXT_ATTRIBUTE.findall(source):
-        assert not re.search(r"[A-Za-z]{2,}", _CODE.sub("", value)), f"{name}: attribute text {value!r} is not marked"
+        unmarked = _CODE.sub("", _TRANSLATE_BLOCK.sub("", value))
+        assert not re.search(r"[A-Za-z]{2,}", unmarked), f"{name}: attribute text {value!r} is not marked"
     text = _TAG.sub(" ", _CODE.sub(" ", _TRANSLATE_BLOCK.sub(" ", source)))
     words = [w for w in re.findall(r"[A-Za-zÄÖÜäöüß]{2,}", text) if w not in {"Mailhelper"}]
     assert words == [], f"{name}: words outside translate tags: {words[:10]}"

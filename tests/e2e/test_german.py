@@ -1,4 +1,4 @@
-"""One browser flow in German (#14): a browser that asks for German logs in and lands on the dashboard."""
+"""One browser flow in German (#14): a browser that asks for German logs in, sees the dashboard and the list."""
 
 from __future__ import annotations
 
@@ -30,5 +30,9 @@ def test_log_in_and_see_the_dashboard_in_german(browser: Browser, live_server, s
         expect(page.get_by_role("heading", name="Noch nichts zu sichten")).to_be_visible()
         expect(page.get_by_test_id("to-reply")).to_contain_text("Zu beantworten")
         shot("dashboard-de", page)
+        page.get_by_role("link", name="Post", exact=True).click()
+        expect(page.get_by_role("heading", name="Alle Post")).to_be_visible()
+        expect(page.get_by_role("heading", name="Noch kein Postkonto")).to_be_visible()
+        shot("list-de", page)
     finally:
         context.close()
