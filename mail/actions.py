@@ -14,6 +14,14 @@ Whatever records a PendingAction announces `signals.outbox_changed` for its acco
 transaction commits (never before: the write-back must find the rows; never after a rollback),
 once per call however many messages it changed. mail.tasks subscribes and queues the write-back
 (coalescing announcements while one is still queued); this module imports no task.
+
+Keywords (`set_keywords`): a higher app (tags) decides which IMAP keyword stands for what and
+hands the string over; mail only checks it is a valid atom, changes Message.keywords here at once
+and queues ADD_KEYWORD / REMOVE_KEYWORD with the keyword in the row. Because the local keywords
+already hold the change, the sync that later sees it on the server finds nothing new (no echo).
+Nothing is queued for POP3, and nothing for a folder whose last read-write SELECT said it keeps
+no keywords (Folder.keywords_allowed False); unknown (None) is tried, and the write-back's SELECT
+records the answer: a folder that refuses closes the row with an error instead of retrying.
 """
 
 from __future__ import annotations
@@ -133,6 +141,69 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
     return changed
 
 
+class KeywordsRefused(imap.ImapFolderError):
+    """The folder keeps no keywords (PERMANENTFLAGS without \\*): retrying will not help."""
+
+
+def keywords_possible(message: Message) -> bool:
+    """Whether a keyword change on this message can be written to its server (the decision alone)."""
+    return (
+        not message.account.is_pop3
+        and message.uid is not None
+        and message.folder.exists_on_server
+        and message.folder.keywords_allowed is not False
+    )
+
+
+@transaction.atomic
+def set_keywords(message: Message, add: Iterable[str] = (), remove: Iterable[str] = ()) -> int:
+    """Add and remove IMAP keywords on one message, here at once and on the server by the outbox.
+
+    Keywords compare without case (RFC 3501: flags are case-insensitive); one already present
+    (or already absent) changes nothing and queues nothing. Returns how many were queued.
+    Raises ValueError for a string that is no keyword (mail.imap.is_keyword).
+    """
+    add, remove = list(add), list(remove)
+    for keyword in [*add, *remove]:
+        if not imap.is_keyword(keyword):
+            raise ValueError(f"not an IMAP keyword: {keyword!r}")
+    if not keywords_possible(message):
+        return 0
+    # Locked and read again: the caller's copy may be stale, and two taggings at once must both land.
+    current = Message.objects.select_for_update().only("keywords").get(pk=message.pk).keywords
+    held = {k.casefold() for k in current}
+    kinds: list[tuple[str, str]] = []
+    for keyword in add:
+        if keyword.casefold() not in held:
+            held.add(keyword.casefold())
+            current = [*current, keyword]
+            kinds.append((Kind.ADD_KEYWORD, keyword))
+    for keyword in remove:
+        if keyword.casefold() in held:
+            held.discard(keyword.casefold())
+            current = [k for k in current if k.casefold() != keyword.casefold()]
+            kinds.append((Kind.REMOVE_KEYWORD, keyword))
+    if not kinds:
+        return 0
+    message.keywords = sorted(current)  # sorted like sync stores them, so an unchanged server compares equal
+    Message.objects.filter(pk=message.pk).update(keywords=message.keywords)
+    PendingAction.objects.bulk_create(
+        PendingAction(
+            owner_id=message.owner_id,
+            account_id=message.account_id,
+            message=message,
+            kind=kind,
+            keyword=keyword,
+            source_folder=message.folder.name,
+            source_uidvalidity=message.uidvalidity,
+            source_uid=message.uid,
+        )
+        for kind, keyword in kinds
+    )
+    announce_on_commit([message.account_id])
+    return len(kinds)
+
+
 def record_sent(draft: Draft) -> None:
     """After a draft went out over SMTP: flag the original and queue the copy for the Sent folder.
 
@@ -194,7 +265,7 @@ def write_back(account_id) -> tuple[int, int]:
             except imap.ImapFolderError as exc:
                 action.error = str(exc)[:300]
                 failed += 1
-                if action.attempts >= 5:
+                if action.attempts >= 5 or isinstance(exc, KeywordsRefused):
                     action.done_at = timezone.now()  # give up; the next sync shows the server's truth
             else:
                 action.done_at, action.error = timezone.now(), ""
@@ -218,6 +289,10 @@ def _perform(session: imap.ImapSession, action: PendingAction) -> None:
     current = session.select(action.source_folder, readonly=False)
     if current.uidvalidity != action.source_uidvalidity:
         raise imap.ImapFolderError("The folder was renumbered on the server; the change was not applied.")
+    if current.keywords_allowed is not None:  # a read-write SELECT: remember what it said about keywords
+        Folder.objects.filter(account_id=action.account_id, name=action.source_folder).exclude(
+            keywords_allowed=current.keywords_allowed
+        ).update(keywords_allowed=current.keywords_allowed)
     if action.kind == Kind.MARK_READ:
         session.add_flags(action.source_folder, uids, [imap.SEEN])
     elif action.kind == Kind.MARK_UNREAD:
@@ -232,6 +307,11 @@ def _perform(session: imap.ImapSession, action: PendingAction) -> None:
         session.add_flags(action.source_folder, uids, [imap.ANSWERED])
     elif action.kind == Kind.MARK_FORWARDED:
         session.add_flags(action.source_folder, uids, [FORWARDED])
+    elif action.kind in (Kind.ADD_KEYWORD, Kind.REMOVE_KEYWORD):
+        if not current.keywords_allowed:
+            raise KeywordsRefused(f"The folder {action.source_folder!r} keeps no keywords on this server.")
+        change = session.add_flags if action.kind == Kind.ADD_KEYWORD else session.remove_flags
+        change(action.source_folder, uids, [action.keyword])
 
 
 def _append_sent(session: imap.ImapSession, action: PendingAction) -> None:

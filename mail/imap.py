@@ -91,6 +91,10 @@ class FolderState:
     uidnext: int | None
     highestmodseq: int | None
     exists: int
+    # Whether the server keeps keywords (flags without a backslash) in this folder: PERMANENTFLAGS
+    # holds \*. None after a read-only SELECT (EXAMINE), which answers PERMANENTFLAGS () whatever
+    # the folder allows, so only a read-write SELECT (the write-back's) can tell.
+    keywords_allowed: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -255,6 +259,7 @@ class ImapSession:
             uidnext=int(resp[b"UIDNEXT"]) if b"UIDNEXT" in resp else None,
             highestmodseq=int(modseq) if modseq is not None and self.condstore else None,
             exists=int(resp.get(b"EXISTS", 0)),
+            keywords_allowed=None if readonly else keywords_allowed(resp.get(b"PERMANENTFLAGS")),
         )
 
     def ensure_selected(self, name: str, readonly: bool) -> None:
@@ -409,6 +414,29 @@ class ImapSession:
 
     def create_folder(self, name: str) -> None:
         self._call(self.client.create_folder, name)
+
+
+def keywords_allowed(permanentflags: Iterable[bytes | str] | None) -> bool:
+    """Whether a read-write SELECT's PERMANENTFLAGS lets the client create and keep keywords (\\*).
+
+    RFC 3501 7.1: without a PERMANENTFLAGS code every flag can be changed permanently.
+    """
+    if permanentflags is None:
+        return True
+    return "\\*" in _flags(permanentflags)
+
+
+#: Characters an IMAP atom (so a keyword) may not hold besides controls, space and non-ASCII (RFC 3501 9).
+KEYWORD_SPECIALS = frozenset('(){%*"\\]')
+
+
+def is_keyword(value: str) -> bool:
+    """Whether `value` is a keyword a client may set: a non-empty ASCII atom, not a \\system flag."""
+    return (
+        0 < len(value) <= 100
+        and value.isascii()
+        and all(32 < ord(c) < 127 and c not in KEYWORD_SPECIALS for c in value)
+    )
 
 
 def seqset(uids: list[int]) -> str:

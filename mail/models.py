@@ -207,6 +207,12 @@ class Folder(models.Model):
     highestmodseq = models.BigIntegerField(null=True, blank=True)
     server_exists = models.PositiveIntegerField(null=True, blank=True, help_text="EXISTS count at last sync.")
     last_synced_at = models.DateTimeField(null=True, blank=True)
+    keywords_allowed = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Whether the server keeps keywords here (PERMANENTFLAGS \\* at the last read-write SELECT); "
+        "empty: not known yet.",
+    )
     # The background fetch of older mail (mail/backfill.py), planned by a first sync that took a window.
     backfill_uidvalidity = models.BigIntegerField(null=True, blank=True)
     backfill_below_uid = models.BigIntegerField(
@@ -408,6 +414,8 @@ class PendingAction(models.Model):
         APPEND_SENT = "append_sent", "copy to Sent"
         APPEND_DRAFT = "append_draft", "copy to Drafts"
         REMOVE_DRAFT = "remove_draft", "remove from Drafts"
+        ADD_KEYWORD = "add_keyword", "add keyword"
+        REMOVE_KEYWORD = "remove_keyword", "remove keyword"
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="pending_actions")
@@ -425,6 +433,8 @@ class PendingAction(models.Model):
     target_folder = models.CharField(max_length=500, blank=True)
     # The Message-ID (no angle brackets) of a draft's copy on the server: a removal outlives the draft.
     draft_message_id = models.CharField(max_length=995, blank=True)
+    # ADD_KEYWORD / REMOVE_KEYWORD: the IMAP keyword, chosen by the app that maps to keywords (tags).
+    keyword = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     done_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
