@@ -21,6 +21,7 @@ from core.db.locks import lock_key, try_advisory_lock
 from mail.models import Folder, MailAccount, Message
 from mail.search_tokens import SearchKey, search_key_for
 from mail.threading_keys import relink_subjects, subject_hash
+from tags import keywords
 
 from . import heuristics, language, learning, post_analysis, similarity
 from .models import LearnedClassifier, MessageAnalysis, ProviderSettings, TrustedSender
@@ -297,6 +298,8 @@ def correct(
         analysis.corrected_spam = is_spam
     analysis.refresh_final()
     analysis.save()
+    if category:
+        keywords.show_category(analysis.owner_id, message, analysis.final_category)  # opted-in users only
     ctx.classifier.learn(
         message_input(message),
         ctx.user_context(message),

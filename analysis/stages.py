@@ -8,8 +8,10 @@ from __future__ import annotations
 from django.db import transaction
 
 from mail.models import Message
+from tags import keywords
 
 from . import similarity, tasks, translation
+from .models import MessageAnalysis
 
 
 def learn_topics(owner_id: int, messages: list[Message]) -> None:
@@ -25,6 +27,17 @@ def learn_topics(owner_id: int, messages: list[Message]) -> None:
         similarity.fit(owner_id)
     elif similarity.claim_fit(owner_id):
         tasks.fit_topics.delay(owner_id)
+
+
+def show_category_keywords(owner_id: int, messages: list[Message]) -> None:
+    """Write each message's category to the server as its "mh_" keyword, for users who opted in
+    (tags/keywords.py decides the keyword and queues it). Idempotent: a keyword in place queues nothing."""
+    if not messages or not keywords.enabled(owner_id):
+        return
+    categories = dict(MessageAnalysis.objects.filter(message__in=messages).values_list("message_id", "final_category"))
+    for message in messages:
+        if message.pk in categories:
+            keywords.show_category(owner_id, message, categories[message.pk])
 
 
 def queue_translations(owner_id: int, messages: list[Message]) -> None:

@@ -3,6 +3,11 @@
 - `messages_stored`: sent inside the transaction that stores a batch of new messages, with those
   (saved) messages. A receiver writes in that transaction, so its rows exist exactly when the
   messages do: analysis queues each message here, and a lost task can delay it but never skip it.
+- `keywords_changed`: sent by the sync inside the transaction that stores flags it found changed
+  on the server, with owner_id and changes: [(message, old keywords, new keywords)] for the
+  messages whose keywords (flags without a backslash) differ from what was held. Messages with a
+  change of ours still pending are never in it (sync leaves them alone), nor keywords we set
+  ourselves (Message.keywords holds them before the server does). tags reads them back as tags.
 - `new_mail_synced`: sent by the sync task after a successful sync that stored new messages, with
   the account id; during a long sync also after its first committed batch and then every thousand
   messages (sync.announce_new_mail), and by the background fetch of older mail after its batches.
@@ -20,5 +25,6 @@ from django.dispatch import Signal
 
 messages_stored = Signal()  # kwargs: messages: list[Message]
 new_mail_synced = Signal()  # kwargs: account_id: str
+keywords_changed = Signal()  # kwargs: owner_id: int, changes: list[tuple[Message, list[str], list[str]]]
 outbox_changed = Signal()  # kwargs: account_id: str
 server_mail_changed = Signal()  # kwargs: account_id: str

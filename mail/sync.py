@@ -581,15 +581,30 @@ class FolderSync:
             for m in self._messages(state.uidvalidity)
             .filter(uid__in=list(changed))
             .exclude(pk__in=_pending_message_ids(self.account))  # the user's change wins until written back
-            .only("id", "uid", "seen", "flagged", "answered", "draft", "keywords", "modseq")
+            .only(
+                "id",
+                "owner_id",
+                "account_id",
+                "folder_id",
+                "uidvalidity",
+                "uid",
+                "seen",
+                "flagged",
+                "answered",
+                "draft",
+                "keywords",
+                "modseq",
+            )
         }
-        updates = []
+        updates, keyword_changes = [], []
         for uid, flag_state in changed.items():
             message = local.get(uid)
             if message is None:
                 continue
             fields = _flag_fields(flag_state.flags)
             if any(getattr(message, k) != v for k, v in fields.items()):
+                if message.keywords != fields["keywords"]:
+                    keyword_changes.append((message, message.keywords, fields["keywords"]))
                 for k, v in fields.items():
                     setattr(message, k, v)
                 message.modseq = flag_state.modseq
@@ -601,6 +616,12 @@ class FolderSync:
                 )
                 self.run.messages_updated += len(updates)
                 record_progress(self.run, "messages_updated")
+                if keyword_changes:
+                    for message, _, _ in keyword_changes:
+                        message.account, message.folder = self.account, folder
+                    signals.keywords_changed.send(
+                        sender=Message, owner_id=self.account.owner_id, changes=keyword_changes
+                    )
 
     def _detect_expunged(self, state: imap.FolderState) -> None:
         live = self._messages(state.uidvalidity).filter(expunged_at__isnull=True)

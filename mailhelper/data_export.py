@@ -95,7 +95,11 @@ def _settings_data(user: User, accounts: list[MailAccount]) -> dict:
             else None
         ),
         "tag_settings": (
-            {"auto_apply": tag_settings.auto_apply, "auto_apply_threshold": tag_settings.auto_apply_threshold}
+            {
+                "auto_apply": tag_settings.auto_apply,
+                "auto_apply_threshold": tag_settings.auto_apply_threshold,
+                "server_keywords": tag_settings.server_keywords,
+            }
             if tag_settings
             else None
         ),

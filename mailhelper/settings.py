@@ -316,6 +316,7 @@ MAILHELPER_IDLE_DEBOUNCE_SECONDS = env_float("MAILHELPER_IDLE_DEBOUNCE_SECONDS",
 MAILHELPER_POST_ANALYSIS_STAGES = [
     "analysis.stages.learn_topics",
     "tags.stages.suggest_tags",
+    "analysis.stages.show_category_keywords",
     "rules.stages.run_rules",
     "analysis.stages.queue_translations",
 ]

@@ -41,10 +41,16 @@ class TagForm(forms.ModelForm):
 class TagSettingsForm(forms.ModelForm):
     class Meta:
         model = TagSettings
-        fields = ["auto_apply", "auto_apply_threshold"]
+        fields = ["auto_apply", "auto_apply_threshold", "server_keywords"]
         labels = {
             "auto_apply": "Apply confident suggestions automatically",
             "auto_apply_threshold": "Confidence needed",
+            "server_keywords": "Show tags and categories in other mail apps (IMAP keywords)",
+        }
+        help_texts = {
+            "server_keywords": "Tags and the category are written to your mail server as keywords (see the "
+            "list below), and keywords your other apps set come back as tags. Only where the server keeps "
+            "keywords; changes from now on.",
         }
 
     def clean_auto_apply_threshold(self) -> float:

@@ -29,6 +29,7 @@ class TagAssignment(models.Model):
         MANUAL = "manual", "manual"
         RULE = "rule", "rule"
         SUGGESTION = "suggestion", "suggestion"
+        SERVER = "server", "from the server"  # another mail client set its IMAP keyword (tags/keywords.py)
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     tag = models.ForeignKey(Tag, on_delete=models.CASCADE, related_name="assignments")
@@ -86,6 +87,11 @@ class TagSettings(models.Model):
     owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="tag_settings")
     auto_apply = models.BooleanField(default=False, help_text="Apply confident suggestions without asking.")
     auto_apply_threshold = models.FloatField(default=0.8, help_text="Score from 0 to 1 at which to apply.")
+    server_keywords = models.BooleanField(
+        default=False,
+        help_text="Write tags and the category to the mail server as IMAP keywords, and read other clients' "
+        "keywords back as tags.",
+    )
 
     def __str__(self) -> str:
         return f"tag settings of {self.owner_id}"

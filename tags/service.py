@@ -4,6 +4,10 @@ Learning events (see tags/suggest.py): a manual tag or an accepted suggestion is
 example, a rejected suggestion (or removing a tag that was applied automatically) a negative one.
 Tags applied by rules or automatically are not learned from, or the model would keep confirming
 its own guesses.
+
+Every change of an assignment made here tells tags/keywords.py, which writes the tag to the
+server as an IMAP keyword for users who opted in; assignments read from the server (source
+"server") are not written back, and unassign(from_server=True) removes without writing.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from django.utils import timezone
 
 from mail.models import Message
 
-from . import suggest
+from . import keywords, suggest
 from .models import Tag, TagAssignment, TagModelState, TagSettings, TagSuggestion
 
 Source = TagAssignment.Source
@@ -65,7 +69,7 @@ def assign(owner_id: int, tag: Tag, messages: Iterable[Message], source: str = S
     """Put a tag on messages (of its owner); returns how many were newly tagged."""
     if tag.owner_id != owner_id:
         raise PermissionError("tag of another user")
-    added, examples = 0, []
+    added, examples, tagged = 0, [], []
     for message in messages:
         if message.owner_id != owner_id:
             continue
@@ -77,17 +81,21 @@ def assign(owner_id: int, tag: Tag, messages: Iterable[Message], source: str = S
         except IntegrityError:
             continue  # already tagged
         added += 1
+        tagged.append(message)
         TagSuggestion.objects.filter(tag=tag, message=message, state=TagSuggestion.State.OPEN).update(
             state=TagSuggestion.State.ACCEPTED, decided_at=timezone.now()
         )
         if source == Source.MANUAL:
             examples.append((tag.pk, message_features(message), True))
     _learn(owner_id, examples)
+    if source != Source.SERVER:  # one read from the server is there already
+        keywords.tag_added(owner_id, tag, tagged)
     return added
 
 
-def unassign(owner_id: int, tag: Tag, messages: Iterable[Message]) -> int:
-    removed, examples = 0, []
+def unassign(owner_id: int, tag: Tag, messages: Iterable[Message], from_server: bool = False) -> int:
+    """Take a tag off messages; `from_server`: because another client removed its keyword (nothing to write)."""
+    removed, examples, untagged = 0, [], []
     for message in messages:
         assignment = TagAssignment.objects.filter(owner_id=owner_id, tag=tag, message=message).first()
         if assignment is None:
@@ -96,7 +104,10 @@ def unassign(owner_id: int, tag: Tag, messages: Iterable[Message]) -> int:
             examples.append((tag.pk, message_features(message), False))  # an automatic guess was wrong
         assignment.delete()
         removed += 1
+        untagged.append(message)
     _learn(owner_id, examples)
+    if not from_server:
+        keywords.tag_removed(owner_id, tag, untagged)
     return removed
 
 
@@ -112,12 +123,14 @@ def decide(owner_id: int, suggestions: Iterable[TagSuggestion], accept: bool) ->
             suggestion.decided_at = timezone.now()
             suggestion.save(update_fields=["state", "decided_at"])
             if accept:
-                TagAssignment.objects.get_or_create(
+                _, created = TagAssignment.objects.get_or_create(
                     owner_id=owner_id,
                     tag_id=suggestion.tag_id,
                     message=message,
                     defaults={"source": Source.SUGGESTION, "confidence": suggestion.score},
                 )
+                if created:
+                    keywords.tag_added(owner_id, suggestion.tag, [message])
         examples.append((suggestion.tag_id, message_features(message), accept))
         decided += 1
     _learn(owner_id, examples)

@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from core.ids import clean_id, clean_ids
 from mail.models import Message
 
-from . import service
+from . import keywords, service
 from .forms import TagForm, TagSettingsForm
 from .models import Tag, TagSettings, TagSuggestion
 
@@ -39,7 +39,14 @@ def tag_list(request: HttpRequest) -> HttpResponse:
         used=Count("assignments", distinct=True),
         open_suggestions=Count("suggestions", filter=Q(suggestions__state="open"), distinct=True),
     )
-    return render(request, "tags/tag_list.html", {"form": form, "tags": tags, "settings_form": settings_form})
+    context = {
+        "form": form,
+        "tags": tags,
+        "settings_form": settings_form,
+        "keyword_mapping": keywords.mapping(request.user.pk),
+        "category_keywords": keywords.category_mapping(),
+    }
+    return render(request, "tags/tag_list.html", context)
 
 
 @require_POST
@@ -48,7 +55,7 @@ def tag_settings(request: HttpRequest) -> HttpResponse:
     form = TagSettingsForm(request.POST, instance=settings_row, prefix="settings")
     if form.is_valid():
         form.save()
-        messages.success(request, "Suggestion settings saved.")
+        messages.success(request, "Tag settings saved.")
     else:
         messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
     return redirect("tags:list")

@@ -167,6 +167,7 @@ def test_the_real_stages_are_topics_then_tags_then_rules_then_translations_and_a
     assert settings.MAILHELPER_POST_ANALYSIS_STAGES == [
         "analysis.stages.learn_topics",
         "tags.stages.suggest_tags",
+        "analysis.stages.show_category_keywords",  # before rules: a rule's move keeps the keyword
         "rules.stages.run_rules",
         "analysis.stages.queue_translations",  # last: it only queues, after the rules have moved mail
     ]
