@@ -21,7 +21,9 @@ and queues ADD_KEYWORD / REMOVE_KEYWORD with the keyword in the row. Because the
 already hold the change, the sync that later sees it on the server finds nothing new (no echo).
 Nothing is queued for POP3, and nothing for a folder whose last read-write SELECT said it keeps
 no keywords (Folder.keywords_allowed False); unknown (None) is tried, and the write-back's SELECT
-records the answer: a folder that refuses closes the row with an error instead of retrying.
+records the answer: a folder that refuses closes the row with an error instead of retrying, and
+gives the message back the keywords the server keeps (else the next sync would take the
+difference for another client's change).
 """
 
 from __future__ import annotations
@@ -309,9 +311,21 @@ def _perform(session: imap.ImapSession, action: PendingAction) -> None:
         session.add_flags(action.source_folder, uids, [FORWARDED])
     elif action.kind in (Kind.ADD_KEYWORD, Kind.REMOVE_KEYWORD):
         if not current.keywords_allowed:
+            _undo_keyword(action)
             raise KeywordsRefused(f"The folder {action.source_folder!r} keeps no keywords on this server.")
         change = session.add_flags if action.kind == Kind.ADD_KEYWORD else session.remove_flags
         change(action.source_folder, uids, [action.keyword])
+
+
+@transaction.atomic
+def _undo_keyword(action: PendingAction) -> None:
+    """Give the message back the keywords the server keeps, so the next sync sees no change by another client."""
+    message = Message.objects.select_for_update().only("keywords").filter(pk=action.message_id).first()
+    if message is None:
+        return
+    others = [k for k in message.keywords if k.casefold() != action.keyword.casefold()]
+    restored = sorted(others if action.kind == Kind.ADD_KEYWORD else [*others, action.keyword])
+    Message.objects.filter(pk=message.pk).update(keywords=restored)
 
 
 def _append_sent(session: imap.ImapSession, action: PendingAction) -> None:

@@ -15,7 +15,9 @@ The contract:
 - Writing: tags.service calls `tag_added` / `tag_removed` for manual, rule and suggestion
   assignments (never for those read from the server: source "server"); this module hands the
   keyword string to mail.actions.set_keywords, which queues it in the outbox. A keyword another
-  tag on the same message still maps to is not removed.
+  tag on the same message still maps to is not removed. Renaming a tag trades its messages' old
+  keyword for the new one (if the mapping changed); deleting it removes the keyword first.
+  Switching on writes from then on: tags assigned before are not written retroactively.
 - Reading back: mail.signals.keywords_changed (sync saw other keywords on a message than it held)
   and messages_stored (new mail with keywords) arrive in `keywords_changed` / `messages_stored`.
   A keyword added becomes the tag that maps to it (made if there is none, named like the keyword),
@@ -122,20 +124,31 @@ def tag_added(owner_id: int, tag: Tag, messages: Iterable[Message]) -> int:
     return sum(actions.set_keywords(m, add=[keyword]) for m in _messages(messages) if actions.keywords_possible(m))
 
 
-def tag_removed(owner_id: int, tag: Tag, messages: Iterable[Message]) -> int:
-    """Queue the removal of the tag's keyword from messages just untagged, unless another of their tags maps to it."""
+def _still_needed(message: Message, keyword: str, tag: Tag) -> bool:
+    """Whether another tag on the message maps to the keyword too."""
+    others = Tag.objects.filter(assignments__message=message).exclude(pk=tag.pk).values_list("name", flat=True)
+    return any(keyword_for_tag(name).casefold() == keyword.casefold() for name in others)
+
+
+def tag_removed(owner_id: int, tag: Tag, messages: Iterable[Message], name: str | None = None) -> int:
+    """Queue the removal of the tag's keyword (of `name`, default its name) from messages just untagged
+    (or the messages of a tag about to be deleted), unless another of their tags maps to it."""
     if not enabled(owner_id):
         return 0
-    keyword = keyword_for_tag(tag.name)
+    keyword = keyword_for_tag(tag.name if name is None else name)
     queued = 0
     for message in _messages(messages):
-        if not actions.keywords_possible(message):
-            continue
-        others = Tag.objects.filter(assignments__message=message).exclude(pk=tag.pk).values_list("name", flat=True)
-        if any(keyword_for_tag(name).casefold() == keyword.casefold() for name in others):
-            continue
-        queued += actions.set_keywords(message, remove=[keyword])
+        if actions.keywords_possible(message) and not _still_needed(message, keyword, tag):
+            queued += actions.set_keywords(message, remove=[keyword])
     return queued
+
+
+def tag_renamed(owner_id: int, tag: Tag, old_name: str) -> int:
+    """A renamed tag's messages trade the old keyword for the new one (when the mapping changed)."""
+    if not enabled(owner_id) or keyword_for_tag(old_name) == keyword_for_tag(tag.name):
+        return 0
+    tagged = list(Message.objects.filter(tag_assignments__tag=tag).select_related("account", "folder"))
+    return tag_removed(owner_id, tag, tagged, name=old_name) + tag_added(owner_id, tag, tagged)
 
 
 def show_category(owner_id: int, message: Message, category: str) -> int:

@@ -111,6 +111,22 @@ def unassign(owner_id: int, tag: Tag, messages: Iterable[Message], from_server: 
     return removed
 
 
+def rename(owner_id: int, tag: Tag, old_name: str) -> None:
+    """After a tag was saved under a new name: its keyword on the server follows (opted-in users)."""
+    if tag.owner_id == owner_id and tag.name != old_name:
+        keywords.tag_renamed(owner_id, tag, old_name)
+
+
+@transaction.atomic
+def delete(owner_id: int, tag: Tag) -> None:
+    """Delete a tag (the messages stay); its keyword leaves the server copies of its messages first."""
+    if tag.owner_id != owner_id:
+        raise PermissionError("tag of another user")
+    tagged = Message.objects.filter(tag_assignments__tag=tag).select_related("account", "folder")
+    keywords.tag_removed(owner_id, tag, list(tagged))
+    tag.delete()
+
+
 def decide(owner_id: int, suggestions: Iterable[TagSuggestion], accept: bool) -> int:
     """Accept (tag the message, learn +) or reject (learn -) suggestions, one or in bulk."""
     decided, examples = 0, []

@@ -64,9 +64,11 @@ def tag_settings(request: HttpRequest) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def tag_edit(request: HttpRequest, tag_id: int) -> HttpResponse:
     tag = get_object_or_404(Tag.objects.filter(owner=request.user), pk=tag_id)
+    old_name = tag.name  # the form's validation writes the new one into `tag`
     form = TagForm(request.POST or None, instance=tag, owner=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
+        service.rename(request.user.pk, tag, old_name)
         messages.success(request, "Tag saved.")
         return redirect("tags:list")
     return render(request, "tags/tag_form.html", {"form": form, "tag": tag})
@@ -76,7 +78,7 @@ def tag_edit(request: HttpRequest, tag_id: int) -> HttpResponse:
 def tag_delete(request: HttpRequest, tag_id: int) -> HttpResponse:
     tag = get_object_or_404(Tag.objects.filter(owner=request.user), pk=tag_id)
     if request.method == "POST":
-        tag.delete()
+        service.delete(request.user.pk, tag)
         messages.success(request, f"Tag “{tag.name}” deleted (the messages stay).")
         return redirect("tags:list")
     return render(request, "tags/tag_confirm_delete.html", {"tag": tag, "count": tag.assignments.count()})

@@ -98,3 +98,5 @@ def test_a_folder_that_refuses_keywords_closes_the_row_at_once(dovecot, imap_use
     message.folder.refresh_from_db()
     assert message.folder.keywords_allowed is False
     assert "Work" not in srv.server_flags(dovecot, imap_user)[message.uid]
+    message.refresh_from_db()
+    assert message.keywords == []  # as on the server: the next sync sees no keyword removed by another client

@@ -190,3 +190,22 @@ def test_another_users_message_gets_no_keyword(alice, bob, synced):
     bob_client.post(reverse("tags:apply"), {"tag": alice_tag.pk, "ids": [str(message.pk)]})
     assert bob_client.get(reverse("tags:edit", args=[alice_tag.pk])).status_code == 404
     assert not TagAssignment.objects.exists() and not PendingAction.objects.exists()
+
+
+def test_renaming_a_tag_moves_its_keyword_and_deleting_it_removes_it(dovecot, imap_user, alice, synced):
+    opt_in(alice.user)
+    message = Message.objects.order_by("uid").first()
+    tag = Tag.objects.create(owner=alice.user, name="Work")
+    service.assign(alice.user.pk, tag, [message])
+    client = verified_client(alice)
+    client.post(reverse("tags:edit", args=[tag.pk]), {"name": "Job search", "color": "#112233", "description": ""})
+    assert actions.write_back(synced.pk) == (3, 0)
+    flags = srv.server_flags(dovecot, imap_user)[message.uid]
+    assert "Job_search" in flags and "Work" not in flags
+
+    client.post(reverse("tags:delete", args=[tag.pk]))
+    assert not Tag.objects.exists()
+    assert actions.write_back(synced.pk) == (1, 0)
+    assert "Job_search" not in srv.server_flags(dovecot, imap_user)[message.uid]
+    run_sync(synced)
+    assert not Tag.objects.exists()  # the removal is no news to the sync either
