@@ -269,6 +269,8 @@ def write_back(account_id) -> tuple[int, int]:
                 failed += 1
                 if action.attempts >= 5 or isinstance(exc, KeywordsRefused):
                     action.done_at = timezone.now()  # give up; the next sync shows the server's truth
+                    if action.kind in (Kind.ADD_KEYWORD, Kind.REMOVE_KEYWORD) and action.attempts >= 5:
+                        _undo_keyword(action)  # the local keywords must not stay ahead of the server's
             else:
                 action.done_at, action.error = timezone.now(), ""
                 done += 1

@@ -100,3 +100,15 @@ def test_a_folder_that_refuses_keywords_closes_the_row_at_once(dovecot, imap_use
     assert "Work" not in srv.server_flags(dovecot, imap_user)[message.uid]
     message.refresh_from_db()
     assert message.keywords == []  # as on the server: the next sync sees no keyword removed by another client
+
+
+def test_a_keyword_given_up_after_five_attempts_is_undone_here(dovecot, imap_user, mail_account):
+    dovecot.deliver(imap_user, make_raw(1))
+    run_sync(mail_account)
+    message = Message.objects.get()
+    actions.set_keywords(message, add=["Work"])
+    PendingAction.objects.update(source_uidvalidity=1, attempts=4)  # the folder "renumbered": refused each time
+    assert actions.write_back(mail_account.pk) == (0, 1)
+    assert PendingAction.objects.get().done_at is not None
+    message.refresh_from_db()
+    assert message.keywords == []
