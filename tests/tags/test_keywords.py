@@ -175,8 +175,11 @@ def test_settings_page_shows_the_mapping_and_switches_it_on(alice, bob):
     page = client.get(reverse("tags:list")).content.decode()
     assert "To_do" in page and "mh_reply_expected" in page and "Secret_plans" not in page
     assert "Off: nothing is written" in page
+    assert "keywords on your mail server: off" in client.get(reverse("accounts:settings")).content.decode()
     client.post(reverse("tags:settings"), {"settings-auto_apply_threshold": "0.8", "settings-server_keywords": "on"})
     assert TagSettings.objects.get(owner=alice.user).server_keywords
+    assert "On: your other mail apps see these keywords" in client.get(reverse("tags:list")).content.decode()
+    assert "keywords on your mail server: on" in client.get(reverse("accounts:settings")).content.decode()
 
 
 def test_another_users_message_gets_no_keyword(alice, bob, synced):
