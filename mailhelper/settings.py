@@ -238,6 +238,7 @@ CELERY_TASK_ROUTES = {
     "digest.send_digest": {"queue": "analysis"},
     "mail.translate_messages": {"queue": "analysis"},
     "rules.run_rules_job": {"queue": "analysis"},
+    "tags.keywords_catch_up": {"queue": "analysis"},
     # The user waits: sending a draft, and their actions written back to the server (the outbox).
     "mail.send_draft": {"queue": "send"},
     "mail.write_back": {"queue": "send"},

@@ -50,7 +50,7 @@ class TagSettingsForm(forms.ModelForm):
         help_texts = {
             "server_keywords": "Tags and the category are written to your mail server as keywords (see the "
             "list below), and keywords your other apps set come back as tags. Only where the server keeps "
-            "keywords; changes from now on.",
+            "keywords. Switching on also writes the tags you have now and reads the keywords your mail has.",
         }
 
     def clean_auto_apply_threshold(self) -> float:

@@ -17,7 +17,8 @@ The contract:
   keyword string to mail.actions.set_keywords, which queues it in the outbox. A keyword another
   tag on the same message still maps to is not removed. Renaming a tag trades its messages' old
   keyword for the new one (if the mapping changed); deleting it removes the keyword first.
-  Switching on writes from then on: tags assigned before are not written retroactively.
+  Switching on catches up once (`catch_up`, task tags.keywords_catch_up): keywords already on the
+  server become tags, then every tag assigned here is written.
 - Reading back: mail.signals.keywords_changed (sync saw other keywords on a message than it held)
   and messages_stored (new mail with keywords) arrive in `keywords_changed` / `messages_stored`.
   A keyword added becomes the tag that maps to it (made if there is none, named like the keyword),
@@ -158,6 +159,27 @@ def show_category(owner_id: int, message: Message, category: str) -> int:
     wanted = category_keyword(category) if category else ""
     stale = [k for k in message.keywords if is_category_keyword(k) and k.casefold() != wanted.casefold()]
     return actions.set_keywords(message, add=[wanted] if wanted else [], remove=stale)
+
+
+def catch_up(owner_id: int) -> tuple[int, int]:
+    """After the user switched keywords on: read back the keywords their mail holds, then write every
+    tag assigned here. Returns (tags read back, keywords queued). Repeatable: what is in place is skipped."""
+    if not enabled(owner_id):
+        return 0, 0
+    live = Message.objects.filter(owner_id=owner_id, expunged_at__isnull=True, uid__isnull=False)
+    read = 0
+    for message in live.filter(keywords__len__gt=0).select_related("account", "folder").iterator(chunk_size=500):
+        read += read_back(owner_id, message, [], message.keywords)[0]
+    written = 0
+    assignments = (
+        TagAssignment.objects.filter(owner_id=owner_id, message__in=live)
+        .exclude(source=TagAssignment.Source.SERVER)
+        .select_related("tag", "message__account", "message__folder")
+    )
+    for assignment in assignments.iterator(chunk_size=500):
+        if actions.keywords_possible(assignment.message):
+            written += actions.set_keywords(assignment.message, add=[keyword_for_tag(assignment.tag.name)])
+    return read, written
 
 
 # --- reading back ------------------------------------------------------------------------------------

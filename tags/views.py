@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from core.ids import clean_id, clean_ids
 from mail.models import Message
 
-from . import keywords, service
+from . import keywords, service, tasks
 from .forms import TagForm, TagSettingsForm
 from .models import Tag, TagSettings, TagSuggestion
 
@@ -52,9 +53,13 @@ def tag_list(request: HttpRequest) -> HttpResponse:
 @require_POST
 def tag_settings(request: HttpRequest) -> HttpResponse:
     settings_row, _ = TagSettings.objects.get_or_create(owner=request.user)
+    was_on = settings_row.server_keywords
     form = TagSettingsForm(request.POST, instance=settings_row, prefix="settings")
     if form.is_valid():
         form.save()
+        if form.instance.server_keywords and not was_on:  # catch up once: ids only, after the commit
+            owner_id = request.user.pk
+            transaction.on_commit(lambda: tasks.keywords_catch_up.delay(owner_id), robust=True)
         messages.success(request, "Tag settings saved.")
     else:
         messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))

@@ -212,3 +212,32 @@ def test_renaming_a_tag_moves_its_keyword_and_deleting_it_removes_it(dovecot, im
     assert "Job_search" not in srv.server_flags(dovecot, imap_user)[message.uid]
     run_sync(synced)
     assert not Tag.objects.exists()  # the removal is no news to the sync either
+
+
+def test_switching_on_catches_up_once(
+    dovecot, imap_user, alice, synced, monkeypatch, django_capture_on_commit_callbacks
+):
+    first, second = Message.objects.order_by("uid")
+    work = Tag.objects.create(owner=alice.user, name="Work")
+    service.assign(alice.user.pk, work, [first])  # while off: nothing queued
+    srv.store(dovecot, imap_user, [second.uid], "+FLAGS", "(Family $MDNSent)")
+    run_sync(synced)  # while off: the keyword is held, not read back
+    assert not PendingAction.objects.exists() and not Tag.objects.filter(name="Family").exists()
+
+    from tags import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.keywords_catch_up, "delay", queued.append)
+    client = verified_client(alice)
+    form = {"settings-auto_apply_threshold": "0.8", "settings-server_keywords": "on"}
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("tags:settings"), form)
+        client.post(reverse("tags:settings"), form)  # already on: no second catch-up
+    assert queued == [alice.user.pk]
+
+    assert keywords.catch_up(alice.user.pk) == (1, 1)
+    assert TagAssignment.objects.get(message=second).tag.name == "Family"
+    assert keywords.catch_up(alice.user.pk) == (0, 0)  # repeatable
+    assert actions.write_back(synced.pk) == (1, 0)
+    assert "Work" in srv.server_flags(dovecot, imap_user)[first.uid]
+    assert run_sync(synced).messages_updated == 0
