@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.urls import reverse_lazy
+from django.utils.translation import gettext_lazy as _
 
 from .models import Draft, MailAccount, ReplySettings, a_year_ago
 
@@ -221,18 +222,18 @@ def _recipients_widget(name: str) -> forms.TextInput:
 class DraftForm(forms.Form):
     """A new message, reply or forward as the user edits it; recipients are checked, saved as typed (normalised)."""
 
-    to = forms.CharField(label="To", required=False, max_length=10_000, widget=_recipients_widget("to"))
-    cc = forms.CharField(label="Cc", required=False, max_length=10_000, widget=_recipients_widget("cc"))
+    to = forms.CharField(label=_("To"), required=False, max_length=10_000, widget=_recipients_widget("to"))
+    cc = forms.CharField(label=_("Cc"), required=False, max_length=10_000, widget=_recipients_widget("cc"))
     bcc = forms.CharField(
-        label="Bcc",
+        label=_("Bcc"),
         required=False,
         max_length=10_000,
         widget=_recipients_widget("bcc"),
-        help_text="Receive the message without the other recipients seeing them.",
+        help_text=_("Receive the message without the other recipients seeing them."),
     )
-    subject = forms.CharField(label="Subject", required=False, max_length=998)
-    body = forms.CharField(label="Message", required=False, strip=False, widget=forms.Textarea(attrs={"rows": 18}))
-    style = forms.ChoiceField(label="Style", required=False, choices=Draft.Style.choices)
+    subject = forms.CharField(label=_("Subject"), required=False, max_length=998)
+    body = forms.CharField(label=_("Message"), required=False, strip=False, widget=forms.Textarea(attrs={"rows": 18}))
+    style = forms.ChoiceField(label=_("Style"), required=False, choices=Draft.Style.choices)
 
     def _addresses(self, name: str) -> str:
         from .replies import AddressListError, format_list, parse_address_list
@@ -240,7 +241,7 @@ class DraftForm(forms.Form):
         try:
             return format_list(parse_address_list(self.cleaned_data[name]))
         except AddressListError as exc:
-            raise forms.ValidationError(f"{exc} Separate addresses with commas.") from None
+            raise forms.ValidationError(_("%(error)s Separate addresses with commas.") % {"error": exc}) from None
 
     def clean_to(self) -> str:
         return self._addresses("to")
@@ -256,7 +257,7 @@ class DraftForm(forms.Form):
 
     def require_recipient(self) -> bool:
         if self.is_valid() and not any(self.cleaned_data[f] for f in ("to", "cc", "bcc")):
-            self.add_error("to", "Add at least one recipient.")
+            self.add_error("to", _("Add at least one recipient."))
         return self.is_valid()
 
 
@@ -266,18 +267,18 @@ class ReplySettingsForm(forms.Form):
     greeting = forms.CharField(
         required=False,
         max_length=200,
-        help_text="e.g. 'Dear {name},' — {name} becomes the recipient's name. Empty: each style's own.",
+        help_text=_("e.g. 'Dear {name},' — {name} becomes the recipient's name. Empty: each style's own."),
     )
     closing = forms.CharField(
-        required=False, max_length=200, help_text="e.g. 'Kind regards,'. Empty: each style's own."
+        required=False, max_length=200, help_text=_("e.g. 'Kind regards,'. Empty: each style's own.")
     )
-    address_form = forms.ChoiceField(label="Form of address", choices=ReplySettings.AddressForm.choices)
+    address_form = forms.ChoiceField(label=_("Form of address"), choices=ReplySettings.AddressForm.choices)
     instructions = forms.CharField(
-        label="Instructions for the language model",
+        label=_("Instructions for the language model"),
         required=False,
         max_length=2000,
         widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="Only used when a language model writes your drafts, e.g. 'Never promise dates.'",
+        help_text=_("Only used when a language model writes your drafts, e.g. 'Never promise dates.'"),
     )
 
     def __init__(self, *args, accounts, **kwargs):
@@ -285,7 +286,7 @@ class ReplySettingsForm(forms.Form):
         self.accounts = list(accounts)
         for account in self.accounts:
             self.fields[self.signature_field(account)] = forms.CharField(
-                label=f"Signature for {account.name}",
+                label=_("Signature for %(account)s") % {"account": account.name},
                 required=False,
                 max_length=2000,
                 strip=False,

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from .. import correspondents, draft_attachments, draft_copies, queries, replies, sending, tasks
@@ -24,10 +25,10 @@ from .messages import download_response
 
 PAGE_SIZE = 25
 KIND_TITLES = {
-    Draft.Kind.NEW: "New message",
-    Draft.Kind.REPLY: "Reply",
-    Draft.Kind.REPLY_ALL: "Reply all",
-    Draft.Kind.FORWARD: "Forward",
+    Draft.Kind.NEW: _("New message"),
+    Draft.Kind.REPLY: _("Reply"),
+    Draft.Kind.REPLY_ALL: _("Reply all"),
+    Draft.Kind.FORWARD: _("Forward"),
 }
 
 
@@ -167,7 +168,7 @@ def _render(request: HttpRequest, draft: Draft, form: DraftForm, status: int = 2
         "stuck": sending.is_stuck(draft),
         "sent_copy": sent_copy,
         "form": form,
-        "title": KIND_TITLES.get(draft.kind, "Reply"),
+        "title": KIND_TITLES.get(draft.kind, _("Reply")),
         "uploads": list(draft.uploads.defer("data")),
         "attachments_max_mb": settings.MAILHELPER_ATTACHMENTS_MAX_MB,
         "attachments": (

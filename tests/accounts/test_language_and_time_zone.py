@@ -27,6 +27,12 @@ CONVERTED = [
     "mail/dashboard.html",
     "mail/message_list.html",
     "mail/message_detail.html",
+    "mail/compose.html",
+    "mail/_draft_status.html",
+    "mail/_draft_body.html",
+    "mail/new_message.html",
+    "mail/draft_list.html",
+    "mail/reply_settings.html",
 ]
 
 
