@@ -33,6 +33,14 @@ CONVERTED = [
     "mail/new_message.html",
     "mail/draft_list.html",
     "mail/reply_settings.html",
+    "mail/account_list.html",
+    "mail/account_form.html",
+    "mail/account_confirm_delete.html",
+    "mail/account_folders.html",
+    "mail/_connection_report.html",
+    "mail/_sync_progress.html",
+    "mail/sync_run.html",
+    "mail/_backfill_status.html",
 ]
 
 
