@@ -41,6 +41,10 @@ CONVERTED = [
     "mail/_sync_progress.html",
     "mail/sync_run.html",
     "mail/_backfill_status.html",
+    "mail/conversation.html",
+    "mail/similar_page.html",
+    "mail/_similar.html",
+    "mail/trusted_senders.html",
 ]
 
 
