@@ -21,7 +21,10 @@ from core.outbound import PolicyRefused
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """Where and how to log in to an incoming-mail server (IMAP or POP3); the password never in a repr."""
+    """Where and how to log in to an incoming-mail server (IMAP or POP3); no secret in a repr.
+
+    With an ``oauth_token`` the login is SASL OAUTHBEARER or XOAUTH2 with it (IMAP only), not the password.
+    """
 
     host: str
     port: int
@@ -29,6 +32,7 @@ class ServerConfig:
     username: str
     password: str = field(repr=False)
     timeout: float = 30.0
+    oauth_token: str = field(default="", repr=False)
 
 
 def tls_context() -> ssl.SSLContext:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import json
 import socket
 import ssl
 from collections.abc import Iterable, Iterator
@@ -129,6 +130,56 @@ def _translate_connect_error(exc: BaseException, config: ServerConfig) -> ImapEr
     return ImapConnectError("protocol", f"{where} did not speak IMAP as expected ({type(exc).__name__}).")
 
 
+class _OAuthMechanism:
+    """The client side of SASL OAUTHBEARER (RFC 7628) or XOAUTH2 (Google's), remembering a refusal.
+
+    Both send the token in the first response; a server that refuses it answers with a JSON challenge
+    naming why, to which the client replies with a dummy response before the final NO.
+    """
+
+    def __init__(self, mechanism: str, username: str, token: str):
+        self.mechanism, self.refusal = mechanism, ""
+        if mechanism == "OAUTHBEARER":
+            identity = username.replace("=", "=3D").replace(",", "=2C")
+            self._first = f"n,a={identity},\x01auth=Bearer {token}\x01\x01"
+        else:
+            self._first = f"user={username}\x01auth=Bearer {token}\x01\x01"
+
+    def __call__(self, challenge: bytes) -> bytes | str:
+        if not challenge and not self.refusal:
+            return self._first
+        try:
+            answer = json.loads(challenge)
+        except ValueError:
+            answer = {}
+        self.refusal = str(answer.get("status", "")) if isinstance(answer, dict) else ""
+        self.refusal = self.refusal or "refused"
+        return b"\x01" if self.mechanism == "OAUTHBEARER" else b""
+
+
+_OAUTH_REFUSALS = {
+    "invalid_token": "The server refused the sign-in token (expired or revoked): sign in again.",
+    "401": "The server refused the sign-in token (expired or revoked): sign in again.",
+    "insufficient_scope": "The sign-in does not allow mail access (wrong scopes): sign in again and allow mail access.",
+    "403": "The sign-in does not allow mail access (wrong scopes): sign in again and allow mail access.",
+}
+
+
+def _oauth_login(client: IMAPClient, config: ServerConfig) -> None:
+    """OAUTHBEARER where offered (the standard), else XOAUTH2; an error that says what to do."""
+    offered = {c.decode().upper() for c in client.capabilities()}
+    mechanism = next((m for m in ("OAUTHBEARER", "XOAUTH2") if f"AUTH={m}" in offered), None)
+    if mechanism is None:
+        raise ImapAuthError("The server does not offer sign-in with OAuth2 (AUTH=OAUTHBEARER or XOAUTH2).")
+    sasl = _OAuthMechanism(mechanism, config.username, config.oauth_token)
+    try:
+        client.sasl_login(mechanism, sasl)
+    except (LoginError, IMAPClientError):
+        raise ImapAuthError(
+            _OAUTH_REFUSALS.get(sasl.refusal, f"The server refused the OAuth2 sign-in of {config.username!r}.")
+        ) from None
+
+
 class _CheckedIMAP4(imaplib.IMAP4):
     """imaplib's connection with its socket from core.outbound; `self.host` stays the name (SNI, STARTTLS)."""
 
@@ -190,13 +241,18 @@ class ImapSession:
         try:
             if config.security == "starttls":
                 client.starttls(tls_context())
-            client.login(config.username, config.password)
+            if config.oauth_token:
+                _oauth_login(client, config)
+            else:
+                client.login(config.username, config.password)
             self.capabilities = frozenset(c.decode().upper() for c in client.capabilities())
             if "CONDSTORE" in self.capabilities:
                 client.enable("CONDSTORE")
                 self.condstore = True
         except Exception as exc:  # noqa: BLE001
             self.close()
+            if isinstance(exc, ImapError):
+                raise
             raise _translate_connect_error(exc, config) from None
 
     def close(self) -> None:

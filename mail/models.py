@@ -44,6 +44,10 @@ class MailAccount(EncryptedModel):
         IMAP = "imap", "IMAP"
         POP3 = "pop3", "POP3"
 
+    class AuthMethod(models.TextChoices):
+        PASSWORD = "password", "Password"
+        OAUTH2 = "oauth2", "Sign-in with the mail provider (OAuth2)"
+
     class Status(models.TextChoices):
         NEW = "new", "not synced yet"
         OK = "ok", "ok"
@@ -80,6 +84,15 @@ class MailAccount(EncryptedModel):
     )
     smtp_username = models.CharField("SMTP user name", max_length=255, blank=True)
     smtp_password = EncryptedTextField(default="")
+    # OAuth2 (mail/oauth.py): the tokens are secrets like the passwords, under the owner's data key;
+    # which provider and until when the access token lasts are metadata.
+    auth_method = models.CharField("Sign-in", max_length=10, choices=AuthMethod.choices, default=AuthMethod.PASSWORD)
+    oauth_provider = models.CharField(
+        max_length=20, blank=True, help_text="The key of the provider in MAILHELPER_OAUTH_PROVIDERS (OAuth2 only)."
+    )
+    oauth_access_token = EncryptedTextField(null=True, blank=True)  # None: none yet (a column added to rows)
+    oauth_refresh_token = EncryptedTextField(null=True, blank=True)
+    oauth_expires_at = models.DateTimeField(null=True, blank=True, help_text="When the access token expires.")
     sync_interval_minutes = models.PositiveIntegerField(default=5)
     pop3_delete_after_days = models.PositiveIntegerField(
         "Delete from the POP3 server after (days)",
@@ -149,6 +162,10 @@ class MailAccount(EncryptedModel):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.imap_username}@{self.imap_host})"
+
+    @property
+    def uses_oauth(self) -> bool:
+        return self.auth_method == self.AuthMethod.OAUTH2
 
     @property
     def is_pop3(self) -> bool:

@@ -72,7 +72,7 @@ from core.db.copy import copy_insert
 from core.db.locks import try_advisory_lock
 from core.jobs import stale_after
 
-from . import imap, pop3, signals
+from . import imap, oauth, pop3, signals
 from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
 from .parsing import parse_message
 from .search_tokens import SearchKey
@@ -100,6 +100,7 @@ _BATCH_BYTES = 32 * 1024 * 1024
 
 
 def server_config(account: MailAccount) -> imap.ServerConfig:
+    """How to log in to the account's incoming server; an OAuth2 account's token refreshed first if due."""
     return imap.ServerConfig(
         host=account.imap_host,
         port=account.imap_port,
@@ -107,7 +108,18 @@ def server_config(account: MailAccount) -> imap.ServerConfig:
         username=account.imap_username,
         password=account.imap_password,
         timeout=settings.MAILHELPER_IMAP_TIMEOUT,
+        oauth_token=_oauth_token(account) if account.uses_oauth else "",
     )
+
+
+def _oauth_token(account: MailAccount) -> str:
+    """The token, its failures in the IMAP error types every caller already handles."""
+    try:
+        return oauth.access_token(account)
+    except oauth.SignInAgain as exc:
+        raise imap.ImapAuthError(str(exc)) from None
+    except oauth.ProviderUnavailable as exc:
+        raise imap.ImapConnectError("network", str(exc)) from None
 
 
 def check_connection(account: MailAccount) -> imap.ConnectionReport | pop3.ConnectionReport:

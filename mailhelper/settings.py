@@ -302,6 +302,32 @@ MAILHELPER_REPLY_LLM_TIMEOUT = env_float("MAILHELPER_REPLY_LLM_TIMEOUT", 45.0)
 MAILHELPER_SYNC_BATCH = env_int("MAILHELPER_SYNC_BATCH", 200)
 MAILHELPER_SYNC_MAX_RETRIES = env_int("MAILHELPER_SYNC_MAX_RETRIES", 5)
 MAILHELPER_DEFAULT_SYNC_MINUTES = env_int("MAILHELPER_DEFAULT_SYNC_MINUTES", 5)
+# "Sign in with Google / Microsoft / <your provider>" (mail/oauth.py): a provider is offered once it has a
+# client id. Register the redirect URI that `manage.py check_deploy` prints with each (README, "OAuth2").
+MAILHELPER_OAUTH_PROVIDERS = {
+    "google": {
+        "client_id": env("MAILHELPER_OAUTH_GOOGLE_CLIENT_ID", "") or "",
+        "client_secret": env_secret("MAILHELPER_OAUTH_GOOGLE_CLIENT_SECRET") or "",
+    },
+    "microsoft": {
+        "client_id": env("MAILHELPER_OAUTH_MICROSOFT_CLIENT_ID", "") or "",
+        "client_secret": env_secret("MAILHELPER_OAUTH_MICROSOFT_CLIENT_SECRET") or "",
+        "tenant": env("MAILHELPER_OAUTH_MICROSOFT_TENANT", "common") or "common",
+    },
+    "generic": {
+        "name": env("MAILHELPER_OAUTH_GENERIC_NAME", "") or "",
+        "client_id": env("MAILHELPER_OAUTH_GENERIC_CLIENT_ID", "") or "",
+        "client_secret": env_secret("MAILHELPER_OAUTH_GENERIC_CLIENT_SECRET") or "",
+        "authorize_url": env("MAILHELPER_OAUTH_GENERIC_AUTHORIZE_URL", "") or "",
+        "token_url": env("MAILHELPER_OAUTH_GENERIC_TOKEN_URL", "") or "",
+        "revoke_url": env("MAILHELPER_OAUTH_GENERIC_REVOKE_URL", "") or "",
+        "scopes": env("MAILHELPER_OAUTH_GENERIC_SCOPES", "openid email") or "openid email",
+        "imap_host": env("MAILHELPER_OAUTH_GENERIC_IMAP_HOST", "") or "",
+        "imap_port": env_int("MAILHELPER_OAUTH_GENERIC_IMAP_PORT", 993),
+        "smtp_host": env("MAILHELPER_OAUTH_GENERIC_SMTP_HOST", "") or "",
+        "smtp_port": env_int("MAILHELPER_OAUTH_GENERIC_SMTP_PORT", 587),
+    },
+}
 # Push (manage.py watch_mailboxes, mail/idle.py): IDLE connections one watcher process holds at most,
 # how often it re-reads the accounts, and how long a sync waits to gather a burst of news.
 MAILHELPER_IDLE_MAX_CONNECTIONS = env_int("MAILHELPER_IDLE_MAX_CONNECTIONS", 1000)

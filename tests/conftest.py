@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.plugins.mail",
     "tests.plugins.llm_servers",
     "tests.plugins.web_servers",
+    "tests.plugins.oauth_server",
     "tests.plugins.demo",
 ]
 

@@ -6,10 +6,12 @@ and the pytest fixtures, which are thin wrappers around both.
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 import ssl
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +65,26 @@ class _SinkHandler:
         return "250 OK: message stored by test sink"
 
 
+class _OAuthSinkHandler(_SinkHandler):
+    """Also takes AUTH XOAUTH2, asking ``verify(user, token)`` whether the bearer token is good."""
+
+    def __init__(self, verify: Callable[[str, str], bool]) -> None:
+        super().__init__()
+        self.verify = verify
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:  # noqa: N802 (aiosmtpd's naming)
+        blob = base64.b64decode(args[1]) if len(args) == 2 else await server.challenge_auth("")
+        if not isinstance(blob, bytes):
+            return AuthResult(success=False, handled=False)
+        fields = dict(part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01") if "=" in part)
+        user, token = fields.get("user", ""), fields.get("auth", "").removeprefix("Bearer ")
+        if self.verify(user, token):
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        # The refusal as Gmail sends it: a JSON challenge, the client's empty answer, then 535.
+        await server.challenge_auth(json.dumps({"status": "401", "schemes": "bearer"}))
+        return AuthResult(success=False, handled=False)
+
+
 @dataclass
 class SmtpSink:
     """An aiosmtpd server on 127.0.0.1 that keeps what it receives in :attr:`messages`.
@@ -79,6 +101,8 @@ class SmtpSink:
     cert_path: Path | None = None
     key_path: Path | None = None
     require_auth: bool = False
+    #: Set: AUTH XOAUTH2 is offered, a token accepted when this says so for (user, token).
+    oauth_verify: Callable[[str, str], bool] | None = None
     _handler: _SinkHandler = field(init=False, default_factory=_SinkHandler, repr=False)
     _controller: Controller | None = field(init=False, default=None, repr=False)
 
@@ -129,6 +153,11 @@ class SmtpSink:
             tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             tls_context.load_cert_chain(str(self.cert_path), str(self.key_path))
             kwargs["tls_context"] = tls_context
+        if self.oauth_verify is not None:
+            self._handler = _OAuthSinkHandler(self.oauth_verify)
+            kwargs["auth_require_tls"] = tls_context is not None
+            kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
+            kwargs["auth_required"] = self.require_auth
         if self.username is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_require_tls"] = tls_context is not None
