@@ -9,6 +9,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
 
@@ -134,7 +135,7 @@ class ProviderSettings(EncryptedModel):
 
     class Kind(models.TextChoices):
         OLLAMA = "ollama", "Ollama"
-        OPENAI = "openai", "OpenAI-compatible (OpenAI, Mistral, vLLM, LM Studio, llama.cpp)"
+        OPENAI = "openai", _("OpenAI-compatible (OpenAI, Mistral, vLLM, LM Studio, llama.cpp)")
         ANTHROPIC = "anthropic", "Anthropic"
 
     owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")

@@ -14,6 +14,8 @@ import logging
 from collections.abc import Iterable
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from mail.models import Message
 
@@ -25,7 +27,7 @@ from .providers import ProviderError, get_provider
 
 log = logging.getLogger(__name__)
 
-NO_PROVIDER = (
+NO_PROVIDER = _(
     "Translating needs a language model: set one up under Analysis settings (it is used with the same "
     "masking as for analysis)."
 )
@@ -55,12 +57,12 @@ def translate(message: Message, language: str) -> MessageTranslation:
         return existing
     row = enabled_for(message.owner_id, "analysis")
     if row is None:
-        raise TranslationUnavailable(NO_PROVIDER)
+        raise TranslationUnavailable(str(NO_PROVIDER))
     provider = get_provider(config_for(row))
     try:
         subject, body = provider.translate(message_input(message), languages.language_name(language) or language)
     except ProviderError as exc:
-        raise TranslationUnavailable(f"The translation failed: {exc}") from None
+        raise TranslationUnavailable(gettext("The translation failed: %(error)s") % {"error": exc}) from None
     translation = MessageTranslation(
         owner_id=message.owner_id, message=message, language=language, subject=subject, body=body,
         method=provider.method[:120],

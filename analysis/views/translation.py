@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
-from django.utils.translation import get_language
+from django.utils.translation import get_language, gettext
 from django.views.decorators.http import require_POST
 
 from mail.views.messages import message_of
@@ -39,8 +39,10 @@ def translation_settings(request: HttpRequest) -> HttpResponse:
     prefs.save()
     if prefs.auto_translate:
         messages.success(
-            request, f"New mail in other languages will be translated into {languages.language_name(prefs.language)}."
+            request,
+            gettext("New mail in other languages will be translated into %(language)s.")
+            % {"language": languages.language_name(prefs.language)},
         )
     else:
-        messages.success(request, "Automatic translation is off.")
+        messages.success(request, gettext("Automatic translation is off."))
     return redirect("mail:analysis-settings")

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -75,9 +76,9 @@ def correct(request: HttpRequest, message_id) -> HttpResponse:
                 category=data["category"] or None,
                 is_spam=data["spam"],
             )
-            messages.success(request, "Thanks: the correction is saved and your classifier learned from it.")
+            messages.success(request, gettext("Thanks: the correction is saved and your classifier learned from it."))
     else:
-        messages.error(request, "That correction could not be read.")
+        messages.error(request, gettext("That correction could not be read."))
     return redirect("mail:message", message_id=analysis.message_id)
 
 
@@ -88,7 +89,8 @@ def mark_done(request: HttpRequest, message_id) -> HttpResponse:
     pipeline.mark_done(analysis, done=not undo)
     if request.headers.get("HX-Request"):
         return HttpResponse(status=204)
-    messages.success(request, "Back in the matrix." if undo else "Marked done: cleared from the matrix.")
+    done_text = gettext("Back in the matrix.") if undo else gettext("Marked done: cleared from the matrix.")
+    messages.success(request, done_text)
     return redirect(request.POST.get("next") or reverse("mail:message", args=[analysis.message_id]))
 
 
@@ -98,7 +100,7 @@ def analysis_settings(request: HttpRequest) -> HttpResponse:
     form = ProviderSettingsForm(request.POST or None, instance=row)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, "Analysis settings saved.")
+        messages.success(request, gettext("Analysis settings saved."))
         return redirect("mail:analysis-settings")
     from ..models import LearnedClassifier
 
@@ -128,7 +130,9 @@ def provider_test(request: HttpRequest) -> HttpResponse:
 @require_POST
 def reset_learning(request: HttpRequest) -> HttpResponse:
     pipeline.reset_learning(request.user.pk)
-    messages.success(request, "Your learned corrections were forgotten; the built-in analyser alone scores new mail.")
+    messages.success(
+        request, gettext("Your learned corrections were forgotten; the built-in analyser alone scores new mail.")
+    )
     return redirect("mail:analysis-settings")
 
 
@@ -141,7 +145,7 @@ def start_reanalyse(request: HttpRequest) -> HttpResponse:
     try:
         job = jobs.start(request.user, Job.Kind.REANALYSE, params, tasks.reanalyse)
     except jobs.JobAlreadyActive as exc:
-        messages.info(request, "A re-analysis is already running: showing its progress.")
+        messages.info(request, gettext("A re-analysis is already running: showing its progress."))
         job = exc.job
     return redirect("jobs:detail", job_id=job.pk)
 
@@ -151,7 +155,7 @@ def trusted_senders(request: HttpRequest) -> HttpResponse:
     form = TrustedSenderForm(request.POST or None, owner=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
-        messages.success(request, "Trusted sender added: their mail scores higher from now on.")
+        messages.success(request, gettext("Trusted sender added: their mail scores higher from now on."))
         return redirect("mail:trusted-senders")
     rows = TrustedSender.objects.filter(owner=request.user).select_related("account")
     return render(request, "mail/trusted_senders.html", {"form": form, "rows": rows})
@@ -161,5 +165,5 @@ def trusted_senders(request: HttpRequest) -> HttpResponse:
 def trusted_sender_delete(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(TrustedSender.objects.filter(owner=request.user), pk=pk)
     row.delete()
-    messages.success(request, f"Removed {row.pattern}.")
+    messages.success(request, gettext("Removed %(pattern)s.") % {"pattern": row.pattern})
     return redirect("mail:trusted-senders")

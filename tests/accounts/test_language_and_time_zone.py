@@ -45,6 +45,12 @@ CONVERTED = [
     "mail/similar_page.html",
     "mail/_similar.html",
     "mail/trusted_senders.html",
+    "mail/search.html",
+    "mail/analysis_settings.html",
+    "mail/_result_rows.html",
+    "mail/_address_options.html",
+    "mail/_field.html",
+    "mail/_provider_report.html",
 ]
 
 
