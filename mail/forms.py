@@ -121,7 +121,10 @@ class MailAccountForm(forms.ModelForm):
             "mail is there within a minute even for a mailbox of many years; mail arriving later is always "
             "fetched. Changing it later affects only folders not synced yet."
         )
-        if self.instance._state.adding:
+        if self.instance.uses_oauth:  # signs in with its provider's tokens: no passwords, IMAP only
+            for name in ("imap_password_input", "smtp_password_input", "protocol"):
+                del self.fields[name]
+        elif self.instance._state.adding:
             self.fields["imap_password_input"].required = True
         else:
             self.fields["imap_password_input"].help_text = "Leave empty to keep the stored password."

@@ -168,6 +168,14 @@ class MailAccount(EncryptedModel):
         return self.auth_method == self.AuthMethod.OAUTH2
 
     @property
+    def oauth_provider_name(self) -> str:
+        """The provider's name as the operator configured it (its key if no longer configured)."""
+        from .oauth import get_provider  # oauth imports this module
+
+        provider = get_provider(self.oauth_provider) if self.uses_oauth else None
+        return provider.name if provider else self.oauth_provider
+
+    @property
     def is_pop3(self) -> bool:
         return self.protocol == self.Protocol.POP3
 

@@ -1,12 +1,14 @@
 from django.urls import path
 
-from .views import accounts, drafts, messages
+from .views import accounts, drafts, messages, oauth
 
 # Served in the "mail" URL namespace together with analysis/urls.py (see mailhelper/urls.py).
 
 urlpatterns = [
     path("accounts/", accounts.account_list, name="accounts"),
     path("accounts/add/", accounts.account_add, name="account-add"),
+    path("accounts/sign-in/", oauth.oauth_start, name="oauth-start"),
+    path("oauth/callback/", oauth.oauth_callback, name="oauth_callback"),
     path("accounts/<uuid:account_id>/edit/", accounts.account_edit, name="account-edit"),
     path("accounts/<uuid:account_id>/delete/", accounts.account_delete, name="account-delete"),
     path("accounts/<uuid:account_id>/test/", accounts.account_test, name="account-test"),

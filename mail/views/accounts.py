@@ -11,7 +11,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts import audit
 from accounts.views.common import audit_meta
 
-from .. import backfill, imap, queries, sync, tasks
+from .. import backfill, imap, oauth, queries, sync, tasks
 from ..forms import FolderSelectionForm, MailAccountForm
 from ..models import MailAccount, SyncRun
 
@@ -40,7 +40,8 @@ def account_add(request: HttpRequest) -> HttpResponse:
             return redirect("mail:accounts")
         messages.success(request, f"Account “{account.name}” added. Choose the folders to sync.")
         return redirect("mail:account-folders", account_id=account.pk)
-    return render(request, "mail/account_form.html", {"form": form, "adding": True})
+    context = {"form": form, "adding": True, "oauth_providers": oauth.providers()}
+    return render(request, "mail/account_form.html", context)
 
 
 @require_http_methods(["GET", "POST"])

@@ -11,6 +11,7 @@ import json
 import secrets
 import ssl
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -158,6 +159,8 @@ class SmtpSink:
             kwargs["auth_require_tls"] = tls_context is not None
             kwargs["auth_exclude_mechanism"] = ["PLAIN", "LOGIN"]
             kwargs["auth_required"] = self.require_auth
+            # A loopback test sink: AUTH without TLS is what it is for (aiosmtpd warns about it otherwise).
+            warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
         if self.username is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_require_tls"] = tls_context is not None
