@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from .models import AuditEvent, User
 
@@ -104,13 +105,16 @@ def purge(now: datetime | None = None) -> int:
 
 
 STEP_LABELS = {
-    "password": "wrong password",
-    "totp": "wrong authenticator code (the password was right)",
-    "recovery_code": "wrong recovery code (the password was right)",
-    "password_reset": "wrong recovery code for a password reset",
+    "password": gettext_lazy("wrong password"),
+    "totp": gettext_lazy("wrong authenticator code (the password was right)"),
+    "recovery_code": gettext_lazy("wrong recovery code (the password was right)"),
+    "password_reset": gettext_lazy("wrong recovery code for a password reset"),
 }
 
-INVITATION_LABELS = {"link": "with an invitation link", "address": "with an invited address"}
+INVITATION_LABELS = {
+    "link": gettext_lazy("with an invitation link"),
+    "address": gettext_lazy("with an invited address"),
+}
 
 
 def describe(event: AuditEvent) -> str:
@@ -119,9 +123,10 @@ def describe(event: AuditEvent) -> str:
     if "step" in event.detail:
         parts.append(STEP_LABELS.get(event.detail["step"], event.detail["step"]))
     if "account" in event.detail:
-        parts.append(f"account “{event.detail['account']}”")
+        parts.append(gettext("account “%(name)s”") % {"name": event.detail["account"]})
     if "how" in event.detail:
         parts.append(INVITATION_LABELS.get(event.detail["how"], event.detail["how"]))
     if "codes_left" in event.detail:
-        parts.append(f"{event.detail['codes_left']} codes left")
-    return "; ".join(parts)
+        left = event.detail["codes_left"]
+        parts.append(ngettext("%(left)s code left", "%(left)s codes left", left) % {"left": left})
+    return "; ".join(str(part) for part in parts)

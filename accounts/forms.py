@@ -15,7 +15,7 @@ class RegistrationForm(UserCreationForm):
     """Sign-up; in invite mode with the invitation it redeems (`invitation`, its address fixed) or,
     for an address-only invitation, `invited_address=True` (the address must be one invited)."""
 
-    email = forms.EmailField(required=True)
+    email = forms.EmailField(label=_("Email"), required=True)
 
     class Meta:
         model = User
@@ -29,20 +29,22 @@ class RegistrationForm(UserCreationForm):
             # A disabled field takes its initial value whatever the POST says.
             self.fields["email"].initial = invitation.email
             self.fields["email"].disabled = True
-            self.fields["email"].help_text = "The address you were invited with."
+            self.fields["email"].help_text = _("The address you were invited with.")
         elif invited_address:
-            self.fields["email"].help_text = "The address the administrator invited."
+            self.fields["email"].help_text = _("The address the administrator invited.")
 
     def clean_email(self) -> str:
         email = self.cleaned_data["email"].strip()
         if User.objects.filter(email__iexact=email).exists():
-            raise forms.ValidationError("An account with this email address already exists.")
+            raise forms.ValidationError(_("An account with this email address already exists."))
         if self.invited_address:
             self.invitation = invitations.for_address(email)
             if self.invitation is None:
                 raise forms.ValidationError(
-                    "This address has not been invited (or its invitation has expired). "
-                    "Sign-up here is by invitation: ask the administrator."
+                    _(
+                        "This address has not been invited (or its invitation has expired). "
+                        "Sign-up here is by invitation: ask the administrator."
+                    )
                 )
         return email
 
@@ -75,15 +77,17 @@ class TokenForm(forms.Form):
 
 
 class RecoveryCodeForm(forms.Form):
-    code = forms.CharField(label="Recovery code", max_length=32, widget=forms.TextInput(attrs={"autocomplete": "off"}))
+    code = forms.CharField(
+        label=_("Recovery code"), max_length=32, widget=forms.TextInput(attrs={"autocomplete": "off"})
+    )
 
 
 class _NewPasswordMixin(forms.Form):
     new_password1 = forms.CharField(
-        label="New password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label=_("New password"), strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
     )
     new_password2 = forms.CharField(
-        label="New password again",
+        label=_("New password again"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
@@ -91,7 +95,7 @@ class _NewPasswordMixin(forms.Form):
     def validate_new_password(self, user: User | None) -> None:
         p1, p2 = self.cleaned_data.get("new_password1"), self.cleaned_data.get("new_password2")
         if p1 and p2 and p1 != p2:
-            self.add_error("new_password2", "The two passwords do not match.")
+            self.add_error("new_password2", _("The two passwords do not match."))
             return
         if p1:
             try:
@@ -102,7 +106,7 @@ class _NewPasswordMixin(forms.Form):
 
 class PasswordChangeForm(_NewPasswordMixin):
     old_password = forms.CharField(
-        label="Current password",
+        label=_("Current password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
@@ -115,7 +119,7 @@ class PasswordChangeForm(_NewPasswordMixin):
     def clean_old_password(self) -> str:
         password = self.cleaned_data["old_password"]
         if not self.user.check_password(password):
-            raise forms.ValidationError("Your current password is not correct.")
+            raise forms.ValidationError(_("Your current password is not correct."))
         return password
 
     def clean(self):
@@ -125,8 +129,8 @@ class PasswordChangeForm(_NewPasswordMixin):
 
 
 class RecoverPasswordForm(_NewPasswordMixin):
-    username = forms.CharField(max_length=150)
-    code = forms.CharField(label="Recovery code", max_length=32)
+    username = forms.CharField(label=_("Username"), max_length=150)
+    code = forms.CharField(label=_("Recovery code"), max_length=32)
     field_order = ["username", "code", "new_password1", "new_password2"]
 
     def clean(self):
@@ -140,7 +144,7 @@ class ReauthForm(forms.Form):
     """Asks for the password again before a sensitive change."""
 
     password = forms.CharField(
-        label="Your password",
+        label=_("Your password"),
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
     )
@@ -152,14 +156,14 @@ class ReauthForm(forms.Form):
     def clean_password(self) -> str:
         password = self.cleaned_data["password"]
         if not self.user.check_password(password):
-            raise forms.ValidationError("Your password is not correct.")
+            raise forms.ValidationError(_("Your password is not correct."))
         return password
 
 
 class StrictModeForm(ReauthForm):
     strict_mode = forms.BooleanField(
         required=False,
-        label="Strict mode: keep no server copy of my data key (mail syncs only while I am logged in)",
+        label=_("Strict mode: keep no server copy of my data key (mail syncs only while I am logged in)"),
     )
 
 

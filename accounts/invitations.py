@@ -39,6 +39,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from . import audit
 from .models import Invitation, User
@@ -79,10 +80,10 @@ def prepare(invitation: Invitation, *, days: int | None = None, with_link: bool 
     """
     invitation.email = normalise_email(invitation.email)
     if User.objects.filter(email__iexact=invitation.email).exists():
-        raise ValidationError("An account with this email address already exists.")
+        raise ValidationError(_("An account with this email address already exists."))
     days = settings.MAILHELPER_INVITATION_DAYS if days is None else days
     if days < 1:
-        raise ValidationError("An invitation must be valid for at least one day.")
+        raise ValidationError(_("An invitation must be valid for at least one day."))
     token = secrets.token_urlsafe(TOKEN_BYTES) if with_link else None
     invitation.token_hash = hash_token(token) if token else None
     invitation.expires_at = timezone.now() + timedelta(days=days)

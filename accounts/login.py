@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth import authenticate
 from django.db import transaction
+from django.utils.translation import gettext_lazy, ngettext
 
 from . import audit, keyring, lockout
 from .models import User
@@ -46,15 +47,18 @@ class LoginOutcome:
         return self.user is not None
 
 
-WRONG_PASSWORD = "Wrong username or password."
+WRONG_PASSWORD = gettext_lazy("Wrong username or password.")
 
 
 def locked_message(user: User) -> str:
     minutes = lockout.minutes_left(user)
-    return (
+    return ngettext(
         "This account is locked after too many failed attempts. "
-        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or reset your password with a recovery code."
-    )
+        "Try again in %(minutes)s minute, or reset your password with a recovery code.",
+        "This account is locked after too many failed attempts. "
+        "Try again in %(minutes)s minutes, or reset your password with a recovery code.",
+        minutes,
+    ) % {"minutes": minutes}
 
 
 @transaction.atomic
@@ -78,7 +82,9 @@ def check_password(username: str, password: str, ip: str | None = None, user_age
         keyring.on_password_verified(user, password)
     except keyring.KeyringLocked:
         outcome.notices.append(
-            Notice("warning", "Your stored mail cannot be opened with this password: use a recovery code.")
+            Notice(
+                "warning", gettext_lazy("Your stored mail cannot be opened with this password: use a recovery code.")
+            )
         )
     for _receiver, notices in password_verified.send(sender=User, user=user, password=password):
         outcome.notices.extend(notices or [])

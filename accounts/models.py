@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 
@@ -99,25 +100,25 @@ class AuditEvent(models.Model):
     """
 
     class Kind(models.TextChoices):
-        LOGIN = "login", "Logged in"
-        LOGIN_FAILED = "login_failed", "Failed sign-in attempt"
-        LOGIN_REFUSED_LOCKED = "login_refused_locked", "Sign-in refused: account locked"
-        LOCKED_OUT = "locked_out", "Account locked after failed attempts"
-        RECOVERY_LOGIN = "recovery_login", "Logged in with a recovery code"
-        PASSWORD_RESET = "password_reset", "Password reset with a recovery code"
-        TWO_FACTOR_ENABLED = "2fa_enabled", "Two-factor authentication set up"
-        RECOVERY_CODES_REGENERATED = "recovery_codes_new", "New recovery codes made"
-        PASSWORD_CHANGED = "password_changed", "Password changed"
-        STRICT_MODE_ON = "strict_mode_on", "Strict mode turned on"
-        STRICT_MODE_OFF = "strict_mode_off", "Strict mode turned off"
-        DATA_EXPORTED = "data_exported", "Data downloaded"
-        MAIL_ACCOUNT_ADDED = "mail_account_added", "Mail account added"
-        MAIL_ACCOUNT_CHANGED = "mail_account_changed", "Mail account changed"
-        MAIL_ACCOUNT_DELETED = "mail_account_deleted", "Mail account removed"
-        INVITATION_REDEEMED = "invitation_redeemed", "Account created with an invitation"
+        LOGIN = "login", _("Logged in")
+        LOGIN_FAILED = "login_failed", _("Failed sign-in attempt")
+        LOGIN_REFUSED_LOCKED = "login_refused_locked", _("Sign-in refused: account locked")
+        LOCKED_OUT = "locked_out", _("Account locked after failed attempts")
+        RECOVERY_LOGIN = "recovery_login", _("Logged in with a recovery code")
+        PASSWORD_RESET = "password_reset", _("Password reset with a recovery code")
+        TWO_FACTOR_ENABLED = "2fa_enabled", _("Two-factor authentication set up")
+        RECOVERY_CODES_REGENERATED = "recovery_codes_new", _("New recovery codes made")
+        PASSWORD_CHANGED = "password_changed", _("Password changed")
+        STRICT_MODE_ON = "strict_mode_on", _("Strict mode turned on")
+        STRICT_MODE_OFF = "strict_mode_off", _("Strict mode turned off")
+        DATA_EXPORTED = "data_exported", _("Data downloaded")
+        MAIL_ACCOUNT_ADDED = "mail_account_added", _("Mail account added")
+        MAIL_ACCOUNT_CHANGED = "mail_account_changed", _("Mail account changed")
+        MAIL_ACCOUNT_DELETED = "mail_account_deleted", _("Mail account removed")
+        INVITATION_REDEEMED = "invitation_redeemed", _("Account created with an invitation")
         # Kept ready for OAuth sign-in to mail providers (not built yet).
-        OAUTH_GRANTED = "oauth_granted", "Access granted to a mail provider (OAuth)"
-        OAUTH_REVOKED = "oauth_revoked", "Access to a mail provider revoked (OAuth)"
+        OAUTH_GRANTED = "oauth_granted", _("Access granted to a mail provider (OAuth)")
+        OAUTH_REVOKED = "oauth_revoked", _("Access to a mail provider revoked (OAuth)")
 
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="audit_events")
     at = models.DateTimeField(default=timezone.now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import transaction
 from django.dispatch import receiver
+from django.utils.translation import gettext_lazy as _
 
 from accounts.login import Notice
 from accounts.signals import password_verified
@@ -17,12 +18,12 @@ from core import exports, placeholders
 
 from . import conversion, ui
 
-_QUEUED = "Your mail from the previous application is being converted; it appears in a moment."
-_NOT_OPENED = (
+_QUEUED = _("Your mail from the previous application is being converted; it appears in a moment.")
+_NOT_OPENED = _(
     "Your mail from the previous application could not be unlocked with this password, so it stays "
     "waiting (nothing is lost). Ask your administrator; the reason is shown in the admin."
 )
-_NEW_CODES = (
+_NEW_CODES = _(
     "Recovery codes of the previous application do not work here: make new ones in Settings "
     "(Security → Recovery codes)."
 )

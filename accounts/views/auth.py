@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 from django_ratelimit.decorators import ratelimit
 
@@ -73,10 +74,10 @@ def register(request: HttpRequest) -> HttpResponse:
                 else:
                     user = invitations.redeem(form.invitation, make_user, audit_meta(request))
         except invitations.InvitationUsed:
-            form.add_error(None, "This invitation has just been used or has expired. Ask for a new one.")
+            form.add_error(None, _("This invitation has just been used or has expired. Ask for a new one."))
         except IntegrityError:
             # The form checked the name and address, but a registration racing this one took them since.
-            form.add_error(None, "This user name or email address was taken a moment ago. Choose another.")
+            form.add_error(None, _("This user name or email address was taken a moment ago. Choose another."))
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             log.info("user %s registered", user.pk)
@@ -101,7 +102,7 @@ def login_view(request: HttpRequest) -> HttpResponse:
                 getattr(messages, notice.level)(request, notice.text)
             query = urlencode({"next": safe_next(request)})
             return redirect(f"{reverse('accounts:2fa-verify')}?{query}")
-        form.add_error(None, outcome.error)
+        form.add_error(None, str(outcome.error))
         status = 403 if outcome.locked else 200
     context = {"form": form, "next": request.GET.get("next", ""), "registration": invitations.mode()}
     return render(request, "accounts/login.html", context, status=status)
@@ -112,5 +113,5 @@ def logout_view(request: HttpRequest) -> HttpResponse:
     if request.user.is_authenticated and request.user.strict_mode:
         keyring.drop_session_key(request.user)
     logout(request)
-    messages.info(request, "You are logged out.")
+    messages.info(request, _("You are logged out."))
     return redirect("accounts:login")

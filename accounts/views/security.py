@@ -58,7 +58,7 @@ def password_change(request: HttpRequest) -> HttpResponse:
         keyring.change_password(request.user, form.cleaned_data["old_password"], form.cleaned_data["new_password1"])
         update_session_auth_hash(request, request.user)
         audit.record(request.user, audit.Kind.PASSWORD_CHANGED, audit_meta(request))
-        messages.success(request, "Your password was changed. Your mail stays readable.")
+        messages.success(request, _("Your password was changed. Your mail stays readable."))
         return redirect("accounts:settings")
     return render(request, "accounts/password_change.html", {"form": form})
 
@@ -75,11 +75,11 @@ def recover(request: HttpRequest) -> HttpResponse:
             user, form.cleaned_data["code"], form.cleaned_data["new_password1"]
         ):
             audit.record(user, audit.Kind.PASSWORD_RESET, audit_meta(request))
-            messages.success(request, "Your password was reset and the recovery code used up. Log in now.")
+            messages.success(request, _("Your password was reset and the recovery code used up. Log in now."))
             return redirect("accounts:login")
         if user is not None:
             audit.record(user, audit.Kind.LOGIN_FAILED, audit_meta(request), step="password_reset")
-        form.add_error(None, "That username and recovery code do not match an unused code.")
+        form.add_error(None, _("That username and recovery code do not match an unused code."))
     return render(request, "accounts/recover.html", {"form": form})
 
 
@@ -90,7 +90,7 @@ def regenerate_codes(request: HttpRequest) -> HttpResponse:
         dek = keyring.unwrap_with_password(request.user, form.cleaned_data["password"])
         codes = keyring.issue_recovery_codes(request.user, dek)
         audit.record(request.user, audit.Kind.RECOVERY_CODES_REGENERATED, audit_meta(request))
-        messages.success(request, "New recovery codes made; the old ones no longer work.")
+        messages.success(request, _("New recovery codes made; the old ones no longer work."))
         return render_recovery_codes(request, codes, "")
     return render(request, "accounts/regenerate_codes.html", {"form": form})
 
@@ -107,9 +107,9 @@ def strict_mode(request: HttpRequest) -> HttpResponse:
             audit.record(user, kind, audit_meta(request))
             messages.success(
                 request,
-                "Strict mode is on: mail syncs only while you are logged in."
+                _("Strict mode is on: mail syncs only while you are logged in.")
                 if enabled
-                else "Strict mode is off: mail syncs in the background.",
+                else _("Strict mode is off: mail syncs in the background."),
             )
         return redirect("accounts:settings")
     return render(request, "accounts/strict_mode.html", {"form": form})

@@ -11,6 +11,8 @@ from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods
 from django_otp import login as otp_login
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -24,11 +26,11 @@ from .common import audit_meta, safe_next, setting_rate
 
 def _code_error(device, token: str, wrong_message: str) -> str | None:
     """None if the device accepts the token, else what to tell the user (throttled or wrong)."""
-    allowed, _ = device.verify_is_allowed()
+    allowed, _details = device.verify_is_allowed()
     if device.verify_token(token):
         return None
     if not allowed:
-        return "Too many wrong codes in a row: wait a few seconds, then enter the newest code."
+        return _("Too many wrong codes in a row: wait a few seconds, then enter the newest code.")
     return wrong_message
 
 
@@ -38,9 +40,8 @@ def _confirmed_totp(user) -> TOTPDevice | None:
 
 def render_recovery_codes(request: HttpRequest, codes: list[str], next_url: str) -> HttpResponse:
     """Shown once, never stored in plain: the download is a data: URL built into this page."""
-    text = "Mailhelper recovery codes for {}\nEach code works once.\n\n{}\n".format(
-        request.user.get_username(), "\n".join(codes)
-    )
+    heading = _("Mailhelper recovery codes for %(username)s") % {"username": request.user.get_username()}
+    text = "{}\n{}\n\n{}\n".format(heading, _("Each code works once."), "\n".join(codes))
     return render(
         request,
         "accounts/recovery_codes.html",
@@ -54,7 +55,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     user = request.user
     if _confirmed_totp(user) is not None:
         if user.is_verified():
-            messages.info(request, "Two-factor authentication is already set up.")
+            messages.info(request, _("Two-factor authentication is already set up."))
             return redirect("accounts:settings")
         return redirect("accounts:2fa-verify")
     device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
@@ -65,7 +66,7 @@ def setup(request: HttpRequest) -> HttpResponse:
         error = _code_error(
             device,
             form.cleaned_data["token"],
-            "That code is not valid. Check the time on your phone and try the newest code.",
+            _("That code is not valid. Check the time on your phone and try the newest code."),
         )
         if error is None:
             device.confirmed = True
@@ -73,7 +74,7 @@ def setup(request: HttpRequest) -> HttpResponse:
             otp_login(request, device)
             codes = keyring.issue_recovery_codes(user, keyring.dek_for(user.pk))
             audit.record(user, audit.Kind.TWO_FACTOR_ENABLED, audit_meta(request))
-            messages.success(request, "Two-factor authentication is on.")
+            messages.success(request, _("Two-factor authentication is on."))
             return render_recovery_codes(request, codes, safe_next(request))
         form.add_error("token", error)
     secret = base64.b32encode(device.bin_key).decode("ascii")
@@ -97,10 +98,15 @@ def _fail_second_factor(request: HttpRequest, form, field: str, message: str) ->
     if lockout.register_failure(user):
         audit.record(user, audit.Kind.LOCKED_OUT, audit_meta(request), step=step)
         logout(request)
+        minutes = lockout.minutes_left(user)
         messages.error(
             request,
-            "This account is locked after too many failed attempts. "
-            f"Try again in {lockout.minutes_left(user)} minutes.",
+            ngettext(
+                "This account is locked after too many failed attempts. Try again in %(minutes)s minute.",
+                "This account is locked after too many failed attempts. Try again in %(minutes)s minutes.",
+                minutes,
+            )
+            % {"minutes": minutes},
         )
         return redirect("accounts:login")
     audit.record(user, audit.Kind.LOGIN_FAILED, audit_meta(request), step=step)
@@ -119,7 +125,7 @@ def verify(request: HttpRequest) -> HttpResponse:
         return redirect(f"{reverse('accounts:2fa-setup')}?next={quote(safe_next(request))}")
     form = TokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        error = _code_error(device, form.cleaned_data["token"], "That code is not valid.")
+        error = _code_error(device, form.cleaned_data["token"], _("That code is not valid."))
         if error is None:
             otp_login(request, device)
             lockout.clear_failures(user)
@@ -148,11 +154,17 @@ def recovery_login(request: HttpRequest) -> HttpResponse:
             audit.record(user, audit.Kind.RECOVERY_LOGIN, audit_meta(request), codes_left=left)
             messages.warning(
                 request,
-                f"You used a recovery code; {left} left. "
-                "Set up your authenticator again or make new codes in settings.",
+                ngettext(
+                    "You used a recovery code; %(left)s left. "
+                    "Set up your authenticator again or make new codes in settings.",
+                    "You used a recovery code; %(left)s left. "
+                    "Set up your authenticator again or make new codes in settings.",
+                    left,
+                )
+                % {"left": left},
             )
             return redirect(safe_next(request))
-        failed = _fail_second_factor(request, form, "code", "That recovery code is not valid or was already used.")
+        failed = _fail_second_factor(request, form, "code", _("That recovery code is not valid or was already used."))
         if failed is not None:
             return failed
     return render(request, "accounts/2fa_recovery.html", {"form": form, "next": request.GET.get("next", "")})

@@ -51,6 +51,21 @@ CONVERTED = [
     "mail/_address_options.html",
     "mail/_field.html",
     "mail/_provider_report.html",
+    "accounts/settings.html",
+    "accounts/register.html",
+    "accounts/register_invite_only.html",
+    "accounts/register_closed.html",
+    "accounts/2fa_setup.html",
+    "accounts/2fa_recovery.html",
+    "accounts/recovery_codes.html",
+    "accounts/regenerate_codes.html",
+    "accounts/recover.html",
+    "accounts/strict_mode.html",
+    "accounts/password_change.html",
+    "accounts/delete_account.html",
+    "accounts/rate_limited.html",
+    "accounts/admin_invitation_created.html",
+    "accounts/_form.html",
 ]
 
 
