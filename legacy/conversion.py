@@ -251,6 +251,13 @@ _ACCOUNT_FIELDS = {
 }
 
 
+#: An OAuth account's tokens (its server and user name come from the IMAP columns, as for a password account).
+_OAUTH_ACCOUNT_FIELDS = {
+    "encrypted_oauth_token": ("oauth_access_token", None),
+    "encrypted_oauth_refresh_token": ("oauth_refresh_token", None),
+}
+
+
 #: A POP3 account's server and credentials fill the same incoming-server fields (mail.models.MailAccount).
 _POP3_ACCOUNT_FIELDS = {
     "encrypted_pop3_server": ("imap_host", 255),
@@ -266,6 +273,8 @@ def _apply_account(account: MailAccount, plain: dict[str, str], _extra: dict | N
     """Server settings and credentials; a POP3 account's IMAP columns are not used (its POP3 ones are)."""
     owner_id = account.owner_id
     fields = _POP3_ACCOUNT_FIELDS if account.is_pop3 else _ACCOUNT_FIELDS
+    if account.uses_oauth:
+        fields = {**fields, **_OAUTH_ACCOUNT_FIELDS}
     for column, (name, limit) in fields.items():
         if column in plain:
             setattr(account, name, plain[column].strip()[:limit] if limit else plain[column])
@@ -298,10 +307,19 @@ def _unlock_account(account: MailAccount) -> None:
         account.email_address = account.imap_username if "@" in account.imap_username else owner_email
     account.enabled = enabled is not False and bool(account.imap_host)
     account.status, account.status_message = MailAccount.Status.NEW, ""
+    if account.uses_oauth and not account.oauth_refresh_token and _expired(account):
+        # Nothing to refresh the lapsed token with: the first sync could only fail. A still-valid
+        # refresh token needs nothing: the worker refreshes before its first login (mail/oauth.py).
+        account.status = MailAccount.Status.NEEDS_ATTENTION
+        account.status_message = "The imported sign-in has expired: sign in again."
     account.save()  # the post_save signal enables the account's beat row
     if entry and account.enabled == (enabled is not False):  # the legacy flag is in force now: no longer needed
         note.pop("legacy_enabled", None)
         LegacyImportMap.objects.filter(pk=entry.pk).update(note=note)
+
+
+def _expired(account: MailAccount) -> bool:
+    return account.oauth_expires_at is None or account.oauth_expires_at <= timezone.now()
 
 
 def _apply_attachment(attachment: Attachment, plain: dict[str, str], _extra: dict | None = None) -> None:

@@ -11,16 +11,26 @@ class MailAccountAdmin(admin.ModelAdmin):
         "name",
         "owner",
         "protocol",
+        "auth_method",
         "imap_host",
         "enabled",
         "status",
         "sync_interval_minutes",
         "last_sync_at",
     )
-    list_filter = ("protocol", "status", "enabled", "imap_security")
+    list_filter = ("protocol", "auth_method", "status", "enabled", "imap_security")
     search_fields = ("name", "owner__username", "imap_host")
     raw_id_fields = ("owner", "periodic_task")
-    readonly_fields = ("status", "status_message", "last_sync_at", "periodic_task", "created_at")
+    readonly_fields = (
+        "status",
+        "status_message",
+        "last_sync_at",
+        "periodic_task",
+        "created_at",
+        "auth_method",
+        "oauth_provider",
+        "oauth_expires_at",
+    )
 
 
 @admin.register(Folder)

@@ -72,6 +72,32 @@ def is_pop3(row: dict) -> bool:
     return bool(row.get("encrypted_pop3_server")) and not row.get("encrypted_imap_server")
 
 
+#: What a legacy OAuth account has of its own (auth_type "oauth"): the provider, the tokens, the expiry.
+OAUTH_COLUMNS = frozenset(
+    {"auth_type", "oauth_provider", "encrypted_oauth_token", "encrypted_oauth_refresh_token", "oauth_expires_at"}
+)
+#: The legacy's provider names -> MAILHELPER_OAUTH_PROVIDERS keys; others are kept as they are (not offered).
+_OAUTH_PROVIDERS = {
+    "google": "google",
+    "gmail": "google",
+    "microsoft": "microsoft",
+    "outlook": "microsoft",
+    "office365": "microsoft",
+    "office 365": "microsoft",
+    "azure": "microsoft",
+}
+
+
+def is_oauth(row: dict) -> bool:
+    """A legacy OAuth (IMAP) account: auth_type says so."""
+    return (row.get("auth_type") or "").strip().lower() in ("oauth", "oauth2", "xoauth2") and not is_pop3(row)
+
+
+def oauth_provider(value: str | None) -> str:
+    name = (value or "").strip().lower()
+    return _OAUTH_PROVIDERS.get(name, name[:20])
+
+
 def pop3_security(port: int) -> str:
     """The legacy kept no POP3 security setting: POP3S on 995, else STLS (refused clearly if not offered)."""
     return "ssl" if port == POP3_PORT else "starttls"
@@ -124,34 +150,46 @@ class MailAccounts(Mapper):
     A POP3 account's server, port, user name and password (the legacy's pop3_* columns) go into the
     same incoming-server fields an IMAP account uses, with protocol "pop3"; the IMAP port and
     encryption it may also carry are kept in the map entry's note (they mean nothing for it).
+    An OAuth account (auth_type "oauth") becomes an OAuth2 account: its provider and token expiry at
+    once, its sealed tokens at the owner's first login (legacy/conversion.py).
     """
 
     table, label = "mail_accounts", "mail.mailaccount"
     fks = {"user_id": ("users", True)}
-    mapped = POP3_COLUMNS | frozenset(
-        {
-            "user_id",
-            "name",
-            "imap_port",
-            "smtp_port",
-            "imap_encryption",
-            "smtp_encryption",
-            "enabled",
-            "last_fetch_at",
-            "created_at",
-            "encrypted_imap_server",
-            "encrypted_imap_username",
-            "encrypted_imap_password",
-            "encrypted_smtp_server",
-            "encrypted_smtp_username",
-            "encrypted_smtp_password",
-            "encrypted_signature_text",  # -> the account's signature at conversion (if signature_enabled)
-            *FIRST_SYNC_COLUMNS,
-        }
+    mapped = (
+        POP3_COLUMNS
+        | OAUTH_COLUMNS
+        | frozenset(
+            {
+                "user_id",
+                "name",
+                "imap_port",
+                "smtp_port",
+                "imap_encryption",
+                "smtp_encryption",
+                "enabled",
+                "last_fetch_at",
+                "created_at",
+                "encrypted_imap_server",
+                "encrypted_imap_username",
+                "encrypted_imap_password",
+                "encrypted_smtp_server",
+                "encrypted_smtp_username",
+                "encrypted_smtp_password",
+                "encrypted_signature_text",  # -> the account's signature at conversion (if signature_enabled)
+                *FIRST_SYNC_COLUMNS,
+            }
+        )
     )
 
     def consumed(self, row: dict) -> frozenset[str]:
-        return self.mapped if is_pop3(row) else self.mapped - POP3_COLUMNS
+        """An account's own columns: a POP3 one's pop3_*, an OAuth one's oauth_*; others stay in its record."""
+        pop3_only, oauth_only = POP3_COLUMNS - {"auth_type"}, OAUTH_COLUMNS - {"auth_type"}
+        if is_pop3(row):
+            return self.mapped - oauth_only
+        if is_oauth(row):
+            return self.mapped - pop3_only
+        return self.mapped - POP3_COLUMNS - oauth_only
 
     def create(self, rows: list[dict], ctx: Context) -> list[Result]:
         results, created = [], []
@@ -176,6 +214,15 @@ class MailAccounts(Mapper):
                 keep_original(note, "imap_encryption", row.get("imap_encryption"))
                 protocol, imap_port = MailAccount.Protocol.POP3, row.get("pop3_port") or POP3_PORT
                 imap_security = pop3_security(imap_port)
+            oauth = {}
+            if is_oauth(row):  # the tokens are sealed values, converted at the first login (legacy/conversion.py)
+                for column in ("auth_type", "oauth_provider", "oauth_expires_at"):
+                    keep_original(note, column, row.get(column))
+                oauth = {
+                    "auth_method": MailAccount.AuthMethod.OAUTH2,
+                    "oauth_provider": oauth_provider(row.get("oauth_provider")),
+                    "oauth_expires_at": row.get("oauth_expires_at"),
+                }
             account = MailAccount(
                 owner_id=owner,
                 name=name,
@@ -193,6 +240,7 @@ class MailAccounts(Mapper):
                 status_message=WAITING_MESSAGE,
                 last_sync_at=row.get("last_fetch_at"),
                 **first_sync_fields(row),
+                **oauth,
             )
             unset = [column for column in FIRST_SYNC_COLUMNS if row.get(column) is None]
             if unset:

@@ -75,3 +75,27 @@ def test_check_deploy_short_secret_and_malformed_sync_key():
     assert re.match(r"secret_key\s+FAIL\s+SECRET_KEY is too short", _line(output, "secret_key"))
     assert re.match(r"sync_key\s+FAIL\s+MAILHELPER_SYNC_KEY is not a valid sync key", _line(output, "sync_key"))
     assert "bm90LWEta2V5" not in output
+
+
+def test_check_deploy_names_the_oauth_redirect_uri_to_register(settings):
+    settings.MAILHELPER_OAUTH_PROVIDERS = {"google": {"client_id": "", "client_secret": ""}}
+    code, output = _check_deploy("--skip-celery")
+    assert code == 0 and "no OAuth2 sign-in provider configured" in _line(output, "oauth")
+
+    settings.MAILHELPER_BASE_URL = "https://mail.example.org"
+    settings.MAILHELPER_OAUTH_PROVIDERS = {
+        "google": {"client_id": "g-id", "client_secret": "g-secret-value"},
+        "microsoft": {"client_id": "m-id", "client_secret": "m-secret-value", "tenant": "common"},
+    }
+    code, output = _check_deploy("--skip-celery")
+    line = _line(output, "oauth")
+    assert code == 0 and "OK" in line and "Google, Microsoft" in line
+    assert "https://mail.example.org/mail/oauth/callback/" in line and "secret-value" not in output
+
+    settings.MAILHELPER_BASE_URL = "http://mail.example.org"
+    code, output = _check_deploy("--skip-celery")
+    assert code == 1 and "is not https" in _line(output, "oauth")
+
+    settings.MAILHELPER_OAUTH_PROVIDERS = {"generic": {"client_id": "x", "client_secret": "y", "token_url": ""}}
+    code, output = _check_deploy("--skip-celery")
+    assert code == 1 and "generic have a client id but no authorize or token URL" in _line(output, "oauth")

@@ -10,6 +10,7 @@ line and never contains a secret: the sync key and SECRET_KEY are judged, not pr
 from __future__ import annotations
 
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -17,6 +18,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from accounts.keyring import SyncKeyError, check_sync_key_at_startup, load_sync_key
+from mail import oauth
 from mailhelper import health, operations
 
 DEV_SECRET_KEY = "insecure-development-key-set-SECRET_KEY-in-production"
@@ -74,6 +76,25 @@ def check_migrations() -> tuple[bool, str]:
     return True, "all migrations applied"
 
 
+def check_oauth() -> tuple[bool, str]:
+    """Which sign-in providers are offered, and the redirect URI the operator registers with each."""
+    half = [
+        key
+        for key, conf in settings.MAILHELPER_OAUTH_PROVIDERS.items()
+        if conf.get("client_id") and key not in {p.key for p in oauth.providers()}
+    ]
+    if half:
+        return False, f"OAuth2 provider(s) {', '.join(half)} have a client id but no authorize or token URL"
+    offered = oauth.providers()
+    if not offered:
+        return True, "no OAuth2 sign-in provider configured (optional)"
+    uri = oauth.redirect_uri()
+    host = urlsplit(uri).hostname or ""
+    if not uri.startswith("https://") and host not in ("localhost", "127.0.0.1"):
+        return False, f"redirect URI {uri} is not https (set MAILHELPER_BASE_URL): providers refuse it"
+    return True, f"sign-in with {', '.join(p.name for p in offered)}; register the redirect URI {uri}"
+
+
 def _service(name: str) -> Check:
     def check() -> tuple[bool, str]:
         try:
@@ -99,6 +120,7 @@ def checks(skip_celery: bool) -> dict[str, Check]:
             continue
         result[name] = _service(name)
     result["migrations"] = check_migrations
+    result["oauth"] = check_oauth
     return result
 
 
