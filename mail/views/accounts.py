@@ -10,6 +10,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import audit
 from accounts.views.common import audit_meta
+from core.security_headers import allow_form_targets
 
 from .. import backfill, imap, oauth, queries, sync, tasks
 from ..forms import FolderSelectionForm, MailAccountForm
@@ -26,7 +27,8 @@ def account_list(request: HttpRequest) -> HttpResponse:
     for run in queries.sync_runs_of(request.user).order_by("account_id", "-queued_at").distinct("account_id"):
         latest[run.account_id] = run
     rows = [(account, latest.get(account.pk)) for account in accounts]
-    return render(request, "mail/account_list.html", {"rows": rows})
+    response = render(request, "mail/account_list.html", {"rows": rows})
+    return allow_form_targets(response, [p.authorize_url for p in oauth.providers()])  # "Sign in again"
 
 
 @require_http_methods(["GET", "POST"])
@@ -40,8 +42,9 @@ def account_add(request: HttpRequest) -> HttpResponse:
             return redirect("mail:accounts")
         messages.success(request, f"Account “{account.name}” added. Choose the folders to sync.")
         return redirect("mail:account-folders", account_id=account.pk)
-    context = {"form": form, "adding": True, "oauth_providers": oauth.providers()}
-    return render(request, "mail/account_form.html", context)
+    providers = oauth.providers()
+    context = {"form": form, "adding": True, "oauth_providers": providers}
+    return allow_form_targets(render(request, "mail/account_form.html", context), [p.authorize_url for p in providers])
 
 
 @require_http_methods(["GET", "POST"])

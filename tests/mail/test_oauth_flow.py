@@ -53,7 +53,12 @@ def callback(client, url: str):
 
 
 def test_the_add_page_offers_only_configured_providers(alice_client, settings, provider):
-    assert "Sign in with Example Mail" in alice_client.get(reverse("mail:account-add")).content.decode()
+    page = alice_client.get(reverse("mail:account-add"))
+    assert "Sign in with Example Mail" in page.content.decode()
+    # The browser enforces form-action on the redirect to the provider: this page (only) names its origin.
+    origin = provider.url("")
+    assert f"form-action 'self' {origin};" in page["Content-Security-Policy"]
+    assert origin not in alice_client.get(reverse("mail:drafts"))["Content-Security-Policy"]
     settings.MAILHELPER_OAUTH_PROVIDERS = {"google": {"client_id": "", "client_secret": ""}}
     html = alice_client.get(reverse("mail:account-add")).content.decode()
     assert "Sign in with" not in html and "Add a mail account" in html
