@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils.translation import gettext
 
 from tags.models import Tag
 
@@ -59,11 +60,11 @@ def add_from_template(owner_id: int, key: str, tag_id: int | str | None = None) 
     """
     info = templates.TEMPLATES.get(key)
     if info is None:
-        return TemplateOutcome(None, "Unknown template.")
+        return TemplateOutcome(None, gettext("Unknown template."))
     if info.needs_tag:
         tag = Tag.objects.filter(owner_id=owner_id, pk=_int_or_zero(tag_id)).first()
         if tag is None:
-            return TemplateOutcome(None, "Choose a tag for this template (create one on the Tags page first).")
+            return TemplateOutcome(None, gettext("Choose a tag for this template (create one on the Tags page first)."))
         name, doc = info.build(tag.pk)
     else:
         name, doc = info.build()

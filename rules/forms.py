@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from django.http import QueryDict
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from analysis.models import CATEGORY_CHOICES
 from mail.models import Folder, MailAccount
@@ -49,13 +51,13 @@ def value_choices(owner) -> list[tuple[str, list[tuple[str, str]]]]:
     # A POP3 account's inbox is no destination: nothing can be moved there or away (imap_only_reason).
     movable = [f for f in folders if not f.account.is_pop3]
     return [
-        ("Yes / no", [("true", "yes"), ("false", "no")]),
-        ("Level", [("1", "1 (low)"), ("2", "2 (medium)"), ("3", "3 (high)")]),
-        ("Category", list(CATEGORY_CHOICES)),
-        ("Tag", [(str(t.pk), t.name) for t in Tag.objects.filter(owner=owner)]),
-        ("Folder (to move to)", [(str(f.pk), f"{f.account.name} / {f.display_name}") for f in movable]),
-        ("Folder name (to test)", sorted({(f.name, f.display_name) for f in folders})),
-        ("Account", [(str(a.pk), a.name) for a in MailAccount.objects.filter(owner=owner)]),
+        (_("Yes / no"), [("true", _("yes")), ("false", _("no"))]),
+        (_("Level"), [("1", _("1 (low)")), ("2", _("2 (medium)")), ("3", _("3 (high)"))]),
+        (_("Category"), list(CATEGORY_CHOICES)),
+        (_("Tag"), [(str(t.pk), t.name) for t in Tag.objects.filter(owner=owner)]),
+        (_("Folder (to move to)"), [(str(f.pk), f"{f.account.name} / {f.display_name}") for f in movable]),
+        (_("Folder name (to test)"), sorted({(f.name, f.display_name) for f in folders})),
+        (_("Account"), [(str(a.pk), a.name) for a in MailAccount.objects.filter(owner=owner)]),
     ]
 
 
@@ -67,7 +69,7 @@ def read_editor(data: QueryDict) -> RuleEditor:
         match=data.get("match", "all"),
     )
     if not editor.name:
-        editor.errors.append("Give the rule a name.")
+        editor.errors.append(gettext("Give the rule a name."))
     for i in range(int(data.get("condition_rows", 0) or 0)):
         name = data.get(f"c-{i}-field", "")
         if not name:
@@ -78,13 +80,22 @@ def read_editor(data: QueryDict) -> RuleEditor:
         try:
             condition["value"] = spec.parse_condition_value(name, op, raw)
         except KeyError:
-            allowed = ", ".join(label for _, label in spec.OP_CHOICES.get(name, []))
-            editor.errors.append(
-                f"Condition {len(editor.conditions) + 1}: this field does not support “{OP_LABELS.get(op, op)}”"
-                + (f" (use: {allowed})" if allowed else "")
-            )
+            allowed = ", ".join(str(label) for _op, label in spec.OP_CHOICES.get(name, []))
+            number, test = len(editor.conditions) + 1, OP_LABELS.get(op, op)
+            if allowed:
+                editor.errors.append(
+                    gettext("Condition %(number)s: this field does not support “%(test)s” (use: %(allowed)s)")
+                    % {"number": number, "test": test, "allowed": allowed}
+                )
+            else:
+                editor.errors.append(
+                    gettext("Condition %(number)s: this field does not support “%(test)s”")
+                    % {"number": number, "test": test}
+                )
         except ValueError as exc:
-            editor.errors.append(f"Condition {len(editor.conditions) + 1}: {exc}")
+            editor.errors.append(
+                gettext("Condition %(number)s: %(problem)s") % {"number": len(editor.conditions) + 1, "problem": exc}
+            )
         editor.conditions.append(condition)
     for i in range(int(data.get("action_rows", 0) or 0)):
         kind = data.get(f"a-{i}-type", "")
@@ -95,9 +106,11 @@ def read_editor(data: QueryDict) -> RuleEditor:
         try:
             action["value"] = spec.parse_action_value(kind, raw)
         except KeyError:
-            editor.errors.append(f"Action {len(editor.actions) + 1}: unknown action")
+            editor.errors.append(gettext("Action %(number)s: unknown action") % {"number": len(editor.actions) + 1})
         except ValueError as exc:
-            editor.errors.append(f"Action {len(editor.actions) + 1}: {exc}")
+            editor.errors.append(
+                gettext("Action %(number)s: %(problem)s") % {"number": len(editor.actions) + 1, "problem": exc}
+            )
         editor.actions.append(action)
     if not editor.errors:
         editor.errors.extend(spec.validate_rule(editor.document()))

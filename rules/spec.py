@@ -11,7 +11,8 @@ A rule's conditions and actions are stored as one JSON document (``Rule.definiti
 Everything about fields, operators and actions lives in the tables below (:data:`FIELDS`,
 :data:`ACTIONS`); the JSON Schema (:data:`RULE_SCHEMA`), the form choices and the descriptions are
 all derived from them, so adding a field is one table entry plus one evaluator in ``engine.py``.
-Pure Python: no Django, no database, so it can be used by forms, views, tasks and tests alike.
+No database, so it can be used by forms, views, tasks and tests alike; of Django only its translation
+functions: labels are lazy, messages are made in the language active when they are asked for.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from rules import safe_regex
 
@@ -42,15 +45,15 @@ MAX_CONDITIONS = 50
 MAX_ACTIONS = 20
 
 CATEGORY_CHOICES: list[tuple[str, str]] = [
-    ("action_required", "Action required"),
-    ("reply_expected", "Reply expected"),
-    ("information", "Information"),
-    ("newsletter", "Newsletter"),
-    ("notification", "Notification"),
-    ("spam", "Spam"),
+    ("action_required", _("Action required")),
+    ("reply_expected", _("Reply expected")),
+    ("information", _("Information")),
+    ("newsletter", _("Newsletter")),
+    ("notification", _("Notification")),
+    ("spam", _("Spam")),
 ]
-LEVEL_CHOICES: list[tuple[int, str]] = [(1, "low"), (2, "medium"), (3, "high")]
-MATCH_CHOICES: list[tuple[str, str]] = [("all", "All conditions match"), ("any", "Any condition matches")]
+LEVEL_CHOICES: list[tuple[int, str]] = [(1, _("low")), (2, _("medium")), (3, _("high"))]
+MATCH_CHOICES: list[tuple[str, str]] = [("all", _("All conditions match")), ("any", _("Any condition matches"))]
 
 
 @dataclass(frozen=True)
@@ -82,19 +85,24 @@ class ValueSpec:
         """What the value must be, in words, for error messages ("a whole number from 1 to 3")."""
         if self.kind == TEXT:
             if self.is_regex:
-                return "a regular expression"
-            return "a folder name" if self.source == SOURCE_FOLDER_NAME else "some text"
+                return gettext("a regular expression")
+            return gettext("a folder name") if self.source == SOURCE_FOLDER_NAME else gettext("some text")
         if self.kind == INT:
-            if self.source in (SOURCE_TAG, SOURCE_FOLDER):
-                return f"a {self.source} id"
+            if self.source == SOURCE_TAG:
+                return gettext("a tag id")
+            if self.source == SOURCE_FOLDER:
+                return gettext("a folder id")
             if self.maximum is not None:
-                return f"a whole number from {self.minimum} to {self.maximum}"
-            return f"a whole number of at least {self.minimum}"
+                return gettext("a whole number from %(minimum)s to %(maximum)s") % {
+                    "minimum": self.minimum,
+                    "maximum": self.maximum,
+                }
+            return gettext("a whole number of at least %(minimum)s") % {"minimum": self.minimum}
         if self.kind == BOOL:
-            return "true or false"
+            return gettext("true or false")
         if self.kind == CHOICE:
-            return "one of " + ", ".join(str(value) for value, _ in self.choices)
-        return "no value"
+            return gettext("one of %(values)s") % {"values": ", ".join(str(value) for value, _label in self.choices)}
+        return gettext("no value")
 
 
 @dataclass(frozen=True)
@@ -130,86 +138,89 @@ _NONE = ValueSpec(NONE)
 
 def _is() -> dict[str, OpSpec]:
     """The single operator of a yes/no field (its phrases are in BOOL_PHRASES)."""
-    return {"is": OpSpec("is", _BOOL, "")}
+    return {"is": OpSpec(_("is"), _BOOL, "")}
 
 
 FIELDS: dict[str, FieldSpec] = {
     "from": FieldSpec(
-        "From address",
+        _("From address"),
         {
-            "equals": OpSpec("is", _TEXT, "from is {value}"),
-            "contains": OpSpec("contains", _TEXT, "from contains {value}"),
-            "domain": OpSpec("domain is", _TEXT, "from domain {value}"),
+            "equals": OpSpec(_("is"), _TEXT, _("from is {value}")),
+            "contains": OpSpec(_("contains"), _TEXT, _("from contains {value}")),
+            "domain": OpSpec(_("domain is"), _TEXT, _("from domain {value}")),
         },
     ),
-    "to_cc": FieldSpec("To or Cc", {"contains": OpSpec("contains", _TEXT, "to/cc contains {value}")}),
+    "to_cc": FieldSpec(_("To or Cc"), {"contains": OpSpec(_("contains"), _TEXT, _("to/cc contains {value}"))}),
     "subject": FieldSpec(
-        "Subject",
+        _("Subject"),
         {
-            "contains": OpSpec("contains", _TEXT, "subject contains {value}"),
-            "matches": OpSpec("matches regular expression", _REGEX, "subject matches {value}"),
+            "contains": OpSpec(_("contains"), _TEXT, _("subject contains {value}")),
+            "matches": OpSpec(_("matches regular expression"), _REGEX, _("subject matches {value}")),
         },
     ),
     "body": FieldSpec(
-        "Body",
+        _("Body"),
         {
-            "contains": OpSpec("contains", _TEXT, "body contains {value}"),
-            "matches": OpSpec("matches regular expression", _REGEX, "body matches {value}"),
+            "contains": OpSpec(_("contains"), _TEXT, _("body contains {value}")),
+            "matches": OpSpec(_("matches regular expression"), _REGEX, _("body matches {value}")),
         },
     ),
-    "has_attachment": FieldSpec("Has an attachment", _is()),
+    "has_attachment": FieldSpec(_("Has an attachment"), _is()),
     "attachment_type": FieldSpec(
-        "Attachment type", {"contains": OpSpec("contains", _TEXT, "attachment type contains {value}")}
+        _("Attachment type"), {"contains": OpSpec(_("contains"), _TEXT, _("attachment type contains {value}"))}
     ),
     "folder": FieldSpec(
-        "Folder", {"equals": OpSpec("is", ValueSpec(TEXT, source=SOURCE_FOLDER_NAME), "in folder {value}")}
+        _("Folder"), {"equals": OpSpec(_("is"), ValueSpec(TEXT, source=SOURCE_FOLDER_NAME), _("in folder {value}"))}
     ),
     "account": FieldSpec(
-        "Account", {"equals": OpSpec("is", ValueSpec(TEXT, source=SOURCE_ACCOUNT), "account is {value}")}
+        _("Account"), {"equals": OpSpec(_("is"), ValueSpec(TEXT, source=SOURCE_ACCOUNT), _("account is {value}"))}
     ),
-    "is_list": FieldSpec("Mailing list / newsletter", _is()),
+    "is_list": FieldSpec(_("Mailing list / newsletter"), _is()),
     "size": FieldSpec(
-        "Size (bytes)",
+        _("Size (bytes)"),
         {
-            "above": OpSpec("above", ValueSpec(INT, minimum=0), "size above {value}"),
-            "below": OpSpec("below", ValueSpec(INT, minimum=1), "size below {value}"),
+            "above": OpSpec(_("above"), ValueSpec(INT, minimum=0), _("size above {value}")),
+            "below": OpSpec(_("below"), ValueSpec(INT, minimum=1), _("size below {value}")),
         },
     ),
     "age_days": FieldSpec(
-        "Age (days)", {"above": OpSpec("above", ValueSpec(INT, minimum=0, maximum=36500), "older than {value} days")}
+        _("Age (days)"),
+        {"above": OpSpec(_("above"), ValueSpec(INT, minimum=0, maximum=36500), _("older than {value} days"))},
     ),
-    "category": FieldSpec("Category", {"equals": OpSpec("is", _CATEGORY, "category is {value}")}),
-    "urgency": FieldSpec("Urgency", {"at_least": OpSpec("at least", _LEVEL, "urgency at least {value}")}),
-    "importance": FieldSpec("Importance", {"at_least": OpSpec("at least", _LEVEL, "importance at least {value}")}),
-    "is_spam": FieldSpec("Spam", _is()),
-    "has_tag": FieldSpec("Tag", {"equals": OpSpec("is", _TAG, "has tag {value}")}),
-    "sender_trusted": FieldSpec("Sender is trusted / VIP", _is()),
+    "category": FieldSpec(_("Category"), {"equals": OpSpec(_("is"), _CATEGORY, _("category is {value}"))}),
+    "urgency": FieldSpec(_("Urgency"), {"at_least": OpSpec(_("at least"), _LEVEL, _("urgency at least {value}"))}),
+    "importance": FieldSpec(
+        _("Importance"), {"at_least": OpSpec(_("at least"), _LEVEL, _("importance at least {value}"))}
+    ),
+    "is_spam": FieldSpec(_("Spam"), _is()),
+    "has_tag": FieldSpec(_("Tag"), {"equals": OpSpec(_("is"), _TAG, _("has tag {value}"))}),
+    "sender_trusted": FieldSpec(_("Sender is trusted / VIP"), _is()),
 }
 
 # How a bool condition reads when it holds / does not hold (negation is folded in, "NOT has no attachment"
 # would be hard to read).
 BOOL_PHRASES: dict[str, tuple[str, str]] = {
-    "has_attachment": ("has an attachment", "has no attachment"),
-    "is_list": ("is a mailing list / newsletter", "is not a mailing list / newsletter"),
-    "is_spam": ("is spam", "is not spam"),
-    "sender_trusted": ("sender is trusted / VIP", "sender is not trusted / VIP"),
+    "has_attachment": (_("has an attachment"), _("has no attachment")),
+    "is_list": (_("is a mailing list / newsletter"), _("is not a mailing list / newsletter")),
+    "is_spam": (_("is spam"), _("is not spam")),
+    "sender_trusted": (_("sender is trusted / VIP"), _("sender is not trusted / VIP")),
 }
 
 ACTIONS: dict[str, ActionSpec] = {
-    "add_tag": ActionSpec("Add tag", _TAG, repeatable=True),
-    "remove_tag": ActionSpec("Remove tag", _TAG, repeatable=True),
-    "mark_read": ActionSpec("Mark as read", _NONE),
-    "mark_unread": ActionSpec("Mark as unread", _NONE),
-    "flag": ActionSpec("Flag", _NONE),
-    "unflag": ActionSpec("Remove flag", _NONE),
-    "move": ActionSpec("Move to folder", ValueSpec(INT, minimum=1, source=SOURCE_FOLDER)),
-    "trash": ActionSpec("Move to Trash", _NONE),
-    "archive": ActionSpec("Archive", _NONE),
-    "set_category": ActionSpec("Set category", _CATEGORY),
-    "set_urgency": ActionSpec("Set urgency", _LEVEL),
-    "set_importance": ActionSpec("Set importance", _LEVEL),
-    "mark_done": ActionSpec("Mark as done", _NONE),
-    "stop": ActionSpec("Stop processing further rules", _NONE),
+    "add_tag": ActionSpec(_("Add tag"), _TAG, repeatable=True),
+    "remove_tag": ActionSpec(_("Remove tag"), _TAG, repeatable=True),
+    "mark_read": ActionSpec(_("Mark as read"), _NONE),
+    "mark_unread": ActionSpec(_("Mark as unread"), _NONE),
+    "flag": ActionSpec(_("Flag"), _NONE),
+    "unflag": ActionSpec(_("Remove flag"), _NONE),
+    "move": ActionSpec(_("Move to folder"), ValueSpec(INT, minimum=1, source=SOURCE_FOLDER)),
+    "trash": ActionSpec(_("Move to Trash"), _NONE),
+    "archive": ActionSpec(_("Archive"), _NONE),
+    "set_category": ActionSpec(_("Set category"), _CATEGORY),
+    "set_urgency": ActionSpec(_("Set urgency"), _LEVEL),
+    "set_importance": ActionSpec(_("Set importance"), _LEVEL),
+    "mark_done": ActionSpec(_("Mark as done"), _NONE),
+    "stop": ActionSpec(_("Stop processing further rules"), _NONE),
 }
 
 # Actions that contradict each other: at most one of each group in a rule.
@@ -246,7 +257,7 @@ def form_metadata() -> dict[str, Any]:
     def value(spec: ValueSpec) -> dict[str, Any]:
         return {
             "kind": spec.kind,
-            "choices": [list(choice) for choice in spec.choices],
+            "choices": [[value, str(label)] for value, label in spec.choices],
             "min": spec.minimum,
             "max": spec.maximum,
             "source": spec.source,
@@ -254,15 +265,15 @@ def form_metadata() -> dict[str, Any]:
         }
 
     return {
-        "match": [list(choice) for choice in MATCH_CHOICES],
+        "match": [[value, str(label)] for value, label in MATCH_CHOICES],
         "fields": {
             name: {
-                "label": spec.label,
-                "ops": {op: {"label": o.label, "value": value(o.value)} for op, o in spec.ops.items()},
+                "label": str(spec.label),
+                "ops": {op: {"label": str(o.label), "value": value(o.value)} for op, o in spec.ops.items()},
             }
             for name, spec in FIELDS.items()
         },
-        "actions": {name: {"label": spec.label, "value": value(spec.value)} for name, spec in ACTIONS.items()},
+        "actions": {name: {"label": str(spec.label), "value": value(spec.value)} for name, spec in ACTIONS.items()},
     }
 
 
@@ -384,8 +395,12 @@ def _path_order(path: list) -> tuple[int, int]:
 def _where(path: list) -> tuple[str, Any]:
     """("condition 2", <key inside it>) for an error path, 1-based like the form shows them."""
     if len(path) >= 2 and path[0] in ("conditions", "actions") and isinstance(path[1], int):
-        return f"{path[0][:-1]} {path[1] + 1}", (path[2] if len(path) > 2 else None)
-    return "rule", (path[0] if path else None)
+        where = gettext("condition %(number)s") if path[0] == "conditions" else gettext("action %(number)s")
+        return where % {"number": path[1] + 1}, (path[2] if len(path) > 2 else None)
+    return RULE, (path[0] if path else None)
+
+
+RULE = "rule"  # an error about the whole rule, not one of its conditions or actions
 
 
 def _item(doc: Any, path: list) -> Mapping[str, Any]:
@@ -399,71 +414,97 @@ def _item(doc: Any, path: list) -> Mapping[str, Any]:
 def _reword(error: jsonschema.ValidationError, doc: Any) -> str:
     path = list(error.absolute_path)
     where, key = _where(path)
-    item = (doc if isinstance(doc, Mapping) else {}) if where == "rule" else _item(doc, path)
+    item = (doc if isinstance(doc, Mapping) else {}) if where == RULE else _item(doc, path)
+    label = gettext("rule") if where == RULE else where
     if error.validator == "required":
-        return f"{where}: {_missing_message(item, path, error)}"
+        return _at(label, _missing_message(item, path, error))
     if error.validator == "additionalProperties":
         extra = sorted(set(item) - set(error.schema.get("properties", {})), key=str)
-        return f"{where}: unexpected key {', '.join(repr(e) for e in extra)}"
-    if where == "rule":
-        return f"rule: {_rule_message(error, key)}"
+        return _at(label, gettext("unexpected key %(keys)s") % {"keys": ", ".join(repr(e) for e in extra)})
+    if where == RULE:
+        return _at(label, _rule_message(error, key))
     if error.validator == "type" and key is None:
-        return f"{where}: must be an object"
+        return _at(label, gettext("must be an object"))
     if path[0] == "conditions":
-        return f"{where}: {_condition_message(item, key, error)}"
-    return f"{where}: {_action_message(item, key, error)}"
+        return _at(label, _condition_message(item, key, error))
+    return _at(label, _action_message(item, key, error))
+
+
+def _at(where: str, message: str) -> str:
+    """'condition 2: needs …': where the problem is, then what it is."""
+    return gettext("%(where)s: %(message)s") % {"where": where, "message": message}
+
+
+def _needs(what: str, spec: ValueSpec) -> str:
+    """What the value of `what` (an action, or a field and its operator) must be, as an error message."""
+    return gettext("'%(what)s' needs %(requirement)s") % {"what": what, "requirement": spec.requirement()}
 
 
 def _missing_message(item: Mapping[str, Any], path: list, error: jsonschema.ValidationError) -> str:
     missing = [name for name in error.validator_value if name not in item]
     if missing == ["value"] and path and path[0] == "actions" and item.get("type") in ACTIONS:
-        return f"'{item['type']}' needs {action_value_spec(item['type']).requirement()}"
+        return _needs(item["type"], action_value_spec(item["type"]))
     if (
         missing == ["value"]
         and path
         and path[0] == "conditions"
         and item.get("op") in FIELDS.get(item.get("field"), _NO_OPS).ops
     ):
-        return f"'{item['field']} {item['op']}' needs {condition_value_spec(item['field'], item['op']).requirement()}"
-    names = " and ".join(repr(name) for name in missing) or "a key"
-    return f"{names} {'is' if len(missing) < 2 else 'are'} missing"
+        return _needs(f"{item['field']} {item['op']}", condition_value_spec(item["field"], item["op"]))
+    if not missing:
+        return gettext("a key is missing")
+    if len(missing) == 1:
+        return gettext("%(name)s is missing") % {"name": repr(missing[0])}
+    return gettext("%(names)s are missing") % {"names": gettext(" and ").join(repr(name) for name in missing)}
 
 
 def _rule_message(error: jsonschema.ValidationError, key: Any) -> str:
     if key is None and error.validator == "type":
-        return "must be an object with match, conditions and actions"
+        return gettext("must be an object with match, conditions and actions")
     if key == "match":
-        return "match must be 'all' or 'any'"
+        return gettext("match must be 'all' or 'any'")
     if key in ("conditions", "actions") and error.validator == "minItems":
-        return f"needs at least one {key[:-1]}"
+        return gettext("needs at least one condition") if key == "conditions" else gettext("needs at least one action")
     if key in ("conditions", "actions") and error.validator == "maxItems":
-        return f"has more than {error.validator_value} {key}"
+        if key == "conditions":
+            return gettext("has more than %(limit)s conditions") % {"limit": error.validator_value}
+        return gettext("has more than %(limit)s actions") % {"limit": error.validator_value}
     if key in ("conditions", "actions") and error.validator == "type":
-        return f"{key} must be a list"
+        return gettext("conditions must be a list") if key == "conditions" else gettext("actions must be a list")
     return error.message
 
 
 def _condition_message(item: Mapping[str, Any], key: Any, error: jsonschema.ValidationError) -> str:
     field, op = item.get("field"), item.get("op")
     if key == "field":
-        return f"unknown field {field!r} (known: {', '.join(FIELDS)})"
+        return gettext("unknown field %(field)s (known: %(known)s)") % {
+            "field": repr(field),
+            "known": ", ".join(FIELDS),
+        }
     if key == "op":
         if not isinstance(op, str):
-            return "the operator must be text"
-        return f"'{field}' does not support {op!r} (use: {', '.join(FIELDS[field].ops)})"
+            return gettext("the operator must be text")
+        return gettext("'%(field)s' does not support %(op)s (use: %(known)s)") % {
+            "field": field,
+            "op": repr(op),
+            "known": ", ".join(FIELDS[field].ops),
+        }
     if key == "negate":
-        return "negate must be true or false"
+        return gettext("negate must be true or false")
     if key == "value" and field in FIELDS and op in FIELDS[field].ops:
-        return f"'{field} {op}' needs {condition_value_spec(field, op).requirement()}"
+        return _needs(f"{field} {op}", condition_value_spec(field, op))
     return error.message
 
 
 def _action_message(item: Mapping[str, Any], key: Any, error: jsonschema.ValidationError) -> str:
     action_type = item.get("type")
     if key == "type":
-        return f"unknown action {action_type!r} (known: {', '.join(ACTIONS)})"
+        return gettext("unknown action %(action)s (known: %(known)s)") % {
+            "action": repr(action_type),
+            "known": ", ".join(ACTIONS),
+        }
     if key == "value" and action_type in ACTIONS:
-        return f"'{action_type}' needs {action_value_spec(action_type).requirement()}"
+        return _needs(action_type, action_value_spec(action_type))
     return error.message
 
 
@@ -483,7 +524,9 @@ def _regex_errors(conditions: Any) -> list[tuple[tuple[int, int], str]]:
         try:
             safe_regex.compile_user_regex(value)
         except safe_regex.UnsafeRegex as exc:
-            message = f"condition {index + 1}: '{field} matches' needs a valid regular expression: {exc}"
+            message = gettext(
+                "condition %(number)s: '%(field)s matches' needs a valid regular expression: %(error)s"
+            ) % {"number": index + 1, "field": field, "error": exc}
             errors.append(((2, index), message))
     return errors
 
@@ -495,14 +538,25 @@ def _action_conflicts(actions: Any) -> list[tuple[tuple[int, int], str]]:
     items = [a for a in actions if isinstance(a, Mapping) and a.get("type") in ACTIONS]
     types = list(dict.fromkeys(a["type"] for a in items))
     counts = {t: sum(1 for a in items if a["type"] == t) for t in types}
-    errors = [f"actions: '{t}' appears more than once" for t in types if counts[t] > 1 and not ACTIONS[t].repeatable]
+    errors = [
+        gettext("actions: '%(action)s' appears more than once") % {"action": t}
+        for t in types
+        if counts[t] > 1 and not ACTIONS[t].repeatable
+    ]
     for group in CONFLICTING_ACTIONS:
         present = [t for t in types if t in group]
         if len(present) > 1:
-            errors.append(f"actions: {' and '.join(repr(t) for t in present)} contradict each other; keep one")
+            errors.append(
+                gettext("actions: %(actions)s contradict each other; keep one")
+                % {"actions": gettext(" and ").join(repr(t) for t in present)}
+            )
     added = [a.get("value") for a in items if a["type"] == "add_tag"]
     removed = {a.get("value") for a in items if a["type"] == "remove_tag" and isinstance(a.get("value"), int)}
-    errors += [f"actions: tag {value} is both added and removed" for value in added if value in removed]
+    errors += [
+        gettext("actions: tag %(tag)s is both added and removed") % {"tag": value}
+        for value in added
+        if value in removed
+    ]
     return [((3, len(actions)), message) for message in errors]
 
 
@@ -531,13 +585,13 @@ def _parse_value(spec: ValueSpec, raw: str | bool | None) -> Any:
             return True
         if text in ("false", "no", "off", "0", ""):
             return False
-        raise ValueError(f"needs {spec.requirement()}")
+        raise ValueError(gettext("needs %(requirement)s") % {"requirement": spec.requirement()})
     text = "" if raw is None else str(raw)
     if spec.kind == INT:
         try:
             return int(text.strip())
         except ValueError:
-            raise ValueError(f"needs {spec.requirement()}") from None
+            raise ValueError(gettext("needs %(requirement)s") % {"requirement": spec.requirement()}) from None
     if spec.kind == CHOICE:
         return text.strip()
     return text if spec.is_regex else text.strip()
@@ -556,22 +610,22 @@ def describe_condition(
     field, op, value, negate = c["field"], c["op"], c.get("value"), bool(c.get("negate", False))
     if field in BOOL_PHRASES:
         holds, fails = BOOL_PHRASES[field]
-        return holds if bool(value) != negate else fails
+        return str(holds if bool(value) != negate else fails)
     phrase = (
         FIELDS[field].ops[op].phrase.format(value=_condition_value_text(field, op, value, tag_names, account_names))
     )
-    return f"NOT {phrase}" if negate else phrase
+    return gettext("NOT %(condition)s") % {"condition": phrase} if negate else phrase
 
 
 SIMPLE_ACTION_PHRASES: dict[str, str] = {
-    "mark_read": "mark as read",
-    "mark_unread": "mark as unread",
-    "flag": "flag",
-    "unflag": "remove the flag",
-    "trash": "move to Trash",
-    "archive": "archive",
-    "mark_done": "mark as done",
-    "stop": "stop processing further rules",
+    "mark_read": _("mark as read"),
+    "mark_unread": _("mark as unread"),
+    "flag": _("flag"),
+    "unflag": _("remove the flag"),
+    "trash": _("move to Trash"),
+    "archive": _("archive"),
+    "mark_done": _("mark as done"),
+    "stop": _("stop processing further rules"),
 }
 
 
@@ -583,15 +637,22 @@ def describe_action(
     """One action as a short phrase: 'move to Archive', 'add tag “Work”'. Accepts a dict or an engine Action."""
     action_type, value = (a["type"], a.get("value")) if isinstance(a, Mapping) else (a.type, a.value)
     if action_type in ("add_tag", "remove_tag"):
-        verb = "add" if action_type == "add_tag" else "remove"
-        return f"{verb} tag {_quote(_name(tag_names, value, 'tag'))}"
+        tag = _quote(_name(tag_names, value, "tag"))
+        return (gettext("add tag %(tag)s") if action_type == "add_tag" else gettext("remove tag %(tag)s")) % {
+            "tag": tag
+        }
     if action_type == "move":
-        return f"move to {_name(folder_names, value, 'folder')}"
+        return gettext("move to %(folder)s") % {"folder": _name(folder_names, value, "folder")}
     if action_type == "set_category":
-        return f"set category to {_label(CATEGORY_CHOICES, value)}"
+        return gettext("set category to %(category)s") % {"category": _label(CATEGORY_CHOICES, value)}
     if action_type in ("set_urgency", "set_importance"):
-        return f"set {action_type.removeprefix('set_')} to {value} ({_label(LEVEL_CHOICES, value)})"
-    return SIMPLE_ACTION_PHRASES[action_type]
+        phrase = (
+            gettext("set urgency to %(level)s")
+            if action_type == "set_urgency"
+            else gettext("set importance to %(level)s")
+        )
+        return phrase % {"level": f"{value} ({_label(LEVEL_CHOICES, value)})"}
+    return str(SIMPLE_ACTION_PHRASES[action_type])
 
 
 def describe_rule(
@@ -603,8 +664,13 @@ def describe_rule(
     """A whole rule on one line, for rule lists: 'If any of: … then: …'."""
     conditions = [describe_condition(c, tag_names, account_names) for c in doc["conditions"]]
     actions = [describe_action(a, tag_names, folder_names) for a in doc["actions"]]
-    joined = conditions[0] if len(conditions) == 1 else f"{doc['match']} of: " + "; ".join(conditions)
-    return f"If {joined}, then: " + "; ".join(actions)
+    if len(conditions) == 1:
+        joined = conditions[0]
+    elif doc["match"] == "all":
+        joined = gettext("all of: %(conditions)s") % {"conditions": "; ".join(conditions)}
+    else:
+        joined = gettext("any of: %(conditions)s") % {"conditions": "; ".join(conditions)}
+    return gettext("If %(conditions)s, then: %(actions)s") % {"conditions": joined, "actions": "; ".join(actions)}
 
 
 def _condition_value_text(
@@ -632,13 +698,15 @@ def _quote(text: str) -> str:
 
 
 def _name(names: Mapping[Any, str] | None, value: Any, what: str) -> str:
+    """The user's name for a tag, folder or account, else "tag 7" (one deleted since, or not passed)."""
     if names and value in names:
         return names[value]
-    return f"{what} {value}"
+    unnamed = {"tag": gettext("tag %(id)s"), "folder": gettext("folder %(id)s"), "account": gettext("account %(id)s")}
+    return unnamed[what] % {"id": value}
 
 
 def _label(choices: list[tuple[Any, str]], value: Any) -> str:
-    return dict(choices).get(value, str(value))
+    return str(dict(choices).get(value, value))
 
 
 def _size_text(size: Any) -> str:
@@ -647,4 +715,4 @@ def _size_text(size: Any) -> str:
     for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
         if size >= factor:
             return f"{size / factor:.3g} {unit}"
-    return f"{size} bytes"
+    return gettext("%(size)s bytes") % {"size": size}

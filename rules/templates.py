@@ -10,6 +10,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
 SPAM_KEYWORDS: tuple[str, ...] = (
     "viagra",
     "lottery winner",
@@ -37,7 +40,7 @@ def newsletter_archive() -> RuleTemplate:
         "conditions": [_condition("is_list", "is", True), _condition("category", "equals", "newsletter")],
         "actions": [_action("archive")],
     }
-    return "Archive newsletters", doc
+    return gettext("Archive newsletters"), doc
 
 
 def keyword_spam_trash(keywords: Sequence[str] = SPAM_KEYWORDS) -> RuleTemplate:
@@ -47,7 +50,7 @@ def keyword_spam_trash(keywords: Sequence[str] = SPAM_KEYWORDS) -> RuleTemplate:
     """
     conditions = [_condition(field, "contains", keyword) for keyword in keywords for field in ("subject", "body")]
     doc = {"match": "any", "conditions": conditions, "actions": [_action("trash"), _action("stop")]}
-    return "Trash obvious spam", doc
+    return gettext("Trash obvious spam"), doc
 
 
 def vip_flag_urgent() -> RuleTemplate:
@@ -57,7 +60,7 @@ def vip_flag_urgent() -> RuleTemplate:
         "conditions": [_condition("sender_trusted", "is", True)],
         "actions": [_action("flag"), _action("set_urgency", 3)],
     }
-    return "Flag VIP senders", doc
+    return gettext("Flag VIP senders"), doc
 
 
 def attachments_tag(tag_id: int) -> RuleTemplate:
@@ -67,7 +70,7 @@ def attachments_tag(tag_id: int) -> RuleTemplate:
         "conditions": [_condition("has_attachment", "is", True)],
         "actions": [_action("add_tag", tag_id)],
     }
-    return "Tag mail with attachments", doc
+    return gettext("Tag mail with attachments"), doc
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,9 @@ class TemplateInfo:
 TEMPLATES: dict[str, TemplateInfo] = {
     info.key: info
     for info in (
-        TemplateInfo("newsletter_archive", "Archive newsletters and mailing lists", newsletter_archive),
-        TemplateInfo("keyword_spam_trash", "Move obvious spam (typical phrases) to the Trash", keyword_spam_trash),
-        TemplateInfo("vip_flag_urgent", "Flag VIP senders and mark them urgent", vip_flag_urgent),
-        TemplateInfo("attachments_tag", "Tag mail with attachments", attachments_tag, needs_tag=True),
+        TemplateInfo("newsletter_archive", _("Archive newsletters and mailing lists"), newsletter_archive),
+        TemplateInfo("keyword_spam_trash", _("Move obvious spam (typical phrases) to the Trash"), keyword_spam_trash),
+        TemplateInfo("vip_flag_urgent", _("Flag VIP senders and mark them urgent"), vip_flag_urgent),
+        TemplateInfo("attachments_tag", _("Tag mail with attachments"), attachments_tag, needs_tag=True),
     )
 }

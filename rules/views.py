@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core import jobs
@@ -66,7 +67,9 @@ def rule_edit(request: HttpRequest, rule_id: int | None = None) -> HttpResponse:
             rule = editing.save(
                 request.user.pk, rule, name=editor.name, enabled=editor.enabled, document=editor.document()
             )
-            messages.success(request, f"Rule “{rule.name}” saved. Test it on your existing mail below.")
+            messages.success(
+                request, _("Rule “%(name)s” saved. Test it on your existing mail below.") % {"name": rule.name}
+            )
             return redirect("rules:dry-run", rule_id=rule.pk)
     return render(request, "rules/rule_form.html", _editor_context(request, editor, rule))
 
@@ -77,7 +80,7 @@ def rule_from_template(request: HttpRequest) -> HttpResponse:
     if outcome.rule is None:
         messages.error(request, outcome.problem)
         return redirect("rules:list")
-    messages.success(request, "Template added, switched off: test it, adjust it, then enable it.")
+    messages.success(request, _("Template added, switched off: test it, adjust it, then enable it."))
     return redirect("rules:edit", rule_id=outcome.rule.pk)
 
 
@@ -86,7 +89,7 @@ def rule_delete(request: HttpRequest, rule_id: int) -> HttpResponse:
     rule = _rule(request, rule_id)
     if request.method == "POST":
         editing.delete(rule)
-        messages.success(request, f"Rule “{rule.name}” deleted. Changes it made stay as they are.")
+        messages.success(request, _("Rule “%(name)s” deleted. Changes it made stay as they are.") % {"name": rule.name})
         return redirect("rules:list")
     return render(request, "rules/rule_confirm_delete.html", {"rule": rule})
 
@@ -132,7 +135,7 @@ def rule_run(request: HttpRequest, rule_id: int) -> HttpResponse:
     try:
         job = jobs.start(request.user, Job.Kind.RULES, {"rule_ids": [rule.pk]}, tasks.run_rules_job)
     except jobs.JobAlreadyActive as exc:  # one run at a time: two would act on the same messages at once
-        messages.info(request, "Rules are already running on your mail: showing that run.")
+        messages.info(request, _("Rules are already running on your mail: showing that run."))
         job = exc.job
     return redirect("jobs:detail", job_id=job.pk)
 

@@ -10,6 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.ids import clean_id, clean_ids
@@ -30,11 +32,11 @@ def _back(request: HttpRequest, default: str) -> str:
 @require_http_methods(["GET", "POST"])
 def tag_list(request: HttpRequest) -> HttpResponse:
     form = TagForm(request.POST or None, owner=request.user, prefix="tag")
-    settings_row, _ = TagSettings.objects.get_or_create(owner=request.user)
+    settings_row, _created = TagSettings.objects.get_or_create(owner=request.user)
     settings_form = TagSettingsForm(instance=settings_row, prefix="settings")
     if request.method == "POST" and form.is_valid():
         tag = form.save()
-        messages.success(request, f"Tag “{tag.name}” created.")
+        messages.success(request, _("Tag “%(name)s” created.") % {"name": tag.name})
         return redirect("tags:list")
     tags = Tag.objects.filter(owner=request.user).annotate(
         used=Count("assignments", distinct=True),
@@ -52,7 +54,7 @@ def tag_list(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def tag_settings(request: HttpRequest) -> HttpResponse:
-    settings_row, _ = TagSettings.objects.get_or_create(owner=request.user)
+    settings_row, _created = TagSettings.objects.get_or_create(owner=request.user)
     was_on = settings_row.server_keywords
     form = TagSettingsForm(request.POST, instance=settings_row, prefix="settings")
     if form.is_valid():
@@ -60,7 +62,7 @@ def tag_settings(request: HttpRequest) -> HttpResponse:
         if form.instance.server_keywords and not was_on:  # catch up once: ids only, after the commit
             owner_id = request.user.pk
             transaction.on_commit(lambda: tasks.keywords_catch_up.delay(owner_id), robust=True)
-        messages.success(request, "Tag settings saved.")
+        messages.success(request, _("Tag settings saved."))
     else:
         messages.error(request, "; ".join(e for errs in form.errors.values() for e in errs))
     return redirect("tags:list")
@@ -74,7 +76,7 @@ def tag_edit(request: HttpRequest, tag_id: int) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         form.save()
         service.rename(request.user.pk, tag, old_name)
-        messages.success(request, "Tag saved.")
+        messages.success(request, _("Tag saved."))
         return redirect("tags:list")
     return render(request, "tags/tag_form.html", {"form": form, "tag": tag})
 
@@ -84,7 +86,7 @@ def tag_delete(request: HttpRequest, tag_id: int) -> HttpResponse:
     tag = get_object_or_404(Tag.objects.filter(owner=request.user), pk=tag_id)
     if request.method == "POST":
         service.delete(request.user.pk, tag)
-        messages.success(request, f"Tag “{tag.name}” deleted (the messages stay).")
+        messages.success(request, _("Tag “%(name)s” deleted (the messages stay).") % {"name": tag.name})
         return redirect("tags:list")
     return render(request, "tags/tag_confirm_delete.html", {"tag": tag, "count": tag.assignments.count()})
 
@@ -96,15 +98,23 @@ def tag_messages(request: HttpRequest) -> HttpResponse:
     tag = Tag.objects.filter(owner=request.user, pk=clean_id(Tag, request.POST.get("tag")) or 0).first()
     ids = clean_ids(Message, request.POST.getlist("ids"))
     if tag is None or not ids:
-        messages.error(request, "Choose a tag and at least one message.")
+        messages.error(request, _("Choose a tag and at least one message."))
         return redirect(back)
     selected = list(Message.objects.filter(owner=request.user, pk__in=ids))
     if request.POST.get("remove") == "1":
         count = service.unassign(request.user.pk, tag, selected)
-        messages.success(request, f"Removed “{tag.name}” from {count} message(s).")
+        messages.success(
+            request,
+            ngettext("Removed “%(name)s” from %(count)s message.", "Removed “%(name)s” from %(count)s messages.", count)
+            % {"name": tag.name, "count": count},
+        )
     else:
         count = service.assign(request.user.pk, tag, selected)
-        messages.success(request, f"Tagged {count} message(s) “{tag.name}”.")
+        messages.success(
+            request,
+            ngettext("Tagged %(count)s message “%(name)s”.", "Tagged %(count)s messages “%(name)s”.", count)
+            % {"name": tag.name, "count": count},
+        )
     return redirect(back)
 
 
@@ -127,6 +137,20 @@ def decide(request: HttpRequest) -> HttpResponse:
     chosen = list(TagSuggestion.objects.filter(owner=request.user, pk__in=ids).select_related("message"))
     count = service.decide(request.user.pk, chosen, accept)
     messages.success(
-        request, f"{count} suggestion(s) {'accepted' if accept else 'rejected'}; the suggestions learn from it."
+        request,
+        (
+            ngettext(
+                "%(count)s suggestion accepted; the suggestions learn from it.",
+                "%(count)s suggestions accepted; the suggestions learn from it.",
+                count,
+            )
+            if accept
+            else ngettext(
+                "%(count)s suggestion rejected; the suggestions learn from it.",
+                "%(count)s suggestions rejected; the suggestions learn from it.",
+                count,
+            )
+        )
+        % {"count": count},
     )
     return redirect(_back(request, reverse("tags:suggestions")))

@@ -66,6 +66,16 @@ CONVERTED = [
     "accounts/rate_limited.html",
     "accounts/admin_invitation_created.html",
     "accounts/_form.html",
+    "home.html",
+    "rules/dry_run.html",
+    "rules/rule_confirm_delete.html",
+    "rules/rule_form.html",
+    "rules/rule_list.html",
+    "rules/rule_log.html",
+    "tags/suggestions.html",
+    "tags/tag_confirm_delete.html",
+    "tags/tag_form.html",
+    "tags/tag_list.html",
 ]
 
 
