@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Job(models.Model):
@@ -18,14 +19,14 @@ class Job(models.Model):
 
     class Kind(models.TextChoices):
         # The stored values are the ones rows already hold; add a kind here and a back link in core/views.py.
-        REANALYSE = "reanalyse", "Re-analysis"
-        RULES = "rules", "Rules on existing mail"
+        REANALYSE = "reanalyse", _("Re-analysis")
+        RULES = "rules", _("Rules on existing mail")
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        SUCCESS = "success", "finished"
-        FAILED = "failed", "failed"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCESS = "success", _("finished")
+        FAILED = "failed", _("failed")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="jobs")
     kind = models.CharField(max_length=40, choices=Kind.choices)

@@ -9,13 +9,14 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils.translation import gettext_lazy as _
 
 from .models import Job
 
 #: Kind -> (link text, URL name) of the page the job was started from; every kind has one (tested).
 BACK_LINKS: dict[str, tuple[str, str]] = {
-    Job.Kind.REANALYSE: ("Analysis settings", "mail:analysis-settings"),
-    Job.Kind.RULES: ("Rules", "rules:list"),
+    Job.Kind.REANALYSE: (_("Analysis settings"), "mail:analysis-settings"),
+    Job.Kind.RULES: (_("Rules"), "rules:list"),
 }
 
 
@@ -25,7 +26,7 @@ def _own_job(request: HttpRequest, job_id: int) -> Job:
 
 def detail(request: HttpRequest, job_id: int) -> HttpResponse:
     job = _own_job(request, job_id)
-    back_label, back_name = BACK_LINKS.get(job.kind, ("Home", "home"))
+    back_label, back_name = BACK_LINKS.get(job.kind, (_("Home"), "home"))
     return render(request, "core/job.html", {"job": job, "back_label": back_label, "back_url": reverse(back_name)})
 
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
 from analysis.models import MessageAnalysis
 from events.models import Event
 from mail.models import Message
@@ -16,7 +19,7 @@ from mail.models import Message
 from .models import DigestSettings
 
 # The cells that need the user, most pressing first: (urgency, importance) -> heading.
-TOP_CELLS = {(3, 3): "Urgent and important", (3, 2): "Urgent", (2, 3): "Important"}
+TOP_CELLS = {(3, 3): _("Urgent and important"), (3, 2): _("Urgent"), (2, 3): _("Important")}
 PER_SECTION = 10
 DEADLINE_REASON = "deadline in text"  # analysis/heuristics.py's label
 DEADLINE_DAYS = 7
@@ -57,7 +60,7 @@ def _open(owner_id: int):
 
 def _item(message: Message, analysis: MessageAnalysis | None, summaries: bool) -> Item:
     return Item(
-        subject=message.subject or "(no subject)",
+        subject=message.subject or gettext("(no subject)"),
         sender=message.from_name or message.from_address,
         message_id=str(message.pk),
         summary=(analysis.summary if analysis is not None and summaries else ""),
@@ -79,15 +82,15 @@ def build(prefs: DigestSettings, now: datetime) -> Digest:
     recent = _open(owner_id).filter(
         reasons__contains=[DEADLINE_REASON], message__sort_date__gte=now - timedelta(days=DEADLINE_DAYS)
     )
-    sections.append(_analysed_section("Deadlines mentioned this week", recent, summaries))
+    sections.append(_analysed_section(gettext("Deadlines mentioned this week"), recent, summaries))
     invitations = Event.objects.filter(
         owner_id=owner_id, method="REQUEST", answer="", cancelled=False, superseded=False, starts_at__gte=now,
         parse_error="",
     ).select_related("message")  # fmt: skip
     invitation_items = [
-        Item(subject=e.summary or "(no title)", sender=e.organizer_name or e.organizer_email,
+        Item(subject=e.summary or gettext("(no title)"), sender=e.organizer_name or e.organizer_email,
              message_id=str(e.message_id), when=e.starts_at)
         for e in invitations.order_by("starts_at")[:PER_SECTION]
     ]  # fmt: skip
-    sections.append(Section("Invitations to answer", invitations.count(), invitation_items))
+    sections.append(Section(gettext("Invitations to answer"), invitations.count(), invitation_items))
     return Digest(sections, _open(owner_id).count())

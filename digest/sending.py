@@ -13,9 +13,12 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.dateformat import format as format_date
+from django.utils.translation import gettext
 
 from accounts import keyring
+from accounts.models import User
 from mail.models import MailAccount
 from mail.sending import SendError, deliver, new_message_id, smtp_config
 
@@ -43,7 +46,16 @@ def account_for(prefs: DigestSettings) -> MailAccount | None:
 
 def send(owner_id: int, now: datetime | None = None, *, test: bool = False) -> str:
     """Send today's digest unless it went out already today (beat may fire twice; a retry must not
-    mail twice) or there is nothing to report. `test` (the button) sends even then."""
+    mail twice) or there is nothing to report. `test` (the button) sends even then.
+
+    Written in the language the user chose for the interface (the server's when they left it to
+    their browser: a task has no browser), and so are the errors kept for the settings page."""
+    language = User.objects.filter(pk=owner_id).values_list("language", flat=True).first()
+    with translation.override(language or settings.LANGUAGE_CODE):
+        return _send(owner_id, now, test=test)
+
+
+def _send(owner_id: int, now: datetime | None, *, test: bool) -> str:
     now = now or timezone.now()
     prefs = DigestSettings.objects.filter(owner_id=owner_id).first()
     if prefs is None or not (prefs.enabled or test):
@@ -52,20 +64,20 @@ def send(owner_id: int, now: datetime | None = None, *, test: bool = False) -> s
     if not test and prefs.last_sent_at and prefs.last_sent_at.astimezone(zone).date() == now.astimezone(zone).date():
         return Outcome.ALREADY
     if keyring.is_locked(owner_id):  # strict mode, logged out: subjects cannot be read
-        _record(prefs, error="Not sent: in strict mode the digest needs you to be logged in.")
+        _record(prefs, error=gettext("Not sent: in strict mode the digest needs you to be logged in."))
         return Outcome.LOCKED
     digest = content.build(prefs, now)
     if digest.empty and not test:
         return Outcome.NOTHING
     account = account_for(prefs)
     if account is None:
-        _record(prefs, error="Not sent: none of your accounts has an SMTP server.")
+        _record(prefs, error=gettext("Not sent: none of your accounts has an SMTP server."))
         return Outcome.FAILED
     message = compose(digest, account, now.astimezone(zone))
     try:
         deliver(smtp_config(account), account.email_address, [account.email_address], message.as_bytes())
     except SendError as exc:
-        _record(prefs, error=f"Not sent: {exc}")
+        _record(prefs, error=gettext("Not sent: %(error)s") % {"error": exc})
         log.warning("digest of user %s not sent: %s", owner_id, exc.kind)
         return Outcome.FAILED
     _record(prefs, sent_at=now)
@@ -99,7 +111,10 @@ def compose(digest: content.Digest, account: MailAccount, local_now: datetime) -
     msg = EmailMessage(policy=SMTP_POLICY)
     msg["From"] = Address(display_name="Mailhelper", addr_spec=account.email_address)
     msg["To"] = account.email_address
-    msg["Subject"] = f"Mailhelper: {digest.open_total} open, {local_now:%A %d %B}"
+    msg["Subject"] = gettext("Mailhelper: %(count)s open, %(date)s") % {
+        "count": digest.open_total,
+        "date": format_date(local_now, "l d F"),
+    }
     msg["Date"] = format_datetime(local_now)
     msg["Message-ID"] = f"<{new_message_id(account)}>"
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to it

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from . import schedules, sending
@@ -26,9 +27,13 @@ def digest_settings(request: HttpRequest) -> HttpResponse:
         prefs = form.save()
         schedules.ensure_schedule(prefs)
         if prefs.enabled:
-            messages.success(request, f"The digest comes every day at {prefs.hour:02d}:00 ({prefs.time_zone}).")
+            messages.success(
+                request,
+                _("The digest comes every day at %(hour)s (%(zone)s).")
+                % {"hour": f"{prefs.hour:02d}:00", "zone": prefs.time_zone},
+            )
         else:
-            messages.success(request, "The daily digest is off.")
+            messages.success(request, _("The daily digest is off."))
         return redirect("digest:settings")
     return render(request, "digest/settings.html", {"form": form, "prefs": prefs})
 
@@ -40,8 +45,8 @@ def send_test(request: HttpRequest) -> HttpResponse:
         prefs.save()
     outcome = sending.send(request.user.pk, test=True)
     if outcome == sending.Outcome.SENT:
-        messages.success(request, "A test digest is on its way to your inbox.")
+        messages.success(request, _("A test digest is on its way to your inbox."))
     else:
         prefs.refresh_from_db()
-        messages.error(request, prefs.last_error or f"No digest was sent ({outcome}).")
+        messages.error(request, prefs.last_error or _("No digest was sent (%(outcome)s).") % {"outcome": outcome})
     return redirect("digest:settings")

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
 from dateutil import tz as dateutil_tz
+from django.utils.translation import gettext, gettext_lazy, gettext_noop, ngettext
 from icalendar.timezone.windows_to_olson import WINDOWS_TO_OLSON
 
 MAX_BYTES = 1_000_000  # real invitations are a few KB; a larger part is not read
@@ -76,12 +77,12 @@ def parse(data: bytes, local_zone: tzinfo, method_hint: str = "") -> ParsedEvent
         raise InvalidCalendar(f"the calendar part cannot be read ({type(exc).__name__})") from None
     events = [c for c in calendar.walk("VEVENT")]
     if not events:
-        raise InvalidCalendar("the calendar part holds no event")
+        raise InvalidCalendar(gettext_noop("the calendar part holds no event"))
     event = next((e for e in events if "RECURRENCE-ID" not in e), events[0])
     method = str(calendar.get("METHOD") or method_hint or "PUBLISH").upper()[:20]
     uid = str(event.get("UID") or "").strip()
     if not uid:
-        raise InvalidCalendar("the event has no UID")
+        raise InvalidCalendar(gettext_noop("the event has no UID"))
     parsed = ParsedEvent(method=method, uid=uid[:1000])
     parsed.sequence = _int(event.get("SEQUENCE"))
     parsed.summary = _text(event.get("SUMMARY"))[:500]
@@ -136,7 +137,8 @@ def _aware(parsed: ParsedEvent, prop, own_zones: dict[str, str], local_zone: tzi
     if tzid:
         zone, name = resolve_zone(tzid, own_zones)
         if zone is None:
-            parsed.zone_note = "The sender's time zone is unknown; times are shown as UTC."
+            # Stored in English; the card translates it when it shows it.
+            parsed.zone_note = gettext_noop("The sender's time zone is unknown; times are shown as UTC.")
             zone, name = UTC, ""
         parsed.time_zone = parsed.time_zone or name
         return value.replace(tzinfo=None).replace(tzinfo=zone).astimezone(UTC)
@@ -228,8 +230,22 @@ def _rrule_text(rrule) -> str:
 
 
 _FREQUENCIES = {"DAILY": "day", "WEEKLY": "week", "MONTHLY": "month", "YEARLY": "year"}
-_DAYS = {"MO": "Monday", "TU": "Tuesday", "WE": "Wednesday", "TH": "Thursday", "FR": "Friday", "SA": "Saturday",
-         "SU": "Sunday"}  # fmt: skip
+_DAYS = {"MO": gettext_lazy("Monday"), "TU": gettext_lazy("Tuesday"), "WE": gettext_lazy("Wednesday"),
+         "TH": gettext_lazy("Thursday"), "FR": gettext_lazy("Friday"), "SA": gettext_lazy("Saturday"),
+         "SU": gettext_lazy("Sunday")}  # fmt: skip
+
+
+def _every(unit: str, interval: int) -> str:
+    """ "every week", "every 2 weeks": whole phrases, as the unit's gender differs in German."""
+    if unit == "day":
+        return gettext("every day") if interval == 1 else ngettext("every %(n)s day", "every %(n)s days", interval)
+    if unit == "week":
+        return gettext("every week") if interval == 1 else ngettext("every %(n)s week", "every %(n)s weeks", interval)
+    if unit == "month":
+        return (
+            gettext("every month") if interval == 1 else ngettext("every %(n)s month", "every %(n)s months", interval)
+        )
+    return gettext("every year") if interval == 1 else ngettext("every %(n)s year", "every %(n)s years", interval)
 
 
 def describe_recurrence(rrule: str) -> str:
@@ -239,13 +255,17 @@ def describe_recurrence(rrule: str) -> str:
     if unit is None:
         return rrule
     interval = _int(parts.get("INTERVAL")) or 1
-    text = f"every {unit}" if interval == 1 else f"every {interval} {unit}s"
-    days = [_DAYS.get(d[-2:].upper(), d) for d in parts.get("BYDAY", "").split(",") if d]
+    text = _every(unit, interval) % {"n": interval}
+    days = [str(_DAYS.get(d[-2:].upper(), d)) for d in parts.get("BYDAY", "").split(",") if d]
     if days:
-        text += " on " + ", ".join(days)
+        text = gettext("%(every)s on %(days)s") % {"every": text, "days": ", ".join(days)}
     if parts.get("COUNT"):
-        text += f", {_int(parts['COUNT'])} times"
+        count = _int(parts["COUNT"])
+        text = ngettext("%(every)s, %(count)s time", "%(every)s, %(count)s times", count) % {
+            "every": text,
+            "count": count,
+        }
     elif parts.get("UNTIL"):
         until = parts["UNTIL"][:8]
-        text += f", until {until[:4]}-{until[4:6]}-{until[6:8]}"
+        text = gettext("%(every)s, until %(date)s") % {"every": text, "date": f"{until[:4]}-{until[4:6]}-{until[6:8]}"}
     return text

@@ -7,6 +7,7 @@ import json
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from accounts.fields import EncryptedModel, EncryptedTextField
 
@@ -17,9 +18,9 @@ class Event(EncryptedModel):
 
     class Answer(models.TextChoices):
         NONE = "", "not answered"
-        ACCEPTED = "accepted", "Accepted"
-        TENTATIVE = "tentative", "Tentative"
-        DECLINED = "declined", "Declined"
+        ACCEPTED = "accepted", _("Accepted")
+        TENTATIVE = "tentative", _("Tentative")
+        DECLINED = "declined", _("Declined")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     message = models.OneToOneField("mail.Message", on_delete=models.CASCADE, related_name="event")

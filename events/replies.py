@@ -21,6 +21,7 @@ from email.utils import format_datetime
 import icalendar
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from mail.models import MailAccount
 from mail.sending import SendError, deliver, new_message_id, smtp_config
@@ -46,7 +47,7 @@ def answer(event_id, owner_id: int, choice: str) -> Event:
     """Send the REPLY and record the answer. The row is locked while the SMTP server is talked to,
     so a double click sends one reply, not two."""
     if choice not in PARTSTAT:
-        raise AnswerError("Choose accept, tentative or decline.")
+        raise AnswerError(gettext("Choose accept, tentative or decline."))
     problem = ""
     with transaction.atomic():
         event = Event.objects.select_for_update().select_related("message__account").get(pk=event_id, owner_id=owner_id)
@@ -59,7 +60,7 @@ def answer(event_id, owner_id: int, choice: str) -> Event:
         raw = reply_message(event, choice, account, attendee).as_bytes()
         try:
             if deliver(smtp_config(account), account.email_address, [event.organizer_email], raw):
-                problem = "The SMTP server refused the organiser's address."
+                problem = gettext("The SMTP server refused the organiser's address.")
         except SendError as exc:
             problem = str(exc)
         if problem:
@@ -69,19 +70,19 @@ def answer(event_id, owner_id: int, choice: str) -> Event:
             event.answer, event.answered_at, event.answer_error = choice, timezone.now(), ""
             event.save(update_fields=["answer", "answered_at", "answer_error"])
     if problem:  # raised after the commit, so the row keeps why
-        raise AnswerError(f"The answer was not sent: {problem}")
+        raise AnswerError(gettext("The answer was not sent: %(problem)s") % {"problem": problem})
     log.info("event %s answered %s", event.pk, choice)
     return event
 
 
 def _why_not(event: Event) -> str:
     if event.cancelled:
-        return "This event was cancelled."
+        return gettext("This event was cancelled.")
     if event.parse_error:
-        return "This invitation could not be read, so it cannot be answered."
+        return gettext("This invitation could not be read, so it cannot be answered.")
     if not event.organizer_email:
-        return "This invitation names no organiser to answer."
-    return "Only invitations (requests) can be answered."
+        return gettext("This invitation names no organiser to answer.")
+    return gettext("Only invitations (requests) can be answered.")
 
 
 def my_address(event: Event, account: MailAccount) -> str:

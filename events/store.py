@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from mail.models import Attachment, Message
 
@@ -53,7 +54,7 @@ def record_invitations(messages: Iterable[Message]) -> int:
 def record(message: Message, part: Attachment | None) -> Event:
     event = Event(owner_id=message.owner_id, message=message, source=part, method=message.calendar_method[:20])
     if part is None or part.data is None:
-        event.parse_error = "The invitation's calendar part is missing."
+        event.parse_error = gettext_noop("The invitation's calendar part is missing.")  # the card translates it
         event.save()
         return event
     try:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from .models import Event
-from .replies import SUBJECT, AnswerError, answer
+from .replies import AnswerError, answer
 
 
 @require_POST
@@ -19,7 +20,10 @@ def answer_event(request: HttpRequest, event_id) -> HttpResponse:
         raise Http404("No such event.")
     try:
         answer(event_id, request.user.pk, choice)
-        messages.success(request, f"{SUBJECT[choice]}: your answer was sent to the organiser.")
+        messages.success(
+            request,
+            gettext("%(answer)s: your answer was sent to the organiser.") % {"answer": Event.Answer(choice).label},
+        )
     except AnswerError as exc:
         messages.error(request, str(exc))
     return redirect("mail:message", message_id)

@@ -33,6 +33,8 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from analysis.models import MessageAnalysis
 from core.models import Job
@@ -51,10 +53,13 @@ RECENT = timedelta(days=1)
 
 #: The operator page's sort orders: key -> (label, ordering). Ties go by id so pages are stable.
 SORTS: dict[str, tuple[str, tuple]] = {
-    "lag": ("longest without a successful sync", (F("last_sync_at").asc(nulls_first=True), "pk")),
-    "attention": ("needs attention first", ("-attention", "-failures", F("last_sync_at").asc(nulls_first=True), "pk")),
-    "owner": ("owner", ("owner__username", "name", "pk")),
-    "newest": ("newest accounts", ("-created_at", "pk")),
+    "lag": (_("longest without a successful sync"), (F("last_sync_at").asc(nulls_first=True), "pk")),
+    "attention": (
+        _("needs attention first"),
+        ("-attention", "-failures", F("last_sync_at").asc(nulls_first=True), "pk"),
+    ),
+    "owner": (_("owner"), ("owner__username", "name", "pk")),
+    "newest": (_("newest accounts"), ("-created_at", "pk")),
 }
 DEFAULT_SORT = "attention"
 
@@ -76,7 +81,7 @@ def accounts(sort: str = DEFAULT_SORT) -> QuerySet[MailAccount]:
     last_failure = SyncRun.objects.filter(account=OuterRef("pk"), status__in=_FAILURE_STATES).order_by(
         "-finished_at", "-pk"
     )
-    _, ordering = SORTS.get(sort, SORTS[DEFAULT_SORT])
+    _label, ordering = SORTS.get(sort, SORTS[DEFAULT_SORT])
     return (
         MailAccount.objects.select_related("owner")
         .only(
@@ -239,21 +244,28 @@ def alerts(now: datetime | None = None) -> list[Alert]:
     if failing:
         total = failing_accounts(now).count() if len(failing) > 5 else len(failing)
         shown = ", ".join(str(pk) for pk in failing[:5]) + (", ..." if total > 5 else "")
-        found.append(Alert("failing_accounts", f"{total} account(s) failing for over a day: {shown}"))
+        text = gettext("%(total)s account(s) failing for over a day: %(shown)s") % {"total": total, "shown": shown}
+        found.append(Alert("failing_accounts", text))
     backlog = analysis_backlog()
     age = backlog.age(now)
     if age is not None and age > BACKLOG_OLDER_THAN:
         found.append(
             Alert(
                 "analysis_backlog",
-                f"{backlog.pending} message(s) wait for analysis, the oldest for {_duration(age)}: "
-                "is a worker consuming the 'analysis' queue?",
+                gettext(
+                    "%(pending)s message(s) wait for analysis, the oldest for %(age)s: "
+                    "is a worker consuming the 'analysis' queue?"
+                )
+                % {"pending": backlog.pending, "age": _duration(age)},
             )
         )
     tick = beat_last_tick()
     if tick is None or now - tick > BEAT_SILENT_FOR:
-        since = "has never sent a task" if tick is None else f"has sent nothing for {_duration(now - tick)}"
-        found.append(Alert("beat_silent", f"celery beat {since}: is it running?"))
+        if tick is None:
+            text = gettext("celery beat has never sent a task: is it running?")
+        else:
+            text = gettext("celery beat has sent nothing for %(age)s: is it running?") % {"age": _duration(now - tick)}
+        found.append(Alert("beat_silent", text))
     return found
 
 

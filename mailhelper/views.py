@@ -14,6 +14,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -118,7 +119,7 @@ def export_data(request: HttpRequest) -> HttpResponse:
         export_user_data(request.user, out)
     except ExportLocked:
         out.close()
-        messages.error(request, "Your data key is not available right now: log in again and retry.")
+        messages.error(request, gettext("Your data key is not available right now: log in again and retry."))
         return redirect("accounts:settings")
     audit.record(request.user, audit.Kind.DATA_EXPORTED, audit_meta(request))
     out.seek(0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Unsubscription(models.Model):
@@ -11,15 +12,15 @@ class Unsubscription(models.Model):
     carry a token that identifies the recipient, and they stay in the (encrypted) message."""
 
     class Method(models.TextChoices):
-        ONE_CLICK = "one_click", "one-click (RFC 8058)"
-        MAILTO = "mailto", "e-mail to the list"
-        LINK = "link", "the sender's web page"
-        NONE = "none", "none offered"
+        ONE_CLICK = "one_click", _("one-click (RFC 8058)")
+        MAILTO = "mailto", _("e-mail to the list")
+        LINK = "link", _("the sender's web page")
+        NONE = "none", _("none offered")
 
     class State(models.TextChoices):
-        DONE = "done", "unsubscribed"
-        MANUAL = "manual", "open the sender's page to finish"
-        FAILED = "failed", "failed"
+        DONE = "done", _("unsubscribed")
+        MANUAL = "manual", _("open the sender's page to finish")
+        FAILED = "failed", _("failed")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     account = models.ForeignKey("mail.MailAccount", on_delete=models.SET_NULL, null=True, related_name="+")

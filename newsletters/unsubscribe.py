@@ -26,6 +26,7 @@ from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
+from django.utils.translation import gettext
 
 from core import outbound
 from mail.connecting import tls_context
@@ -136,12 +137,12 @@ def _attempt(offer: Options, account: MailAccount) -> tuple[str, str, str, str |
         problem = post_one_click(offer.one_click)
         if not problem:
             return Unsubscription.Method.ONE_CLICK, Unsubscription.State.DONE, "", None
-        problems.append(f"one-click: {problem}")
+        problems.append(gettext("one-click: %(problem)s") % {"problem": problem})
     if offer.mailto:
         problem = send_mailto(account, offer.mailto)
         if not problem:
             return Unsubscription.Method.MAILTO, Unsubscription.State.DONE, "; ".join(problems), None
-        problems.append(f"e-mail: {problem}")
+        problems.append(gettext("e-mail: %(problem)s") % {"problem": problem})
     if offer.link:
         return Unsubscription.Method.LINK, Unsubscription.State.MANUAL, "; ".join(problems), offer.link
     if problems:
@@ -150,7 +151,7 @@ def _attempt(offer: Options, account: MailAccount) -> tuple[str, str, str, str |
     return (
         Unsubscription.Method.NONE,
         Unsubscription.State.FAILED,
-        "The sender's mail offers no way to unsubscribe.",
+        gettext("The sender's mail offers no way to unsubscribe."),
         None,
     )
 
@@ -177,16 +178,18 @@ def post_one_click(url: str) -> str:
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
     except outbound.PolicyRefused:
-        return "the sender's server is at an address this server may not contact"
+        return gettext("the sender's server is at an address this server may not contact")
     except httpx.TimeoutException:
-        return "the sender's server did not answer in time"
+        return gettext("the sender's server did not answer in time")
     except httpx.HTTPError as exc:
-        return f"could not reach the sender's server ({type(exc).__name__})"
+        return gettext("could not reach the sender's server (%(error)s)") % {"error": type(exc).__name__}
     if 200 <= response.status_code < 300:
         return ""
     if 300 <= response.status_code < 400:
-        return f"the sender's server answered with a redirect ({response.status_code}), which is not followed"
-    return f"the sender's server refused it (HTTP {response.status_code})"
+        return gettext("the sender's server answered with a redirect (%(status)s), which is not followed") % {
+            "status": response.status_code
+        }
+    return gettext("the sender's server refused it (HTTP %(status)s)") % {"status": response.status_code}
 
 
 def send_mailto(account: MailAccount, mailto: Mailto) -> str:
@@ -203,7 +206,7 @@ def send_mailto(account: MailAccount, mailto: Mailto) -> str:
         refused = deliver(smtp_config(account), account.email_address, [mailto.address], message.as_bytes())
     except SendError as exc:
         return str(exc)
-    return "the SMTP server refused the list's address" if refused else ""
+    return gettext("the SMTP server refused the list's address") if refused else ""
 
 
 def archive_rule(owner_id: int, sender: str) -> Rule:
@@ -219,4 +222,10 @@ def archive_rule(owner_id: int, sender: str) -> Rule:
     existing = Rule.objects.filter(owner_id=owner_id, definition=document).first()
     if existing is not None:
         return existing
-    return editing.save(owner_id, None, name=f"Archive mail from {sender}"[:120], enabled=True, document=document)
+    return editing.save(
+        owner_id,
+        None,
+        name=(gettext("Archive mail from %(sender)s") % {"sender": sender})[:120],
+        enabled=True,
+        document=document,
+    )

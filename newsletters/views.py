@@ -7,6 +7,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
@@ -39,14 +40,23 @@ def newsletter_unsubscribe(request: HttpRequest) -> HttpResponse:
     if record.archive_rule_id:
         try:
             jobs.start(request.user, Job.Kind.RULES, {"rule_ids": [record.archive_rule_id]}, rule_tasks.run_rules_job)
-            messages.info(request, f"Archiving the mail from {sender}: a rule now does it for new mail too.")
+            messages.info(
+                request,
+                _("Archiving the mail from %(sender)s: a rule now does it for new mail too.") % {"sender": sender},
+            )
         except jobs.JobAlreadyActive:
-            messages.info(request, "Rules are already running on your mail; the new archive rule runs on new mail.")
+            messages.info(request, _("Rules are already running on your mail; the new archive rule runs on new mail."))
     if record.state == Unsubscription.State.DONE:
-        messages.success(request, f"Unsubscribed from {sender} ({record.get_method_display()}).")
+        messages.success(
+            request,
+            _("Unsubscribed from %(sender)s (%(method)s).") % {"sender": sender, "method": record.get_method_display()},
+        )
     elif record.state == Unsubscription.State.MANUAL:
         return render(request, "newsletters/finish.html", {"record": record, "link": outcome.link})
     else:
-        messages.error(request, f"Could not unsubscribe from {sender}: {record.detail}")
+        messages.error(
+            request,
+            _("Could not unsubscribe from %(sender)s: %(problem)s") % {"sender": sender, "problem": record.detail},
+        )
     page = request.POST.get("page", "")
     return redirect(reverse("newsletters:list") + (f"?page={page}" if page.isdigit() else ""))
