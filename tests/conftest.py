@@ -1,4 +1,4 @@
-"""Fixtures on real services: PostgreSQL (pytest-django), Redis, Celery workers, Dovecot, SMTP."""
+"""Fixtures on real services: PostgreSQL (pytest-django), Redis, Celery workers, Dovecot and Cyrus, SMTP."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.plugins.accounts",
     "tests.plugins.celery_worker",
     "tests.plugins.mailservers",
+    "tests.plugins.imap_servers",
     "tests.plugins.mail",
     "tests.plugins.llm_servers",
     "tests.plugins.web_servers",

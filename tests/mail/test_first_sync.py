@@ -1,7 +1,5 @@
 """What the first sync takes (issue 18): the window, newest first, batch by batch, resumable, against Dovecot."""
 
-import os
-import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -133,22 +131,26 @@ def test_the_whole_mailbox_and_backfill_switched_off(dovecot, imap_user, alice):
     assert no_backfill.folders.get(name="INBOX").backfill_below_uid is None
 
 
-def test_uidvalidity_reset_under_a_window_reattaches_everything_held(dovecot, imap_user, alice):
-    deliver(dovecot, imap_user, range(6), when=OLD)
-    deliver(dovecot, imap_user, range(6, 10))
-    account = create_account(alice.user, imap_user, dovecot)
+def test_uidvalidity_reset_under_a_window_reattaches_everything_held(mail_server, mail_user, alice):
+    """On Dovecot (UIDs + 1000 after the reset) and Cyrus (the mailbox restored, UIDs from 1 again)."""
+    deliver(mail_server, mail_user, range(6), when=OLD)
+    deliver(mail_server, mail_user, range(6, 10))
+    account = create_account(alice.user, mail_user, mail_server)
     run_sync(account)
     inbox = account.folders.get(name="INBOX")
     held = set(inbox.messages.values_list("pk", flat=True))
+    old_validity = inbox.uidvalidity
     assert len(held) == 4
-    reset_uidvalidity(imap_user)
+    mail_server.reset_uidvalidity(mail_user)
 
     run = run_sync(account)
     assert run.status == SyncRun.Status.SUCCESS, run.error
     assert (run.messages_new, run.messages_expunged) == (0, 0)
     inbox.refresh_from_db()
+    assert inbox.uidvalidity != old_validity
     live = inbox.messages.filter(expunged_at__isnull=True)
-    assert set(live.values_list("pk", flat=True)) == held and not live.filter(uid__lt=1000).exists()
+    assert set(live.values_list("pk", flat=True)) == held
+    assert set(live.values_list("uidvalidity", flat=True)) == {inbox.uidvalidity}
     assert inbox.backfill_uidvalidity == inbox.uidvalidity and inbox.backfill_total == 6
     assert inbox.backfill_below_uid == inbox.uidnext
 
@@ -168,23 +170,6 @@ def test_the_sync_task_announces_new_mail_after_the_first_batch_and_every_thousa
     finally:
         signals.new_mail_synced.disconnect(listener)
     assert heard == ["acc", "acc", "acc"]  # at 200 (the first batch), 1200 and 2300
-
-
-def reset_uidvalidity(user):
-    """Make Dovecot renumber INBOX (new UIDVALIDITY, UIDs + 1000), as after a server restore."""
-    maildir = user.maildir
-    uidlist = maildir / "dovecot-uidlist"
-    lines = uidlist.read_text().splitlines()
-    header = lines[0]
-    validity = int(re.search(r" V(\d+)", header).group(1))
-    next_uid = int(re.search(r" N(\d+)", header).group(1))
-    header = re.sub(r" V\d+", f" V{validity + 77}", header)
-    header = re.sub(r" N\d+", f" N{next_uid + 1000}", header)
-    body = [f"{int(line.split(' ', 1)[0]) + 1000} {line.split(' ', 1)[1]}" for line in lines[1:]]
-    uidlist.write_text("\n".join([header, *body]) + "\n")
-    for name in os.listdir(maildir):
-        if name.startswith("dovecot.index"):
-            (maildir / name).unlink()
 
 
 def test_the_account_form_offers_the_window_and_the_switches(alice_client, alice, bob, dovecot, imap_user):

@@ -1,38 +1,44 @@
-"""The sync engine against a real Dovecot: incremental, idempotent, and faithful to the server."""
+"""The sync engine against real servers: incremental, idempotent, and faithful to the server.
+
+The tests taking `mail_server` run against Dovecot and Cyrus (tests/plugins/imap_servers.py), the flag and
+expunge tests also against Cyrus without CONDSTORE (the FLAGS sweep); the rest need Dovecot's Maildir.
+"""
 
 import pytest
 
 from mail.models import Folder, Message, SyncRun
 from tests.plugins import imap_helpers as srv
+from tests.plugins.imap_servers import ALL_SERVERS
 from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
 
 pytestmark = pytest.mark.django_db
 
 
-def seed(dovecot, user, count, folder="INBOX", start=0, **kwargs):
+def seed(server, user, count, folder="INBOX", start=0, **kwargs):
     for i in range(start, start + count):
-        dovecot.deliver(user, make_raw(i, **kwargs), folder=folder)
+        server.deliver(user, make_raw(i, **kwargs), folder=folder)
 
 
-def test_initial_sync_across_folders_then_a_second_sync_fetches_nothing(dovecot, imap_user, mail_account):
-    seed(dovecot, imap_user, 250)
-    seed(dovecot, imap_user, 60, folder="Archive", start=1000, attachment=b"\x00" * 2048)
-    select_folders(mail_account, "INBOX", "Archive")
+def test_initial_sync_across_folders_then_a_second_sync_fetches_nothing(mail_server, mail_user, server_account):
+    archive = mail_server.folder("Archive")
+    seed(mail_server, mail_user, 250)
+    seed(mail_server, mail_user, 60, folder="Archive", start=1000, attachment=b"\x00" * 2048)
+    select_folders(server_account, "INBOX", archive)
 
-    first = run_sync(mail_account)
+    first = run_sync(server_account)
     assert first.status == SyncRun.Status.SUCCESS, first.error
     assert first.messages_new == 310 and first.folders_total == 2 and first.folders_done == 2
     assert first.bytes_fetched > 250 * 1024
-    inbox = mail_account.folders.get(name="INBOX")
+    inbox = server_account.folders.get(name="INBOX")
     assert inbox.messages.count() == 250 and inbox.uidvalidity and inbox.uidnext == 251
-    assert Message.objects.filter(folder__name="Archive", has_attachments=True).count() == 60
+    assert Message.objects.filter(folder__name=archive, has_attachments=True).count() == 60
     assert sorted(inbox.messages.values_list("uid", flat=True)) == list(range(1, 251))
     message = inbox.messages.get(uid=7)  # the seventh delivered, numbered from 0
     assert message.subject == "Message number 6" and "body of message 6" in message.text_body
     assert message.from_address == "sender@example.test" and message.to_addresses == ["me@example.test"]
     assert b"Subject: Message number 6" in message.raw
 
-    second = run_sync(mail_account)
+    second = run_sync(server_account)
     assert second.status == SyncRun.Status.SUCCESS
     assert (second.messages_new, second.messages_updated, second.messages_expunged, second.bytes_fetched) == (
         0,
@@ -40,56 +46,61 @@ def test_initial_sync_across_folders_then_a_second_sync_fetches_nothing(dovecot,
         0,
         0,
     )
-    assert Message.objects.filter(account=mail_account).count() == 310
-    mail_account.refresh_from_db()
-    assert mail_account.status == "ok" and mail_account.last_sync_at is not None
+    assert Message.objects.filter(account=server_account).count() == 310
+    server_account.refresh_from_db()
+    assert server_account.status == "ok" and server_account.last_sync_at is not None
 
 
-def test_syncing_does_not_mark_mail_as_read(dovecot, imap_user, mail_account):
-    seed(dovecot, imap_user, 5)
-    run_sync(mail_account)
-    assert all("\\Seen" not in flags for flags in srv.server_flags(dovecot, imap_user).values())
-    assert not Message.objects.filter(account=mail_account, seen=True).exists()
+def test_syncing_does_not_mark_mail_as_read(mail_server, mail_user, server_account):
+    seed(mail_server, mail_user, 5)
+    run_sync(server_account)
+    assert all("\\Seen" not in flags for flags in srv.server_flags(mail_server, mail_user).values())
+    assert not Message.objects.filter(account=server_account, seen=True).exists()
 
 
-def test_flags_changed_on_the_server_arrive(dovecot, imap_user, mail_account):
-    seed(dovecot, imap_user, 10)
-    run_sync(mail_account)
-    srv.store(dovecot, imap_user, [2, 3], "+FLAGS", r"(\Seen \Flagged)")
-    srv.store(dovecot, imap_user, [4], "+FLAGS", "(customtag)")
-    run = run_sync(mail_account)
+@pytest.mark.parametrize("mail_server", ALL_SERVERS, indirect=True)
+def test_flags_changed_on_the_server_arrive(mail_server, mail_user, server_account):
+    seed(mail_server, mail_user, 10)
+    run_sync(server_account)
+    inbox = server_account.folders.get(name="INBOX")
+    # Which path ran: CHANGEDSINCE from the stored HIGHESTMODSEQ, or (cyrus-sweep) a FLAGS sweep.
+    assert (inbox.highestmodseq is not None) == mail_server.condstore
+    srv.store(mail_server, mail_user, [2, 3], "+FLAGS", r"(\Seen \Flagged)")
+    srv.store(mail_server, mail_user, [4], "+FLAGS", "(customtag)")
+    run = run_sync(server_account)
     assert run.messages_updated == 3
-    inbox = mail_account.folders.get(name="INBOX")
     assert set(inbox.messages.filter(seen=True, flagged=True).values_list("uid", flat=True)) == {2, 3}
     assert inbox.messages.get(uid=4).keywords == ["customtag"]
-    srv.store(dovecot, imap_user, [2], "-FLAGS", r"(\Seen)")
-    run_sync(mail_account)
+    srv.store(mail_server, mail_user, [2], "-FLAGS", r"(\Seen)")
+    assert run_sync(server_account).messages_updated == 1
     assert not inbox.messages.get(uid=2).seen
+    assert run_sync(server_account).messages_updated == 0  # a sweep finds nothing changed, too
 
 
-def test_messages_expunged_on_the_server_are_marked(dovecot, imap_user, mail_account):
-    seed(dovecot, imap_user, 8)
-    run_sync(mail_account)
-    srv.expunge(dovecot, imap_user, [3, 5])
-    seed(dovecot, imap_user, 1, start=100)  # and one arrives meanwhile
-    run = run_sync(mail_account)
+@pytest.mark.parametrize("mail_server", ALL_SERVERS, indirect=True)
+def test_messages_expunged_on_the_server_are_marked(mail_server, mail_user, server_account):
+    seed(mail_server, mail_user, 8)
+    run_sync(server_account)
+    srv.expunge(mail_server, mail_user, [3, 5])
+    seed(mail_server, mail_user, 1, start=100)  # and one arrives meanwhile
+    run = run_sync(server_account)
     assert (run.messages_expunged, run.messages_new) == (2, 1)
-    inbox = mail_account.folders.get(name="INBOX")
+    inbox = server_account.folders.get(name="INBOX")
     assert set(inbox.messages.filter(expunged_at__isnull=False).values_list("uid", flat=True)) == {3, 5}
     assert inbox.messages.filter(expunged_at__isnull=True).count() == 7
 
 
-def test_uidvalidity_reset_resyncs_without_duplicates(dovecot, imap_user, mail_account):
-    seed(dovecot, imap_user, 12)
-    run_sync(mail_account)
-    inbox = mail_account.folders.get(name="INBOX")
+def test_uidvalidity_reset_resyncs_without_duplicates(mail_server, mail_user, server_account):
+    seed(mail_server, mail_user, 12)
+    run_sync(server_account)
+    inbox = server_account.folders.get(name="INBOX")
     old_validity = inbox.uidvalidity
     before = set(inbox.messages.values_list("pk", flat=True))
-    srv_reset_uidvalidity(dovecot, imap_user)
-    srv.expunge(dovecot, imap_user, [srv_first_uid(dovecot, imap_user)])  # one vanished in the reset
-    seed(dovecot, imap_user, 2, start=500)
+    mail_server.reset_uidvalidity(mail_user)
+    srv.expunge(mail_server, mail_user, [min(srv.server_flags(mail_server, mail_user))])  # one vanished in the reset
+    seed(mail_server, mail_user, 2, start=500)
 
-    run = run_sync(mail_account)
+    run = run_sync(server_account)
     assert run.status == SyncRun.Status.SUCCESS, run.error
     inbox.refresh_from_db()
     assert inbox.uidvalidity != old_validity
@@ -102,53 +113,85 @@ def test_uidvalidity_reset_resyncs_without_duplicates(dovecot, imap_user, mail_a
     # The one retired by the renumbering counts as removed on the server; the re-attached are neither new nor updated.
     assert (run.messages_new, run.messages_updated, run.messages_expunged) == (2, 0, 1)
     assert not live.filter(uidvalidity=old_validity).exists()
-    assert Message.objects.filter(account=mail_account).count() == 14  # 12 kept/marked + 2 new, no copies
+    assert Message.objects.filter(account=server_account).count() == 14  # 12 kept/marked + 2 new, no copies
 
 
-def srv_first_uid(dovecot, user):
-    return min(srv.server_flags(dovecot, user))
+def test_a_message_moved_by_another_client_leaves_one_folder_and_arrives_in_the_other(
+    mail_server, mail_user, server_account
+):
+    archive = mail_server.folder("Archive")
+    seed(mail_server, mail_user, 4)
+    select_folders(server_account, "INBOX", archive)
+    run_sync(server_account)
+    srv.move(mail_server, mail_user, [2], archive)  # UID MOVE, as a phone's mail app would
+
+    run = run_sync(server_account)
+    assert run.status == SyncRun.Status.SUCCESS, run.error
+    assert (run.messages_new, run.messages_expunged) == (1, 1)
+    inbox, moved = server_account.folders.get(name="INBOX"), server_account.folders.get(name=archive)
+    assert inbox.messages.get(uid=2).expunged_at is not None
+    assert [m.subject for m in moved.messages.all()] == ["Message number 1"]
+    assert inbox.messages.filter(expunged_at__isnull=True).count() == 3
+    assert run_sync(server_account).messages_new == 0
 
 
-def srv_reset_uidvalidity(dovecot, user):
-    """Make Dovecot renumber INBOX: a new UIDVALIDITY and new UIDs, as after a server restore."""
-    import os
-    import re
+def test_a_folder_renamed_on_the_server_is_listed_under_its_new_name(mail_server, mail_user, server_account):
+    projects, renamed = mail_server.folder("Projects"), mail_server.folder("Projects 2026")
+    seed(mail_server, mail_user, 3, folder="Projects")
+    seed(mail_server, mail_user, 1, start=10)
+    select_folders(server_account, "INBOX", projects)
+    assert run_sync(server_account).messages_new == 4
+    old = server_account.folders.get(name=projects)
+    old_validity = old.uidvalidity
+    srv.rename_folder(mail_server, mail_user, f'"{projects}"', f'"{renamed}"')
 
-    maildir = user.maildir
-    uidlist = maildir / "dovecot-uidlist"
-    lines = uidlist.read_text().splitlines()
-    header = lines[0]
-    validity = int(re.search(r" V(\d+)", header).group(1))
-    next_uid = int(re.search(r" N(\d+)", header).group(1))
-    header = re.sub(r" V\d+", f" V{validity + 77}", header)
-    header = re.sub(r" N\d+", f" N{next_uid + 1000}", header)
-    body = []
-    for line in lines[1:]:
-        uid, rest = line.split(" ", 1)
-        body.append(f"{int(uid) + 1000} {rest}")
-    uidlist.write_text("\n".join([header, *body]) + "\n")
-    for name in os.listdir(maildir):
-        if name.startswith("dovecot.index"):
-            (maildir / name).unlink()
+    run = run_sync(server_account)
+    assert run.status == SyncRun.Status.SUCCESS and not run.errors, run.errors
+    old.refresh_from_db()
+    new = server_account.folders.get(name=renamed)
+    # The old name is gone from the server (kept here with its mail); the new one is listed, not yet synced.
+    assert not old.exists_on_server and old.messages.count() == 3
+    assert new.exists_on_server and not new.sync_enabled and new.delimiter == old.delimiter
+    assert new.display_name == "Projects 2026"
+    new.sync_enabled = True
+    new.save(update_fields=["sync_enabled"])
+    assert run_sync(server_account).messages_new == 3
+    new.refresh_from_db()
+    assert new.uidvalidity == old_validity  # both servers keep a renamed folder's UIDVALIDITY
 
 
-def test_mailbox_changed_during_a_sync_loses_nothing(dovecot, imap_user, mail_account, settings):
+def test_a_folder_deleted_on_the_server_stops_being_synced(mail_server, mail_user, server_account):
+    projects = mail_server.folder("Projects")
+    seed(mail_server, mail_user, 2, folder="Projects")
+    select_folders(server_account, "INBOX", projects)
+    run_sync(server_account)
+    srv.delete_folder(mail_server, mail_user, projects)
+    seed(mail_server, mail_user, 1)
+
+    run = run_sync(server_account)
+    assert run.status == SyncRun.Status.SUCCESS and not run.errors, run.errors
+    assert run.folders_total == 1 and run.messages_new == 1
+    gone = server_account.folders.get(name=projects)
+    assert not gone.exists_on_server and gone.messages.count() == 2
+
+
+def test_mailbox_changed_during_a_sync_loses_nothing(mail_server, mail_user, server_account, settings):
     settings.MAILHELPER_SYNC_BATCH = 10
-    seed(dovecot, imap_user, 35)
+    seed(mail_server, mail_user, 35)
     delivered = []
 
     def deliver_midway(run):
         if not delivered and run.messages_new >= 10:
             delivered.append(True)
-            seed(dovecot, imap_user, 3, start=900)
-            srv.store(dovecot, imap_user, [1], "+FLAGS", r"(\Flagged)")
+            seed(mail_server, mail_user, 3, start=900)
+            srv.store(mail_server, mail_user, [1], "+FLAGS", r"(\Flagged)")
 
     from mail.sync import sync_account
 
-    run = sync_account(mail_account.pk, progress=deliver_midway).run
+    run = sync_account(server_account.pk, progress=deliver_midway).run
     assert run.status == SyncRun.Status.SUCCESS and delivered
-    run_sync(mail_account)
-    inbox = mail_account.folders.get(name="INBOX")
+    run_sync(server_account)
+    inbox = server_account.folders.get(name="INBOX")
     assert inbox.messages.count() == 38
     assert sorted(inbox.messages.values_list("uid", flat=True)) == list(range(1, 39))
     assert inbox.messages.get(uid=1).flagged
@@ -175,8 +218,8 @@ def test_malformed_messages_are_stored_with_warnings_and_do_not_stop_the_sync(do
     assert inbox.messages.get(uid=3).text_body.startswith("body")
 
 
-def test_wrong_password_marks_the_account_as_needing_attention(dovecot, imap_user, alice):
-    account = create_account(alice.user, imap_user, dovecot, imap_password="wrong")
+def test_wrong_password_marks_the_account_as_needing_attention(mail_server, mail_user, alice):
+    account = create_account(alice.user, mail_user, mail_server, imap_password="wrong")
     run = run_sync(account)
     account.refresh_from_db()
     assert run.status == SyncRun.Status.FAILED
@@ -222,13 +265,16 @@ def test_strict_mode_user_logged_out_is_skipped_as_locked(dovecot, imap_user, db
     assert account.status == "locked"
 
 
-def test_folders_are_discovered_with_special_use(mail_account):
-    select_folders(mail_account, "INBOX")
-    uses = dict(mail_account.folders.values_list("name", "special_use"))
-    assert uses["INBOX"] == "inbox" and uses["Sent"] == "sent" and uses["Trash"] == "trash"
-    assert uses["Archive"] == "archive"
-    assert list(mail_account.folders.filter(sync_enabled=True).values_list("name", flat=True)) == ["INBOX"]
-    assert Folder.objects.filter(account=mail_account).count() >= 5
+def test_folders_are_discovered_with_special_use(mail_server, server_account):
+    select_folders(server_account, "INBOX")
+    uses = dict(server_account.folders.values_list("name", "special_use"))
+    assert uses["INBOX"] == "inbox" and uses[mail_server.folder("Sent")] == "sent"
+    assert uses[mail_server.folder("Trash")] == "trash" and uses[mail_server.folder("Archive")] == "archive"
+    assert list(server_account.folders.filter(sync_enabled=True).values_list("name", flat=True)) == ["INBOX"]
+    assert Folder.objects.filter(account=server_account).count() >= 5
+    archive = server_account.folders.get(special_use="archive")
+    # Cyrus: "/" separates and the folder is INBOX's child ("INBOX/Archive"), shown by its last part.
+    assert archive.display_name == "Archive" and archive.delimiter == mail_server.separator
 
 
 def test_a_run_left_running_by_a_dead_worker_does_not_block_sync_now(mail_account):

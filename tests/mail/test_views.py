@@ -171,40 +171,42 @@ def test_detail_marks_read_and_writes_back_to_the_server(alice_client, mail_acco
     assert "attachment" in download["Content-Disposition"]
 
 
-def test_flag_move_and_delete_reach_the_server_without_duplicates(alice_client, mail_account, imap_user, dovecot):
+def test_flag_move_and_delete_reach_the_server_without_duplicates(alice_client, server_account, mail_user, mail_server):
+    """On Dovecot and Cyrus (tests/plugins/imap_servers.py): the move is a UID MOVE to "INBOX/Archive" there."""
     from mail.actions import write_back
 
+    account, user, server = server_account, mail_user, mail_server
     for i in range(3):
-        dovecot.deliver(imap_user, make_raw(i))
-    select_folders(mail_account, "INBOX", "Archive", "Trash")
-    run_sync(mail_account)
-    inbox = mail_account.folders.get(name="INBOX")
+        server.deliver(user, make_raw(i))
+    select_folders(account, "INBOX", server.folder("Archive"), server.folder("Trash"))
+    run_sync(account)
+    inbox = account.folders.get(name="INBOX")
     first, second, third = inbox.messages.order_by("uid")
-    archive = mail_account.folders.get(name="Archive")
+    archive = account.folders.get(name=server.folder("Archive"))
 
     alice_client.post(reverse("mail:message-action", args=[first.pk]), {"action": "flag"})
     alice_client.post(reverse("mail:message-action", args=[second.pk]), {"action": "move", "target_folder": archive.pk})
     alice_client.post(reverse("mail:message-action", args=[third.pk]), {"action": "delete"})
     second.refresh_from_db()
     assert second.folder == archive and second.uid is None  # shown in Archive at once
-    assert PendingAction.objects.filter(account=mail_account, done_at__isnull=True).count() == 3
+    assert PendingAction.objects.filter(account=account, done_at__isnull=True).count() == 3
 
     # A sync before the write-back must not undo the local changes.
-    run_sync(mail_account)
+    run_sync(account)
     first.refresh_from_db()
     assert first.flagged
 
-    assert write_back(mail_account.pk) == (3, 0)
-    assert "\\Flagged" in srv.server_flags(dovecot, imap_user)[first.uid]
-    assert srv.subjects(dovecot, imap_user, "Archive") == ["Message number 1"]
-    assert srv.subjects(dovecot, imap_user, "Trash") == ["Message number 2"]
-    assert srv.message_count(dovecot, imap_user) == 1
+    assert write_back(account.pk) == (3, 0)
+    assert "\\Flagged" in srv.server_flags(server, user)[first.uid]
+    assert srv.subjects(server, user, server.folder("Archive")) == ["Message number 1"]
+    assert srv.subjects(server, user, server.folder("Trash")) == ["Message number 2"]
+    assert srv.message_count(server, user) == 1
 
-    run_sync(mail_account)
+    run_sync(account)
     second.refresh_from_db()
     assert second.uid is not None and second.folder == archive
-    assert Message.objects.filter(account=mail_account, expunged_at__isnull=True).count() == 3
-    assert Message.objects.filter(account=mail_account).count() == 3  # moved, not copied
+    assert Message.objects.filter(account=account, expunged_at__isnull=True).count() == 3
+    assert Message.objects.filter(account=account).count() == 3  # moved, not copied
 
 
 def test_bulk_actions_apply_to_the_selected_messages_only(alice_client, mail_account, imap_user, dovecot):

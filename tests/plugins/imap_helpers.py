@@ -1,4 +1,4 @@
-"""Talking to the test Dovecot from the tests' side with the standard library (not the product's code)."""
+"""Talking to the test IMAP servers (Dovecot, Cyrus) from the tests' side with the standard library, not the product."""
 
 from __future__ import annotations
 
@@ -67,5 +67,43 @@ def subjects(dovecot, user, folder: str = "INBOX") -> list[str]:
         conn.select(folder, readonly=True)
         typ, data = conn.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
         return [part[1].decode().split(":", 1)[1].strip() for part in data if isinstance(part, tuple)]
+    finally:
+        conn.logout()
+
+
+def move(server, user, uids: list[int], destination: str, folder: str = "INBOX") -> None:
+    """UID MOVE (RFC 6851), as another mail client would; both suite servers offer it."""
+    conn = connect(server, user)
+    try:
+        conn.select(folder)
+        typ, data = conn.uid("MOVE", ",".join(map(str, uids)), destination)
+        assert typ == "OK", data
+    finally:
+        conn.logout()
+
+
+def rename_folder(server, user, old: str, new: str) -> None:
+    conn = connect(server, user)
+    try:
+        typ, data = conn.rename(old, new)
+        assert typ == "OK", data
+    finally:
+        conn.logout()
+
+
+def delete_folder(server, user, name: str) -> None:
+    conn = connect(server, user)
+    try:
+        typ, data = conn.delete(name)
+        assert typ == "OK", data
+    finally:
+        conn.logout()
+
+
+def folder_names(server, user) -> list[str]:
+    conn = connect(server, user)
+    try:
+        typ, data = conn.list()
+        return [line.decode().rsplit(" ", 1)[-1].strip('"') for line in data if line]
     finally:
         conn.logout()
