@@ -1,4 +1,7 @@
-"""IMAP keywords through the outbox (#18): PERMANENTFLAGS per folder, set_keywords, the write-back, on Dovecot."""
+"""IMAP keywords through the outbox (#18): PERMANENTFLAGS per folder, set_keywords, the write-back.
+
+The tests taking `mail_server` run on Dovecot and Cyrus (tests/plugins/imap_servers.py), the rest on Dovecot.
+"""
 
 import pytest
 
@@ -11,10 +14,10 @@ from tests.plugins.mail import make_raw, run_sync
 pytestmark = pytest.mark.django_db
 
 
-def test_permanentflags_of_a_real_select_and_examine(dovecot, imap_user, mail_account):
-    """Dovecot answers SELECT with PERMANENTFLAGS (... \\*) and EXAMINE with PERMANENTFLAGS ()."""
-    dovecot.deliver(imap_user, make_raw(1))
-    with imap.ImapSession(server_config(mail_account)) as session:
+def test_permanentflags_of_a_real_select_and_examine(mail_server, mail_user, server_account):
+    """Dovecot and Cyrus both answer SELECT with PERMANENTFLAGS (... \\*) and EXAMINE with PERMANENTFLAGS ()."""
+    mail_server.deliver(mail_user, make_raw(1))
+    with imap.ImapSession(server_config(server_account)) as session:
         assert session.select("INBOX", readonly=False).keywords_allowed is True
         assert session.select("INBOX", readonly=True).keywords_allowed is None  # read-only says nothing
 
@@ -37,9 +40,9 @@ def test_invalid_keywords(value):
     assert not imap.is_keyword(value)
 
 
-def test_keyword_added_and_removed_on_the_server_and_recorded_per_folder(dovecot, imap_user, mail_account):
-    dovecot.deliver(imap_user, make_raw(1))
-    run_sync(mail_account)
+def test_keyword_added_and_removed_on_the_server_and_recorded_per_folder(mail_server, mail_user, server_account):
+    mail_server.deliver(mail_user, make_raw(1))
+    run_sync(server_account)
     message = Message.objects.get()
     assert message.folder.keywords_allowed is None  # sync only EXAMINEs
 
@@ -49,19 +52,19 @@ def test_keyword_added_and_removed_on_the_server_and_recorded_per_folder(dovecot
     assert message.keywords == ["Work"]
     action = PendingAction.objects.get()
     assert (action.kind, action.keyword) == ("add_keyword", "Work")
-    assert actions.write_back(mail_account.pk) == (1, 0)
-    assert "Work" in srv.server_flags(dovecot, imap_user)[message.uid]
+    assert actions.write_back(server_account.pk) == (1, 0)
+    assert "Work" in srv.server_flags(mail_server, mail_user)[message.uid]
     message.folder.refresh_from_db()
     assert message.folder.keywords_allowed is True
 
-    run = run_sync(mail_account)  # the keyword we wrote is no change when sync sees it
+    run = run_sync(server_account)  # the keyword we wrote is no change when sync sees it
     assert run.messages_updated == 0
 
     assert actions.set_keywords(message, remove=["WORK"]) == 1
     message.refresh_from_db()
     assert message.keywords == []
-    assert actions.write_back(mail_account.pk) == (1, 0)
-    assert "Work" not in srv.server_flags(dovecot, imap_user)[message.uid]
+    assert actions.write_back(server_account.pk) == (1, 0)
+    assert "Work" not in srv.server_flags(mail_server, mail_user)[message.uid]
 
 
 def test_nothing_queued_where_keywords_cannot_be_kept(dovecot, imap_user, mail_account):

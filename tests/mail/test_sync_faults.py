@@ -62,22 +62,26 @@ def assert_complete_and_consistent(account: MailAccount, expected: int | None = 
 
 
 @pytest.mark.django_db
-def test_imap_server_stopped_mid_fetch_fails_retryably_and_the_next_sync_completes(dovecot, imap_user, alice, settings):
+def test_imap_server_stopped_mid_fetch_fails_retryably_and_the_next_sync_completes(
+    mail_server, mail_user, alice, settings
+):
+    """On Dovecot and Cyrus (tests/plugins/imap_servers.py): each cuts its clients when stopped."""
     settings.MAILHELPER_SYNC_BATCH = 10
-    seed(dovecot, imap_user, TOTAL)
-    account = create_account(alice.user, imap_user, dovecot)
+    seed(mail_server, mail_user, TOTAL)
+    account = create_account(alice.user, mail_user, mail_server)
+    server = mail_server.server
     stopped: list[int] = []
 
     def stop_midway(run: SyncRun) -> None:
         if not stopped and run.messages_new >= 20:
             stopped.append(run.messages_new)
-            dovecot.stop()
+            server.stop()
 
     try:
         outcome = sync_account(account.pk, progress=stop_midway)
     finally:
-        if not dovecot.running:
-            dovecot.start()
+        if not server.running:
+            server.start()
 
     assert stopped, "the server must have been stopped during the sync"
     assert outcome.run.status == SyncRun.Status.FAILED and outcome.retryable, outcome.run.error
