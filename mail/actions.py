@@ -342,12 +342,12 @@ def _append_sent(session: imap.ImapSession, action: PendingAction) -> None:
 
 
 def _sent_folder(session: imap.ImapSession, account: MailAccount) -> str:
-    """The account's Sent folder: known from sync, else as the server names it, else a new "Sent"."""
+    """The account's Sent folder: known from sync, else as the server names it, else a new "Sent"
+    among the user's folders (below INBOX on Cyrus: ImapSession.create_folder)."""
     known = account.folders.filter(special_use=Folder.SpecialUse.SENT, exists_on_server=True).first()
     if known is not None:
         return known.name
     for folder in session.list_folders():
         if folder.special_use == "sent" and folder.selectable:
             return folder.name
-    session.create_folder("Sent")
-    return "Sent"
+    return session.create_folder("Sent")

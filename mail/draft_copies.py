@@ -80,9 +80,8 @@ def perform(session: imap.ImapSession, action: PendingAction) -> None:
 
 
 def _server_folder(session: imap.ImapSession, account: MailAccount) -> str:
-    """The Drafts folder as the server names it (special-use), else a new "Drafts"."""
+    """The Drafts folder as the server names it (special-use), else a new "Drafts" among the user's folders."""
     for folder in session.list_folders():
         if folder.special_use == "drafts" and folder.selectable:
             return folder.name
-    session.create_folder("Drafts")
-    return "Drafts"
+    return session.create_folder("Drafts")

@@ -468,8 +468,20 @@ class ImapSession:
         self.ensure_selected(folder, readonly=True)
         return list(self._call(self.client.search, ["HEADER", "Message-ID", f"<{message_id}>"]))
 
-    def create_folder(self, name: str) -> None:
-        self._call(self.client.create_folder, name)
+    def personal_prefix(self) -> str:
+        """Where the user's own folders go (NAMESPACE, RFC 2342): "" on Dovecot, "INBOX/" on Cyrus."""
+        if "NAMESPACE" not in self.capabilities:
+            return ""
+        personal = self._call(self.client.namespace).personal or ()
+        prefix = personal[0][0] if personal and personal[0] else ""
+        return prefix.decode() if isinstance(prefix, bytes) else str(prefix or "")
+
+    def create_folder(self, name: str) -> str:
+        """Make a folder among the user's own and return its full name ("Sent" -> "INBOX/Sent" on Cyrus,
+        which refuses a top-level "Sent" with "Permission denied")."""
+        full = self.personal_prefix() + name
+        self._call(self.client.create_folder, full)
+        return full
 
 
 def keywords_allowed(permanentflags: Iterable[bytes | str] | None) -> bool:

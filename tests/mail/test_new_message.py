@@ -88,9 +88,11 @@ def test_send_needs_a_recipient_and_bcc_alone_is_one(alice_client, mail_account)
 
 
 def test_a_new_message_goes_out_with_bcc_in_the_envelope_only_and_lands_in_sent(
-    alice_client, mail_account, smtp_sink, imap_user, dovecot
+    alice_client, server_account, smtp_sink, mail_user, mail_server
 ):
-    select_folders(mail_account, "INBOX", "Sent")
+    """On Dovecot and Cyrus (tests/plugins/imap_servers.py), where Sent is "INBOX/Sent"."""
+    mail_account, imap_user, dovecot = server_account, mail_user, mail_server
+    select_folders(mail_account, "INBOX", mail_server.folder("Sent"))
     use_smtp(mail_account, smtp_sink)
     draft = start(alice_client, mail_account)
     response = alice_client.post(
@@ -121,11 +123,34 @@ def test_a_new_message_goes_out_with_bcc_in_the_envelope_only_and_lands_in_sent(
     [action] = PendingAction.objects.filter(draft=draft, kind="append_sent")
     assert action.message_id is None
     assert actions.write_back(mail_account.pk) == (3, 0)  # copy to Drafts (skipped: sent), its removal, Sent
-    assert srv.message_count(dovecot, imap_user, "Drafts") == 0
-    assert srv.subjects(dovecot, imap_user, "Sent") == ["Plans for Monday"]
+    assert srv.message_count(dovecot, imap_user, mail_server.folder("Drafts")) == 0
+    assert srv.subjects(dovecot, imap_user, mail_server.folder("Sent")) == ["Plans for Monday"]
     html = alice_client.get(reverse("mail:draft", args=[draft.pk])).content.decode()
     assert "<dt>Bcc</dt><dd>boss@example.test, ANNA@example.test</dd>" in html
     assert 'data-testid="sent-copy">Copy in the Sent folder:\n    saved' in html
+
+
+def test_without_sent_and_drafts_on_the_server_both_are_made_among_the_users_folders(
+    alice_client, server_account, smtp_sink, mail_user, mail_server
+):
+    """Cyrus refuses a top-level "Sent" (Permission denied): a user's folders live below "INBOX/" there
+    (its NAMESPACE's personal prefix; "" on Dovecot). The folders are made under that prefix."""
+    account, user, server = server_account, mail_user, mail_server
+    for name in ("Sent", "Drafts"):
+        srv.delete_folder(server, user, server.folder(name))
+    use_smtp(account, smtp_sink)
+    draft = start(alice_client, account)
+    alice_client.post(
+        reverse("mail:draft", args=[draft.pk]),
+        {"to": "anna@example.test", "subject": "No Sent yet", "body": "Hello.\n", "action": "save"},
+    )
+    assert actions.write_back(account.pk) == (1, 0)  # the copy in Drafts, which had to be made first
+    assert srv.subjects(server, user, server.folder("Drafts")) == ["No Sent yet"]
+    assert sending.queue_send(Draft.objects.get(pk=draft.pk))
+    assert sending.send_draft(draft.pk) == "sent"
+    assert actions.write_back(account.pk) == (2, 0)  # the Drafts copy removed, the Sent copy made
+    assert srv.subjects(server, user, server.folder("Sent")) == ["No Sent yet"]
+    assert srv.message_count(server, user, server.folder("Drafts")) == 0
 
 
 def test_an_outbox_row_without_a_message_does_not_stop_flag_changes_from_the_server(

@@ -92,9 +92,14 @@ def rename_folder(server, user, old: str, new: str) -> None:
 
 
 def delete_folder(server, user, name: str) -> None:
+    """DELETE; a special-use folder Cyrus protects (specialuse_protect) loses its special use first."""
     conn = connect(server, user)
     try:
         typ, data = conn.delete(name)
+        if typ != "OK" and b"SPECIAL-USE" in b" ".join(data):
+            imaplib.Commands.setdefault("SETMETADATA", ("AUTH", "SELECTED"))
+            conn._simple_command("SETMETADATA", f'"{name}"', "(/private/specialuse NIL)")
+            typ, data = conn.delete(name)
         assert typ == "OK", data
     finally:
         conn.logout()
