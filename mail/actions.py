@@ -35,6 +35,7 @@ from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from . import imap, signals
 from .models import Draft, Folder, MailAccount, Message, PendingAction
@@ -67,7 +68,7 @@ def trash_folder(account: MailAccount) -> Folder:
     refuse_imap_only(account)
     folder = account.folders.filter(special_use=Folder.SpecialUse.TRASH, exists_on_server=True).first()
     if folder is None:
-        raise ActionError("This account has no Trash folder on the server.")
+        raise ActionError(gettext("This account has no Trash folder on the server."))
     return folder
 
 
@@ -75,7 +76,7 @@ def archive_folder(account: MailAccount) -> Folder:
     refuse_imap_only(account)
     folder = account.folders.filter(special_use=Folder.SpecialUse.ARCHIVE, exists_on_server=True).first()
     if folder is None:
-        raise ActionError("This account has no Archive folder on the server.")
+        raise ActionError(gettext("This account has no Archive folder on the server."))
     return folder
 
 
@@ -110,7 +111,7 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
         elif kind == Kind.MOVE:
             refuse_imap_only(message.account)
             if target is None or target.account_id != message.account_id:
-                raise ActionError("Choose a folder of the same account.")
+                raise ActionError(gettext("Choose a folder of the same account."))
             if message.folder_id == target.pk:
                 continue
         elif kind == Kind.MARK_FORWARDED:
@@ -119,7 +120,7 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
             message.keywords = [*message.keywords, FORWARDED]
             Message.objects.filter(pk=message.pk).update(keywords=message.keywords)
         else:
-            raise ActionError(f"Unknown action {kind!r}.")
+            raise ActionError(gettext("Unknown action %(action)s.") % {"action": repr(kind)})
         changed += 1
         if message.account.is_pop3:
             continue  # changed here, which is all there is: POP3 keeps no flags on the server

@@ -15,6 +15,7 @@ import ssl
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from core.outbound import PolicyRefused
 
@@ -48,14 +49,18 @@ def describe_connect_error(exc: BaseException, host: str, port: int, protocol: s
     if isinstance(exc, PolicyRefused):
         return "policy", str(exc)
     if isinstance(exc, socket.gaierror):
-        return "dns", f"The {protocol} server name {host!r} could not be found (DNS lookup failed)."
+        text = gettext("The %(protocol)s server name %(host)s could not be found (DNS lookup failed).")
+        return "dns", text % {"protocol": protocol, "host": repr(host)}
     if isinstance(exc, ConnectionRefusedError):
-        return "refused", f"{where} refused the connection: check the {protocol} host, port and security."
+        text = gettext("%(where)s refused the connection: check the %(protocol)s host, port and security.")
+        return "refused", text % {"where": where, "protocol": protocol}
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return "tls", f"The TLS certificate of {where} is not trusted ({exc.verify_message})."
+        text = gettext("The TLS certificate of %(where)s is not trusted (%(reason)s).")
+        return "tls", text % {"where": where, "reason": exc.verify_message}
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or "handshake error"
-        return "tls", f"TLS with {where} failed ({reason}): check the {protocol} port and security."
+        text = gettext("TLS with %(where)s failed (%(reason)s): check the %(protocol)s port and security.")
+        return "tls", text % {"where": where, "reason": reason, "protocol": protocol}
     if isinstance(exc, TimeoutError | socket.timeout):
-        return "timeout", f"{where} did not answer in time."
+        return "timeout", gettext("%(where)s did not answer in time.") % {"where": where}
     return None

@@ -25,16 +25,16 @@ class MailAccountForm(forms.ModelForm):
     """
 
     imap_password_input = forms.CharField(
-        label="Password",
+        label=_("Password"),
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
     )
     smtp_password_input = forms.CharField(
-        label="SMTP password",
+        label=_("SMTP password"),
         required=False,
         strip=False,
-        help_text="Leave empty to use the incoming server's password.",
+        help_text=_("Leave empty to use the incoming server's password."),
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}, render_value=False),
     )
 
@@ -71,10 +71,14 @@ class MailAccountForm(forms.ModelForm):
             "pop3_delete_after_days": forms.NumberInput(attrs={"min": 1, "max": 3650}),
         }
         labels = {
-            "imap_host": "Incoming mail server",
-            "imap_port": "Port",
-            "imap_security": "Security",
-            "imap_username": "User name",
+            "name": _("Name"),
+            "email_address": _("Email address"),
+            "imap_host": _("Incoming mail server"),
+            "imap_port": _("Port"),
+            "imap_security": _("Security"),
+            "imap_username": _("User name"),
+            "sync_interval_minutes": _("Sync interval minutes"),
+            "enabled": _("Enabled"),
         }
 
     field_order = [
@@ -108,15 +112,15 @@ class MailAccountForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["imap_port"].required = False
         self.fields["protocol"].required = False  # not posted: IMAP, as before POP3 existed
-        self.fields["imap_port"].help_text = "Empty: the standard port (IMAP 993/143, POP3 995/110)."
+        self.fields["imap_port"].help_text = _("Empty: the standard port (IMAP 993/143, POP3 995/110).")
         # Not posted by older forms (and tests): the model's defaults stand.
         for name in ("first_sync", "first_sync_newest"):
             self.fields[name].required = False
-        self.fields["first_sync_since"].help_text = (
+        self.fields["first_sync_since"].help_text = _(
             "With “Mail since a date”: mail that arrived on or after this day is fetched first. "
             "Empty: the last 12 months."
         )
-        self.fields["first_sync"].help_text = (
+        self.fields["first_sync"].help_text = _(
             "IMAP only (POP3 fetches the whole inbox). Applies to each folder's first sync, so the newest "
             "mail is there within a minute even for a mailbox of many years; mail arriving later is always "
             "fetched. Changing it later affects only folders not synced yet."
@@ -127,19 +131,19 @@ class MailAccountForm(forms.ModelForm):
         elif self.instance._state.adding:
             self.fields["imap_password_input"].required = True
         else:
-            self.fields["imap_password_input"].help_text = "Leave empty to keep the stored password."
+            self.fields["imap_password_input"].help_text = _("Leave empty to keep the stored password.")
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         clash = MailAccount.objects.filter(owner=self.owner, name__iexact=name).exclude(pk=self.instance.pk)
         if clash.exists():
-            raise forms.ValidationError("You already have an account with this name.")
+            raise forms.ValidationError(_("You already have an account with this name."))
         return name
 
     def clean_sync_interval_minutes(self) -> int:
         minutes = self.cleaned_data["sync_interval_minutes"]
         if not 1 <= minutes <= 1440:
-            raise forms.ValidationError("Choose between 1 minute and 1 day (1440 minutes).")
+            raise forms.ValidationError(_("Choose between 1 minute and 1 day (1440 minutes)."))
         return minutes
 
     def clean_protocol(self) -> str:
@@ -148,7 +152,7 @@ class MailAccountForm(forms.ModelForm):
     def clean_pop3_delete_after_days(self) -> int | None:
         days = self.cleaned_data.get("pop3_delete_after_days")
         if days is not None and not 1 <= days <= 3650:
-            raise forms.ValidationError("Choose between 1 day and 10 years (3650 days), or leave it empty.")
+            raise forms.ValidationError(_("Choose between 1 day and 10 years (3650 days), or leave it empty."))
         return days
 
     def clean(self):
@@ -159,7 +163,7 @@ class MailAccountForm(forms.ModelForm):
         if port is None or port in DEFAULT_PORTS[other].values():
             port = cleaned["imap_port"] = default_port(protocol, security)
         if port in (993, 995) and security == "plain":
-            self.add_error("imap_security", f"Port {port} expects SSL/TLS.")
+            self.add_error("imap_security", _("Port %(port)s expects SSL/TLS.") % {"port": port})
         if protocol != MailAccount.Protocol.POP3:
             cleaned["pop3_delete_after_days"] = None  # a POP3 setting: an IMAP account never deletes by age
         mode = cleaned.get("first_sync") or MailAccount.FirstSync.SINCE
@@ -168,7 +172,7 @@ class MailAccountForm(forms.ModelForm):
             cleaned["first_sync_since"] = a_year_ago()  # empty: the last 12 months
         newest = cleaned.get("first_sync_newest")
         if mode == MailAccount.FirstSync.NEWEST and not (newest and 1 <= newest <= 100_000):
-            self.add_error("first_sync_newest", "Choose between 1 and 100,000 messages per folder.")
+            self.add_error("first_sync_newest", _("Choose between 1 and 100,000 messages per folder."))
         elif newest is None:
             cleaned["first_sync_newest"] = self.instance.first_sync_newest
         return cleaned
@@ -186,7 +190,7 @@ class MailAccountForm(forms.ModelForm):
 
 
 class FolderSelectionForm(forms.Form):
-    folders = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label="Folders to sync")
+    folders = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple, label=_("Folders to sync"))
 
     def __init__(self, *args, choices, **kwargs):
         super().__init__(*args, **kwargs)
@@ -195,13 +199,13 @@ class FolderSelectionForm(forms.Form):
 
 class MessageActionForm(forms.Form):
     ACTIONS = [
-        ("mark_read", "Mark read"),
-        ("mark_unread", "Mark unread"),
-        ("flag", "Flag"),
-        ("unflag", "Remove flag"),
-        ("move", "Move"),
-        ("delete", "Delete"),
-        ("archive", "Archive"),
+        ("mark_read", _("Mark read")),
+        ("mark_unread", _("Mark unread")),
+        ("flag", _("Flag")),
+        ("unflag", _("Remove flag")),
+        ("move", _("Move")),
+        ("delete", _("Delete")),
+        ("archive", _("Archive")),
     ]
     action = forms.ChoiceField(choices=ACTIONS)
     target_folder = forms.IntegerField(required=False)
@@ -268,12 +272,16 @@ class ReplySettingsForm(forms.Form):
     """Reply style (one per user) and a signature per account, on one page."""
 
     greeting = forms.CharField(
+        label=_("Greeting"),
         required=False,
         max_length=200,
         help_text=_("e.g. 'Dear {name},' — {name} becomes the recipient's name. Empty: each style's own."),
     )
     closing = forms.CharField(
-        required=False, max_length=200, help_text=_("e.g. 'Kind regards,'. Empty: each style's own.")
+        label=_("Closing"),
+        required=False,
+        max_length=200,
+        help_text=_("e.g. 'Kind regards,'. Empty: each style's own."),
     )
     address_form = forms.ChoiceField(label=_("Form of address"), choices=ReplySettings.AddressForm.choices)
     instructions = forms.CharField(

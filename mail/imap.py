@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
+from django.utils.translation import gettext, ngettext
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import seq_to_parenstr_upper
@@ -124,10 +125,12 @@ def _translate_connect_error(exc: BaseException, config: ServerConfig) -> ImapEr
     if known is not None:
         return ImapConnectError(*known)
     if isinstance(exc, LoginError):
-        return ImapAuthError("The server rejected the user name or password.")
+        return ImapAuthError(gettext("The server rejected the user name or password."))
     if isinstance(exc, OSError):
-        return ImapConnectError("network", f"Network error talking to {where} ({type(exc).__name__}).")
-    return ImapConnectError("protocol", f"{where} did not speak IMAP as expected ({type(exc).__name__}).")
+        text = gettext("Network error talking to %(where)s (%(error)s).")
+        return ImapConnectError("network", text % {"where": where, "error": type(exc).__name__})
+    text = gettext("%(where)s did not speak IMAP as expected (%(error)s).")
+    return ImapConnectError("protocol", text % {"where": where, "error": type(exc).__name__})
 
 
 class _OAuthMechanism:
@@ -269,7 +272,7 @@ class ImapSession:
     def _call(self, func, *args, **kwargs):
         """Run an imapclient call, translating transport failures into ImapConnectError."""
         if self.client is None:
-            raise ImapConnectError("network", "The connection to the server is closed.")
+            raise ImapConnectError("network", gettext("The connection to the server is closed."))
         try:
             return func(*args, **kwargs)
         except (imaplib.IMAP4.abort, OSError, ssl.SSLError) as exc:
@@ -544,7 +547,8 @@ def check_connection(config: ServerConfig) -> ConnectionReport:
     try:
         with ImapSession(config) as session:
             folders = session.list_folders(with_counts=True)
-            return ConnectionReport(True, f"Connected: {len(folders)} folders.", "", folders, session.capabilities)
+            text = ngettext("Connected: %(count)s folder.", "Connected: %(count)s folders.", len(folders))
+            return ConnectionReport(True, text % {"count": len(folders)}, "", folders, session.capabilities)
     except ImapAuthError as exc:
         return ConnectionReport(False, str(exc), "auth")
     except ImapConnectError as exc:

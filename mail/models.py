@@ -15,6 +15,8 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext_lazy as _
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
 
@@ -22,7 +24,7 @@ from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextF
 class Security(models.TextChoices):
     SSL = "ssl", "SSL/TLS"
     STARTTLS = "starttls", "STARTTLS"
-    PLAIN = "plain", "none (plain text, loopback or testing only)"
+    PLAIN = "plain", _("none (plain text, loopback or testing only)")
 
 
 def a_year_ago() -> date:
@@ -45,48 +47,48 @@ class MailAccount(EncryptedModel):
         POP3 = "pop3", "POP3"
 
     class AuthMethod(models.TextChoices):
-        PASSWORD = "password", "Password"
-        OAUTH2 = "oauth2", "Sign-in with the mail provider (OAuth2)"
+        PASSWORD = "password", _("Password")
+        OAUTH2 = "oauth2", _("Sign-in with the mail provider (OAuth2)")
 
     class Status(models.TextChoices):
-        NEW = "new", "not synced yet"
-        OK = "ok", "ok"
-        NEEDS_ATTENTION = "needs_attention", "needs attention"
-        LOCKED = "locked", "locked: log in to resume"
+        NEW = "new", _("not synced yet")
+        OK = "ok", _("ok")
+        NEEDS_ATTENTION = "needs_attention", _("needs attention")
+        LOCKED = "locked", _("locked: log in to resume")
 
     class FirstSync(models.TextChoices):
         """What the first sync of a folder takes (mail/sync.py, "First sync"). Mail arriving later is always fetched."""
 
-        SINCE = "since", "Mail since a date"
-        NEWEST = "newest", "Only the newest messages of each folder"
-        UNREAD = "unread", "Only unread mail"
-        ALL = "all", "The whole mailbox"
+        SINCE = "since", _("Mail since a date")
+        NEWEST = "newest", _("Only the newest messages of each folder")
+        UNREAD = "unread", _("Only unread mail")
+        ALL = "all", _("The whole mailbox")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="mail_accounts")
-    name = models.CharField(max_length=100, help_text="How the account is shown, e.g. 'Work'.")
-    email_address = models.EmailField(help_text="Your address on this account (used to recognise your own mail).")
+    name = models.CharField(max_length=100, help_text=_("How the account is shown, e.g. 'Work'."))
+    email_address = models.EmailField(help_text=_("Your address on this account (used to recognise your own mail)."))
     protocol = models.CharField(
-        "Incoming mail protocol",
+        _("Incoming mail protocol"),
         max_length=4,
         choices=Protocol.choices,
         default=Protocol.IMAP,
-        help_text="IMAP keeps folders and read/flag state on the server; POP3 fetches the inbox only.",
+        help_text=_("IMAP keeps folders and read/flag state on the server; POP3 fetches the inbox only."),
     )
-    imap_host = models.CharField("IMAP server", max_length=255)
-    imap_port = models.PositiveIntegerField("IMAP port", default=993)
-    imap_security = models.CharField("IMAP security", max_length=10, choices=Security.choices, default=Security.SSL)
-    imap_username = models.CharField("IMAP user name", max_length=255)
+    imap_host = models.CharField(_("IMAP server"), max_length=255)
+    imap_port = models.PositiveIntegerField(_("IMAP port"), default=993)
+    imap_security = models.CharField(_("IMAP security"), max_length=10, choices=Security.choices, default=Security.SSL)
+    imap_username = models.CharField(_("IMAP user name"), max_length=255)
     imap_password = EncryptedTextField(default="")
-    smtp_host = models.CharField("SMTP server", max_length=255, blank=True)
-    smtp_port = models.PositiveIntegerField("SMTP port", default=587)
+    smtp_host = models.CharField(_("SMTP server"), max_length=255, blank=True)
+    smtp_port = models.PositiveIntegerField(_("SMTP port"), default=587)
     smtp_security = models.CharField(
-        "SMTP security", max_length=10, choices=Security.choices, default=Security.STARTTLS
+        _("SMTP security"), max_length=10, choices=Security.choices, default=Security.STARTTLS
     )
-    smtp_username = models.CharField("SMTP user name", max_length=255, blank=True)
+    smtp_username = models.CharField(_("SMTP user name"), max_length=255, blank=True)
     smtp_password = EncryptedTextField(default="")
     # OAuth2 (mail/oauth.py): the tokens are secrets like the passwords, under the owner's data key;
     # which provider and until when the access token lasts are metadata.
-    auth_method = models.CharField("Sign-in", max_length=10, choices=AuthMethod.choices, default=AuthMethod.PASSWORD)
+    auth_method = models.CharField(_("Sign-in"), max_length=10, choices=AuthMethod.choices, default=AuthMethod.PASSWORD)
     oauth_provider = models.CharField(
         max_length=20, blank=True, help_text="The key of the provider in MAILHELPER_OAUTH_PROVIDERS (OAuth2 only)."
     )
@@ -95,55 +97,63 @@ class MailAccount(EncryptedModel):
     oauth_expires_at = models.DateTimeField(null=True, blank=True, help_text="When the access token expires.")
     sync_interval_minutes = models.PositiveIntegerField(default=5)
     pop3_delete_after_days = models.PositiveIntegerField(
-        "Delete from the POP3 server after (days)",
+        _("Delete from the POP3 server after (days)"),
         null=True,
         blank=True,
-        help_text="POP3 only. Empty: leave messages on the server. A number: delete a message from the server "
-        "once it has been stored here for that many days.",
+        help_text=_(
+            "POP3 only. Empty: leave messages on the server. A number: delete a message from the server "
+            "once it has been stored here for that many days."
+        ),
     )
     # What the first sync takes (per folder, when it is first synced or renumbered by the server).
     first_sync = models.CharField(
-        "First sync takes",
+        _("First sync takes"),
         max_length=10,
         choices=FirstSync.choices,
         default=FirstSync.SINCE,
-        help_text="Only the first sync of a folder is limited: new mail arriving later is always fetched.",
+        help_text=_("Only the first sync of a folder is limited: new mail arriving later is always fetched."),
     )
     first_sync_since = models.DateField(
-        "Mail since",
+        _("Mail since"),
         null=True,
         blank=True,
         default=a_year_ago,
-        help_text="With “Mail since a date”: mail that arrived on or after this day is fetched first.",
+        help_text=_("With “Mail since a date”: mail that arrived on or after this day is fetched first."),
     )
     first_sync_newest = models.PositiveIntegerField(
-        "Newest messages per folder",
+        _("Newest messages per folder"),
         default=500,
-        help_text="With “Only the newest messages”: how many of each folder's newest messages are fetched first.",
+        help_text=_("With “Only the newest messages”: how many of each folder's newest messages are fetched first."),
     )
     backfill_older = models.BooleanField(
-        "Fetch older mail in the background",
+        _("Fetch older mail in the background"),
         default=True,
-        help_text="With a date or the newest messages: once the first sync is done, older mail is fetched "
-        "newest first, in small batches, while new mail keeps arriving as usual.",
+        help_text=_(
+            "With a date or the newest messages: once the first sync is done, older mail is fetched "
+            "newest first, in small batches, while new mail keeps arriving as usual."
+        ),
     )
     # Per-account switches of the analysis (analysis/pipeline.py reads them).
     analyse_on_fetch = models.BooleanField(
-        "Analyse new mail",
+        _("Analyse new mail"),
         default=True,
-        help_text="Score, summarise, tag and apply your rules to mail as it arrives. Off: mail is stored and "
-        "shown without scores, tags, rules or keyword search until you re-analyse it.",
+        help_text=_(
+            "Score, summarise, tag and apply your rules to mail as it arrives. Off: mail is stored and "
+            "shown without scores, tags, rules or keyword search until you re-analyse it."
+        ),
     )
     urgency_booster = models.BooleanField(
-        "Urgency booster",
+        _("Urgency booster"),
         default=True,
-        help_text="Raise urgency and importance of mail from your trusted (VIP) senders.",
+        help_text=_("Raise urgency and importance of mail from your trusted (VIP) senders."),
     )
     use_language_model = models.BooleanField(
-        "Use my language model",
+        _("Use my language model"),
         default=True,
-        help_text="Analyse this account's mail with the language model set up in the analysis settings. "
-        "Off: the built-in analyser only, and nothing of this account's mail leaves the server.",
+        help_text=_(
+            "Analyse this account's mail with the language model set up in the analysis settings. "
+            "Off: the built-in analyser only, and nothing of this account's mail leaves the server."
+        ),
     )
     enabled = models.BooleanField(default=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW)
@@ -183,7 +193,7 @@ class MailAccount(EncryptedModel):
     def imap_only_reason(self) -> str:
         """Why an IMAP-only action is refused for this account ("" for IMAP accounts); fit for the user."""
         if self.is_pop3:
-            return "POP3 accounts have only an inbox on the server: folders, moves and flags exist here only."
+            return gettext("POP3 accounts have only an inbox on the server: folders, moves and flags exist here only.")
         return ""
 
 
@@ -212,13 +222,13 @@ class Pop3Seen(models.Model):
 class Folder(models.Model):
     class SpecialUse(models.TextChoices):
         NONE = "", "-"
-        INBOX = "inbox", "Inbox"
-        SENT = "sent", "Sent"
-        DRAFTS = "drafts", "Drafts"
-        TRASH = "trash", "Trash"
-        JUNK = "junk", "Junk"
-        ARCHIVE = "archive", "Archive"
-        ALL = "all", "All mail"
+        INBOX = "inbox", _("Inbox")
+        SENT = "sent", _("Sent")
+        DRAFTS = "drafts", _("Drafts")
+        TRASH = "trash", _("Trash")
+        JUNK = "junk", _("Junk")
+        ARCHIVE = "archive", pgettext_lazy("folder", "Archive")
+        ALL = "all", _("All mail")
 
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="folders")
     name = models.CharField(max_length=500, help_text="The folder's name on the server.")
@@ -260,7 +270,7 @@ class Folder(models.Model):
     @property
     def display_name(self) -> str:
         if self.name.upper() == "INBOX":
-            return "Inbox"
+            return gettext("Inbox")
         return self.name.split(self.delimiter)[-1] if self.delimiter else self.name
 
 
@@ -359,27 +369,27 @@ class SyncRun(models.Model):
     """One sync of one account: what it did, shown with progress (lifecycle in mail/sync.py)."""
 
     class Status(models.TextChoices):
-        QUEUED = "queued", "queued"
-        RUNNING = "running", "running"
-        SUCCESS = "success", "finished"
-        FAILED = "failed", "failed"
-        SKIPPED = "skipped", "skipped"
-        INTERRUPTED = "interrupted", "interrupted (the worker stopped)"
+        QUEUED = "queued", _("queued")
+        RUNNING = "running", _("running")
+        SUCCESS = "success", _("finished")
+        FAILED = "failed", _("failed")
+        SKIPPED = "skipped", _("skipped")
+        INTERRUPTED = "interrupted", _("interrupted (the worker stopped)")
 
     class Trigger(models.TextChoices):
-        SCHEDULE = "schedule", "schedule"
-        MANUAL = "manual", "sync now"
-        COMMAND = "command", "management command"
-        PUSH = "push", "new mail announced by the server"
+        SCHEDULE = "schedule", _("schedule")
+        MANUAL = "manual", _("sync now")
+        COMMAND = "command", _("management command")
+        PUSH = "push", _("new mail announced by the server")
 
     class ErrorKind(models.TextChoices):
         """What went wrong, for operators who sort thousands of accounts by it (the text says the rest)."""
 
-        NONE = "", "none"
-        LOGIN = "login", "login refused"
-        NETWORK = "network", "server unreachable"
-        INTERRUPTED = "interrupted", "interrupted"
-        INTERNAL = "internal", "internal error"
+        NONE = "", _("none")
+        LOGIN = "login", _("login refused")
+        NETWORK = "network", _("server unreachable")
+        INTERRUPTED = "interrupted", _("interrupted")
+        INTERNAL = "internal", _("internal error")
 
     account = models.ForeignKey(MailAccount, on_delete=models.CASCADE, related_name="sync_runs")
     trigger = models.CharField(max_length=10, choices=Trigger.choices, default=Trigger.SCHEDULE)
@@ -482,8 +492,8 @@ class ReplySettings(EncryptedModel):
     """
 
     class AddressForm(models.TextChoices):
-        FORMAL = "formal", "formal (full name: 'Dear Anna Schmidt')"
-        INFORMAL = "informal", "informal (first name: 'Hi Anna')"
+        FORMAL = "formal", _("formal (full name: 'Dear Anna Schmidt')")
+        INFORMAL = "informal", _("informal (first name: 'Hi Anna')")
 
     owner = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     greeting = EncryptedTextField(default="")
@@ -541,16 +551,16 @@ class Draft(EncryptedModel):
     """
 
     class Kind(models.TextChoices):
-        NEW = "new", "new message"
-        REPLY = "reply", "reply"
-        REPLY_ALL = "reply_all", "reply all"
-        FORWARD = "forward", "forward"
+        NEW = "new", _("new message")
+        REPLY = "reply", _("reply")
+        REPLY_ALL = "reply_all", _("reply all")
+        FORWARD = "forward", _("forward")
 
     class Style(models.TextChoices):
-        FORMAL = "formal", "formal"
-        FRIENDLY = "friendly", "friendly"
-        BRIEF = "brief", "brief"
-        DECLINE = "decline", "decline"
+        FORMAL = "formal", _("formal")
+        FRIENDLY = "friendly", _("friendly")
+        BRIEF = "brief", _("brief")
+        DECLINE = "decline", _("decline")
 
     class Status(models.TextChoices):
         DRAFT = "draft", "draft"

@@ -25,6 +25,8 @@ import socket
 import ssl
 from dataclasses import dataclass
 
+from django.utils.translation import gettext, ngettext
+
 from core import outbound
 
 from .connecting import ServerConfig, describe_connect_error, tls_context
@@ -66,8 +68,9 @@ def _translate(exc: BaseException, config: ServerConfig) -> Pop3Error:
     if known is not None:
         return Pop3ConnectError(*known)
     if isinstance(exc, OSError):
-        return Pop3ConnectError("network", f"Network error talking to {where} ({type(exc).__name__}).")
-    return Pop3ConnectError("protocol", f"{where} did not speak POP3 as expected.")
+        text = gettext("Network error talking to %(where)s (%(error)s).")
+        return Pop3ConnectError("network", text % {"where": where, "error": type(exc).__name__})
+    return Pop3ConnectError("protocol", gettext("%(where)s did not speak POP3 as expected.") % {"where": where})
 
 
 def _response_code(exc: poplib.error_proto) -> str:
@@ -169,7 +172,9 @@ class Pop3Session:
             raise _translate(exc, self.config) from None
         if "STLS" not in capabilities:
             raise Pop3ConnectError(
-                "tls", f"{where} does not offer STLS: choose SSL/TLS (port 995), or check the port and security."
+                "tls",
+                gettext("%(where)s does not offer STLS: choose SSL/TLS (port 995), or check the port and security.")
+                % {"where": where},
             )
         try:
             client.stls(tls_context())
@@ -184,21 +189,23 @@ class Pop3Session:
             code = _response_code(exc)
             if code in ("IN-USE", "LOGIN-DELAY") or code.startswith("SYS/TEMP"):
                 raise Pop3ConnectError(
-                    "protocol", "The server is busy with this mailbox (another session?); trying again later."
+                    "protocol", gettext("The server is busy with this mailbox (another session?); trying again later.")
                 ) from None
-            raise Pop3AuthError("The server rejected the user name or password.") from None
+            raise Pop3AuthError(gettext("The server rejected the user name or password.")) from None
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc, self.config) from None
 
     def _call(self, func, *args):
         if self.client is None:
-            raise Pop3ConnectError("network", "The connection to the server is closed.")
+            raise Pop3ConnectError("network", gettext("The connection to the server is closed."))
         try:
             return func(*args)
         except poplib.error_proto:
             where = f"{self.config.host}:{self.config.port}"
             raise Pop3ConnectError(
-                "protocol", f"{where} refused a POP3 command ({func.__name__.upper().strip('_')})."
+                "protocol",
+                gettext("%(where)s refused a POP3 command (%(command)s).")
+                % {"where": where, "command": func.__name__.upper().strip("_")},
             ) from None
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc, self.config) from None
@@ -232,7 +239,8 @@ class Pop3Session:
             if exc.kind != "protocol":
                 raise
             raise Pop3ConnectError(
-                "protocol", "The POP3 server does not support UIDL, which Mailhelper needs to fetch only new mail."
+                "protocol",
+                gettext("The POP3 server does not support UIDL, which Mailhelper needs to fetch only new mail."),
             ) from None
         _, list_lines, _ = self._call(self.client.list)
         sizes = dict(_pairs(list_lines))
@@ -285,7 +293,12 @@ def check_connection(config: ServerConfig) -> ConnectionReport:
     try:
         with Pop3Session(config) as session:
             count = len(session.listing())
-        return ConnectionReport(True, f"Connected: {count} messages on the POP3 server.", "", count)
+        text = ngettext(
+            "Connected: %(count)s message on the POP3 server.",
+            "Connected: %(count)s messages on the POP3 server.",
+            count,
+        )
+        return ConnectionReport(True, text % {"count": count}, "", count)
     except Pop3AuthError as exc:
         return ConnectionReport(False, str(exc), "auth")
     except Pop3ConnectError as exc:

@@ -27,6 +27,7 @@ from email.utils import getaddresses
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .models import AccountSignature, Draft, MailAccount, Message, ReplySettings
 from .parsing import html_to_text
@@ -84,7 +85,7 @@ def parse_address_list(text: str) -> list[Pair]:
             continue
         found = getaddresses([part])
         if len(found) != 1 or not _ADDRESS.match(found[0][1] or ""):
-            raise AddressListError(f"{part.strip()[:80]!r} is not an e-mail address.")
+            raise AddressListError(gettext("%(text)s is not an e-mail address.") % {"text": repr(part.strip()[:80])})
         pairs.append((found[0][0].strip(), found[0][1].strip()))
     return _dedupe(pairs, set())
 

@@ -32,6 +32,7 @@ from email.utils import format_datetime, make_msgid
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from accounts.keyring import KeyringLocked
 from core import outbound
@@ -76,7 +77,7 @@ def smtp_config(account: MailAccount) -> SmtpConfig:
     An OAuth2 account signs in to SMTP with the same token as to IMAP, refreshed first if due.
     """
     if not account.smtp_host:
-        raise SendError("config", "This account has no SMTP server: add one in the account's settings.")
+        raise SendError("config", gettext("This account has no SMTP server: add one in the account's settings."))
     token = ""
     if account.uses_oauth:
         try:
@@ -110,7 +111,8 @@ def _addresses(text: str, label: str) -> list[Address]:
         return [Address(display_name=name, addr_spec=address) for name, address in pairs]
     except (ValueError, IndexError) as exc:
         problem = type(exc).__name__
-        raise SendError("address", f"{label}: an address cannot be written in a mail header ({problem}).") from None
+        text = gettext("%(field)s: an address cannot be written in a mail header (%(problem)s).")
+        raise SendError("address", text % {"field": label, "problem": problem}) from None
 
 
 def build_message(draft: Draft, when: datetime, *, copy: bool = False) -> EmailMessage:
@@ -121,7 +123,7 @@ def build_message(draft: Draft, when: datetime, *, copy: bool = False) -> EmailM
     account = draft.account
     to, cc = _addresses(draft.to, "To"), _addresses(draft.cc, "Cc")
     if not copy and not to and not cc and not _addresses(draft.bcc or "", "Bcc"):
-        raise SendError("address", "Add at least one recipient.")
+        raise SendError("address", gettext("Add at least one recipient."))
     msg = EmailMessage(policy=SMTP_POLICY)
     display = draft.owner.get_full_name() if draft.owner_id else ""
     msg["From"] = Address(display_name=display, addr_spec=account.email_address)
@@ -190,25 +192,33 @@ def _translate(exc: BaseException, config: SmtpConfig) -> SendError:
     if known is not None:
         return SendError(*known)
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return SendError("auth", f"{where} rejected the SMTP user name or password.")
+        return SendError("auth", gettext("%(where)s rejected the SMTP user name or password.") % {"where": where})
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        return SendError("unsupported", f"{where} does not offer what is needed ({_reply_text(exc)}).")
+        text = gettext("%(where)s does not offer what is needed (%(reply)s).")
+        return SendError("unsupported", text % {"where": where, "reply": _reply_text(exc)})
     if isinstance(exc, smtplib.SMTPSenderRefused):
-        return SendError("sender", f"{where} refused the sender address ({exc.smtp_code} {_reply_text(exc)}).")
+        text = gettext("%(where)s refused the sender address (%(code)s %(reply)s).")
+        return SendError("sender", text % {"where": where, "code": exc.smtp_code, "reply": _reply_text(exc)})
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = sorted({str(code) for code, _msg in exc.recipients.values()})
-        return SendError("recipients", f"{where} refused every recipient (code {', '.join(codes)}).")
+        text = gettext("%(where)s refused every recipient (code %(codes)s).")
+        return SendError("recipients", text % {"where": where, "codes": ", ".join(codes)})
     if isinstance(exc, smtplib.SMTPDataError):
-        return SendError("data", f"{where} refused the message ({exc.smtp_code} {_reply_text(exc)}).")
+        text = gettext("%(where)s refused the message (%(code)s %(reply)s).")
+        return SendError("data", text % {"where": where, "code": exc.smtp_code, "reply": _reply_text(exc)})
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return SendError("network", f"{where} closed the connection unexpectedly.")
+        return SendError("network", gettext("%(where)s closed the connection unexpectedly.") % {"where": where})
     if isinstance(exc, smtplib.SMTPResponseException):
-        return SendError("protocol", f"{where} answered with an error ({exc.smtp_code}).")
+        text = gettext("%(where)s answered with an error (%(code)s).")
+        return SendError("protocol", text % {"where": where, "code": exc.smtp_code})
     if isinstance(exc, smtplib.SMTPException):
-        return SendError("protocol", f"{where} did not speak SMTP as expected ({type(exc).__name__}).")
+        text = gettext("%(where)s did not speak SMTP as expected (%(error)s).")
+        return SendError("protocol", text % {"where": where, "error": type(exc).__name__})
     if isinstance(exc, OSError):
-        return SendError("network", f"Network error talking to {where} ({type(exc).__name__}).")
-    return SendError("protocol", f"Sending through {where} failed ({type(exc).__name__}).")
+        text = gettext("Network error talking to %(where)s (%(error)s).")
+        return SendError("network", text % {"where": where, "error": type(exc).__name__})
+    text = gettext("Sending through %(where)s failed (%(error)s).")
+    return SendError("protocol", text % {"where": where, "error": type(exc).__name__})
 
 
 def _reply_text(exc: Exception) -> str:
@@ -276,9 +286,8 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
         client.ehlo()
         if config.security == "starttls":
             if not client.has_extn("starttls"):
-                raise SendError(
-                    "tls", f"{config.host}:{config.port} does not offer STARTTLS: choose SSL/TLS or another port."
-                )
+                text = gettext("%(where)s does not offer STARTTLS: choose SSL/TLS or another port.")
+                raise SendError("tls", text % {"where": f"{config.host}:{config.port}"})
             client.starttls(context=tls_context())
             client.ehlo()
         if config.oauth_token:
@@ -393,7 +402,8 @@ def _send_locked(draft_id) -> str:
         except (SendError, KeyringLocked):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a header the email package cannot write
-            raise SendError("build", f"The message could not be put together ({type(exc).__name__}).") from None
+            text = gettext("The message could not be put together (%(error)s).")
+            raise SendError("build", text % {"error": type(exc).__name__}) from None
         envelope = envelope_recipients(draft)
         refused = deliver(config, draft.account.email_address, envelope, raw)
     except SendError as exc:

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from . import actions
 from .models import Folder, Message, PendingAction
@@ -54,12 +55,12 @@ def preset(name: str, now: datetime | None = None) -> datetime:
         return morning + timedelta(days=1)
     if name == "next_week":
         return morning + timedelta(days=7 - now.weekday())
-    raise SnoozeError("Choose when the message should come back.")
+    raise SnoozeError(gettext("Choose when the message should come back."))
 
 
 def snooze(message: Message, until: datetime) -> None:
     if until <= timezone.now():
-        raise SnoozeError("Choose a time in the future.")
+        raise SnoozeError(gettext("Choose a time in the future."))
     Message.objects.filter(pk=message.pk).update(snoozed_until=until)
     message.snoozed_until = until
 
@@ -71,9 +72,9 @@ def unsnooze(message: Message) -> None:
 
 def set_follow_up(message: Message, when: datetime | None) -> None:
     if when is not None and when <= timezone.now():
-        raise SnoozeError("Choose a time in the future.")
+        raise SnoozeError(gettext("Choose a time in the future."))
     if when is not None and message.from_address.lower() not in own_addresses(message.owner_id):
-        raise SnoozeError("Reminders are for mail you sent.")
+        raise SnoozeError(gettext("Reminders are for mail you sent."))
     Message.objects.filter(pk=message.pk).update(follow_up_at=when)
     message.follow_up_at = when
 

@@ -6,6 +6,8 @@ from django.contrib import messages
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts import audit
@@ -38,9 +40,9 @@ def account_add(request: HttpRequest) -> HttpResponse:
         account = form.save()
         audit.record(request.user, audit.Kind.MAIL_ACCOUNT_ADDED, audit_meta(request), account=account.name)
         if account.is_pop3:  # no folders to choose: the connection test is shown here instead
-            _report_connection(request, account, f"Account “{account.name}” added.")
+            _report_connection(request, account, _("Account “%(name)s” added.") % {"name": account.name})
             return redirect("mail:accounts")
-        messages.success(request, f"Account “{account.name}” added. Choose the folders to sync.")
+        messages.success(request, _("Account “%(name)s” added. Choose the folders to sync.") % {"name": account.name})
         return redirect("mail:account-folders", account_id=account.pk)
     providers = oauth.providers()
     context = {"form": form, "adding": True, "oauth_providers": providers}
@@ -55,9 +57,9 @@ def account_edit(request: HttpRequest, account_id) -> HttpResponse:
         form.save()
         audit.record(request.user, audit.Kind.MAIL_ACCOUNT_CHANGED, audit_meta(request), account=account.name)
         if account.is_pop3:
-            _report_connection(request, account, "Account saved.")
+            _report_connection(request, account, _("Account saved."))
         else:
-            messages.success(request, "Account saved.")
+            messages.success(request, _("Account saved."))
         return redirect("mail:accounts")
     context = {"form": form, "account": account, "adding": False, "backfill": backfill.progress(account)}
     return render(request, "mail/account_form.html", context)
@@ -77,7 +79,9 @@ def account_delete(request: HttpRequest, account_id) -> HttpResponse:
         name = account.name
         account.delete()
         audit.record(request.user, audit.Kind.MAIL_ACCOUNT_DELETED, audit_meta(request), account=name)
-        messages.success(request, f"Account “{name}” and its stored mail were removed here (not on the server).")
+        messages.success(
+            request, _("Account “%(name)s” and its stored mail were removed here (not on the server).") % {"name": name}
+        )
         return redirect("mail:accounts")
     count = account.messages.count()
     return render(request, "mail/account_confirm_delete.html", {"account": account, "message_count": count})
@@ -87,9 +91,13 @@ def _report_connection(request: HttpRequest, account: MailAccount, saved: str) -
     """After saving a POP3 account: its connection test, as the IMAP folder page shows one."""
     report = sync.check_connection(account)
     if report.ok:
-        messages.success(request, f"{saved} {report.message}")
+        messages.success(request, _("%(saved)s %(report)s") % {"saved": saved, "report": report.message})
     else:
-        messages.error(request, f"{saved} Connection failed ({report.kind}): {report.message}")
+        messages.error(
+            request,
+            _("%(saved)s Connection failed (%(kind)s): %(report)s")
+            % {"saved": saved, "kind": report.kind, "report": report.message},
+        )
 
 
 @require_POST
@@ -103,7 +111,11 @@ def account_test(request: HttpRequest, account_id) -> HttpResponse:
 def account_folders(request: HttpRequest, account_id) -> HttpResponse:
     account = _account(request, account_id)
     if account.is_pop3:
-        messages.info(request, f"No folders to choose for “{account.name}”: {account.imap_only_reason}")
+        messages.info(
+            request,
+            _("No folders to choose for “%(name)s”: %(reason)s")
+            % {"name": account.name, "reason": account.imap_only_reason},
+        )
         return redirect("mail:accounts")
     report = None
     if request.method == "GET" or not account.folders.exists():
@@ -122,7 +134,12 @@ def account_folders(request: HttpRequest, account_id) -> HttpResponse:
             for folder in folders:
                 folder.sync_enabled = folder.name in chosen
                 folder.save(update_fields=["sync_enabled"])
-        messages.success(request, f"{len(chosen)} folder(s) will be synced.")
+        messages.success(
+            request,
+            # Both English forms alike, as the page always said it; the German ones differ.
+            ngettext("%(count)s folder(s) will be synced.", "%(count)s folder(s) will be synced.", len(chosen))
+            % {"count": len(chosen)},
+        )
         return redirect("mail:accounts")
     rows = [(f, counts.get(f.name)) for f in folders]
     return render(
@@ -139,7 +156,7 @@ def sync_now(request: HttpRequest, account_id) -> HttpResponse:
             lambda: tasks.sync_account.delay(account_id=str(account.pk), run_id=run.pk, trigger=run.trigger)
         )
     else:
-        messages.info(request, "A sync of this account is already running: showing its progress.")
+        messages.info(request, _("A sync of this account is already running: showing its progress."))
     return redirect("mail:sync-run", run_id=run.pk)
 
 

@@ -47,7 +47,7 @@ def start(request: HttpRequest, message_id) -> HttpResponse:
     kind = request.POST.get("kind", "")
     style = request.POST.get("style") or Draft.Style.FRIENDLY
     if kind not in Draft.Kind.values or style not in Draft.Style.values:
-        flash.error(request, "Choose reply, reply all or forward.")
+        flash.error(request, _("Choose reply, reply all or forward."))
         return redirect("mail:message", message_id=message.pk)
     draft = replies.create_draft(message, kind, style)
     return redirect("mail:draft", draft_id=draft.pk)
@@ -60,7 +60,7 @@ def new_message(request: HttpRequest) -> HttpResponse:
     if request.method == "POST":
         account = next((a for a in accounts if str(a.pk) == request.POST.get("account", "")), None)
         if account is None:
-            flash.error(request, "Choose the account to write from.")
+            flash.error(request, _("Choose the account to write from."))
             return redirect("mail:new-message")
         draft = replies.create_new_draft(account)
         return redirect("mail:draft", draft_id=draft.pk)
@@ -84,7 +84,7 @@ def compose(request: HttpRequest, draft_id) -> HttpResponse:
         if request.POST.get("action") == "send" and sending.queue_send(draft):  # a stuck send, queued again
             _start_sending(draft)
         elif draft.status == Draft.Status.SENDING:
-            flash.info(request, "This message is being sent; it can no longer be changed.")
+            flash.info(request, _("This message is being sent; it can no longer be changed."))
         return redirect("mail:draft", draft_id=draft.pk)
 
     form = DraftForm(request.POST)
@@ -115,7 +115,7 @@ def compose(request: HttpRequest, draft_id) -> HttpResponse:
         if sending.queue_send(draft):
             _start_sending(draft)
     else:
-        flash.success(request, "Draft saved.")
+        flash.success(request, _("Draft saved."))
     return redirect("mail:draft", draft_id=draft.pk)
 
 
@@ -126,7 +126,8 @@ def _attachments_changed(request: HttpRequest, draft: Draft) -> bool:
     if declared > settings.FILE_UPLOAD_MAX_MEMORY_SIZE and not request.FILES:
         flash.error(
             request,
-            f"The files were not attached: attachments can be {settings.MAILHELPER_ATTACHMENTS_MAX_MB} MB in all.",
+            _("The files were not attached: attachments can be %(mb)s MB in all.")
+            % {"mb": settings.MAILHELPER_ATTACHMENTS_MAX_MB},
         )
         ok = False
     for upload in request.FILES.getlist("attachments"):
@@ -195,14 +196,14 @@ def draft_delete(request: HttpRequest, draft_id) -> HttpResponse:
     with transaction.atomic():
         locked = Draft.objects.select_for_update().get(pk=draft.pk)
         if locked.status == Draft.Status.SENDING:
-            flash.error(request, "This message is being sent right now.")
+            flash.error(request, _("This message is being sent right now."))
             return redirect("mail:draft", draft_id=draft.pk)
         if locked.status == Draft.Status.SENT and locked.sent_raw is not None:
-            flash.error(request, "The copy for your Sent folder is not saved on the server yet; try again later.")
+            flash.error(request, _("The copy for your Sent folder is not saved on the server yet; try again later."))
             return redirect("mail:draft", draft_id=draft.pk)
         draft_copies.record_gone(locked)
         locked.delete()
-    flash.success(request, "Draft deleted." if draft.status != Draft.Status.SENT else "Removed from this list.")
+    flash.success(request, _("Draft deleted.") if draft.status != Draft.Status.SENT else _("Removed from this list."))
     return redirect("mail:drafts")
 
 
@@ -238,6 +239,6 @@ def reply_settings(request: HttpRequest) -> HttpResponse:
             )
             for account in accounts:
                 replies.save_signature(account, data[ReplySettingsForm.signature_field(account)])
-        flash.success(request, "Reply settings saved.")
+        flash.success(request, _("Reply settings saved."))
         return redirect("mail:reply-settings")
     return render(request, "mail/reply_settings.html", {"form": form, "accounts": accounts})

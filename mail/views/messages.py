@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from core.ids import clean_ids
@@ -80,7 +81,7 @@ def _resolve(action: str, form_target: int | None, message: Message, user) -> tu
     if action == "move":
         target = queries.folders_of(user).filter(pk=form_target, account=message.account_id).first()
         if target is None:
-            raise actions.ActionError("Choose a folder of the same account.")
+            raise actions.ActionError(_("Choose a folder of the same account."))
         return "move", target
     return action, None
 
@@ -97,7 +98,7 @@ def message_action(request: HttpRequest, message_id) -> HttpResponse:
     message = message_of(request, message_id)
     form = MessageActionForm(request.POST)
     if not form.is_valid():
-        flash.error(request, "Unknown action.")
+        flash.error(request, _("Unknown action."))
         return redirect(_back(request, reverse("mail:message", args=[message.pk])))
     try:
         kind, target = _resolve(form.cleaned_data["action"], form.cleaned_data["target_folder"], message, request.user)
@@ -106,7 +107,7 @@ def message_action(request: HttpRequest, message_id) -> HttpResponse:
         flash.error(request, str(exc))
     else:
         if kind == "move":
-            flash.success(request, f"Moved to {target.display_name}.")
+            flash.success(request, _("Moved to %(folder)s.") % {"folder": target.display_name})
             return redirect(_back(request, reverse("mail:list")))
     return redirect(_back(request, reverse("mail:message", args=[message.pk])))
 
@@ -120,18 +121,20 @@ def snooze_action(request: HttpRequest, message_id) -> HttpResponse:
     try:
         if choice == "cancel":
             snooze.unsnooze(message)
-            flash.success(request, "No longer snoozed.")
+            flash.success(request, _("No longer snoozed."))
         elif choice in snooze.PRESETS or choice == "custom":
             until = snooze.preset(choice) if choice != "custom" else _local_time(request.POST.get("until", ""))
             snooze.snooze(message, until)
-            flash.success(request, f"Snoozed until {timezone.localtime(until):%Y-%m-%d %H:%M}.")
+            flash.success(
+                request, _("Snoozed until %(until)s.") % {"until": f"{timezone.localtime(until):%Y-%m-%d %H:%M}"}
+            )
             return redirect(_back(request, reverse("mail:list")))
         elif "follow_up" in request.POST:
             when = _local_time(request.POST["follow_up"]) if request.POST["follow_up"] else None
             snooze.set_follow_up(message, when)
-            flash.success(request, "Reminder set." if when else "Reminder cancelled.")
+            flash.success(request, _("Reminder set.") if when else _("Reminder cancelled."))
         else:
-            flash.error(request, "Choose when the message should come back.")
+            flash.error(request, _("Choose when the message should come back."))
     except snooze.SnoozeError as exc:
         flash.error(request, str(exc))
     return redirect(back)
@@ -145,7 +148,7 @@ def _local_time(text: str) -> datetime:
         except ValueError:
             continue
         return timezone.make_aware(parsed.replace(hour=8) if fmt == "%Y-%m-%d" else parsed)
-    raise snooze.SnoozeError("Enter a date and time, e.g. 2026-12-24 09:00.")
+    raise snooze.SnoozeError(_("Enter a date and time, e.g. 2026-12-24 09:00."))
 
 
 @require_POST
@@ -154,7 +157,7 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     ids = clean_ids(Message, request.POST.getlist("ids"))
     back = _back(request, reverse("mail:list"))
     if not form.is_valid() or not ids:
-        flash.error(request, "Select messages and an action.")
+        flash.error(request, _("Select messages and an action."))
         return redirect(back)
     selected = list(queries.messages_of(request.user).filter(pk__in=ids).select_related("account", "folder"))
     done = 0
