@@ -1,7 +1,9 @@
-"""The background fetch of older mail (mail/backfill.py) against Dovecot, in process and in a real worker."""
+"""The background fetch of older mail (mail/backfill.py), in process and in a real worker.
+
+The tests taking `mail_server` run against Dovecot and Cyrus (tests/plugins/imap_servers.py).
+"""
 
 import os
-import re
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -40,13 +42,13 @@ def wait_for(predicate, timeout: float, what: str):
 
 @pytest.mark.django_db
 def test_older_mail_arrives_newest_first_in_batches_and_resumes_after_a_crash(
-    dovecot, imap_user, alice, settings, monkeypatch
+    mail_server, mail_user, alice, settings, monkeypatch
 ):
     settings.MAILHELPER_SYNC_BATCH = 3
     for n in range(10):  # UIDs 1-10, two years old, each a day newer than the one before
-        dovecot.deliver(imap_user, make_raw(n), internaldate=old_day(n))
-    deliver(dovecot, imap_user, range(10, 14))  # UIDs 11-14, recent
-    account = create_account(alice.user, imap_user, dovecot)
+        mail_server.deliver(mail_user, make_raw(n), internaldate=old_day(n))
+    deliver(mail_server, mail_user, range(10, 14))  # UIDs 11-14, recent
+    account = create_account(alice.user, mail_user, mail_server)
     run_sync(account)
     inbox = account.folders.get(name="INBOX")
     assert uids(inbox) == [11, 12, 13, 14] and backfill.progress(account).total == 10
@@ -107,15 +109,15 @@ def test_a_batch_fetched_before_the_server_renumbered_the_folder_is_dropped(
 
 
 @pytest.mark.django_db
-def test_after_a_uidvalidity_reset_the_backfill_brings_only_what_is_missing(dovecot, imap_user, alice):
-    deliver(dovecot, imap_user, range(6), when=OLD)
-    deliver(dovecot, imap_user, range(6, 9))
-    account = create_account(alice.user, imap_user, dovecot)
+def test_after_a_uidvalidity_reset_the_backfill_brings_only_what_is_missing(mail_server, mail_user, alice):
+    deliver(mail_server, mail_user, range(6), when=OLD)
+    deliver(mail_server, mail_user, range(6, 9))
+    account = create_account(alice.user, mail_user, mail_server)
     run_sync(account)
     backfill.backfill_account(account.pk, max_batches=1)  # MAILHELPER_SYNC_BATCH 200: all six at once
     held = set(Message.objects.filter(account=account).values_list("pk", flat=True))
     assert len(held) == 9
-    reset_uidvalidity(imap_user)
+    mail_server.reset_uidvalidity(mail_user)
     run = run_sync(account)
     assert (run.status, run.messages_new, run.messages_expunged) == (SyncRun.Status.SUCCESS, 0, 0)
     inbox = account.folders.get(name="INBOX")
@@ -175,20 +177,3 @@ def test_in_a_worker_the_backfill_runs_beside_the_syncs_until_all_older_mail_is_
         )
     finally:
         stop_worker(worker)
-
-
-def reset_uidvalidity(user):
-    """Make Dovecot renumber INBOX (new UIDVALIDITY, UIDs + 1000), as after a server restore."""
-    maildir = user.maildir
-    uidlist = maildir / "dovecot-uidlist"
-    lines = uidlist.read_text().splitlines()
-    header = lines[0]
-    validity = int(re.search(r" V(\d+)", header).group(1))
-    next_uid = int(re.search(r" N(\d+)", header).group(1))
-    header = re.sub(r" V\d+", f" V{validity + 77}", header)
-    header = re.sub(r" N\d+", f" N{next_uid + 1000}", header)
-    body = [f"{int(line.split(' ', 1)[0]) + 1000} {line.split(' ', 1)[1]}" for line in lines[1:]]
-    uidlist.write_text("\n".join([header, *body]) + "\n")
-    for name in os.listdir(maildir):
-        if name.startswith("dovecot.index"):
-            (maildir / name).unlink()

@@ -1,4 +1,7 @@
-"""What the first sync takes (issue 18): the window, newest first, batch by batch, resumable, against Dovecot."""
+"""What the first sync takes (issue 18): the window, newest first, batch by batch, resumable.
+
+The tests taking `mail_server` run against Dovecot and Cyrus (tests/plugins/imap_servers.py).
+"""
 
 from datetime import UTC, datetime, timedelta
 
@@ -16,19 +19,19 @@ pytestmark = pytest.mark.django_db
 OLD = datetime.now(UTC) - timedelta(days=800)  # outside the default window of the last 12 months
 
 
-def deliver(dovecot, user, numbers, *, when=None, flags="", folder="INBOX"):
+def deliver(server, user, numbers, *, when=None, flags="", folder="INBOX"):
     for n in numbers:
-        dovecot.deliver(user, make_raw(n), folder=folder, flags=flags, internaldate=when)
+        server.deliver(user, make_raw(n), folder=folder, flags=flags, internaldate=when)
 
 
 def stored_subjects(account) -> list[str]:
     return sorted(m.subject for m in Message.objects.filter(account=account))
 
 
-def test_a_new_account_takes_the_last_twelve_months_and_plans_the_older_mail(dovecot, imap_user, alice):
-    deliver(dovecot, imap_user, range(10), when=OLD)  # UIDs 1-10, two years old
-    deliver(dovecot, imap_user, range(10, 15))  # UIDs 11-15, today
-    account = create_account(alice.user, imap_user, dovecot)
+def test_a_new_account_takes_the_last_twelve_months_and_plans_the_older_mail(mail_server, mail_user, alice):
+    deliver(mail_server, mail_user, range(10), when=OLD)  # UIDs 1-10, two years old
+    deliver(mail_server, mail_user, range(10, 15))  # UIDs 11-15, today
+    account = create_account(alice.user, mail_user, mail_server)
     assert account.first_sync == MailAccount.FirstSync.SINCE
     assert account.first_sync_since == timezone.localdate() - timedelta(days=365)
 
@@ -42,18 +45,18 @@ def test_a_new_account_takes_the_last_twelve_months_and_plans_the_older_mail(dov
     assert inbox.backfill_uidvalidity == inbox.uidvalidity
 
     # New mail is always fetched, also mail the server dates back (the window limits the first sync only).
-    deliver(dovecot, imap_user, [20])
-    deliver(dovecot, imap_user, [21], when=OLD)
+    deliver(mail_server, mail_user, [20])
+    deliver(mail_server, mail_user, [21], when=OLD)
     again = run_sync(account)
     assert again.messages_new == 2
     inbox.refresh_from_db()
     assert inbox.backfill_below_uid == 16 and inbox.backfill_total == 10  # the plan is the first sync's
 
 
-def test_the_first_sync_fetches_newest_first_and_commits_batch_by_batch(dovecot, imap_user, alice, settings):
+def test_the_first_sync_fetches_newest_first_and_commits_batch_by_batch(mail_server, mail_user, alice, settings):
     settings.MAILHELPER_SYNC_BATCH = 4
-    deliver(dovecot, imap_user, range(12))
-    account = create_account(alice.user, imap_user, dovecot)
+    deliver(mail_server, mail_user, range(12))
+    account = create_account(alice.user, mail_user, mail_server)
     seen_after_each_batch = []
 
     def progress(run):
@@ -67,11 +70,11 @@ def test_the_first_sync_fetches_newest_first_and_commits_batch_by_batch(dovecot,
     assert batches[-1] == list(range(1, 13))
 
 
-def test_a_first_sync_killed_midway_resumes_without_duplicates_or_gaps(dovecot, imap_user, alice, settings):
+def test_a_first_sync_killed_midway_resumes_without_duplicates_or_gaps(mail_server, mail_user, alice, settings):
     settings.MAILHELPER_SYNC_BATCH = 3
-    deliver(dovecot, imap_user, range(4), when=OLD)
-    deliver(dovecot, imap_user, range(4, 14))
-    account = create_account(alice.user, imap_user, dovecot)
+    deliver(mail_server, mail_user, range(4), when=OLD)
+    deliver(mail_server, mail_user, range(4, 14))
+    account = create_account(alice.user, mail_user, mail_server)
 
     def crash(run):
         if run.messages_new >= 6:
@@ -92,41 +95,41 @@ def test_a_first_sync_killed_midway_resumes_without_duplicates_or_gaps(dovecot, 
     assert run_sync(account).messages_new == 0
 
 
-def test_only_the_newest_n_per_folder(dovecot, imap_user, alice):
-    deliver(dovecot, imap_user, range(20))
-    deliver(dovecot, imap_user, range(100, 103), folder="Archive")
-    account = create_account(alice.user, imap_user, dovecot, first_sync="newest", first_sync_newest=5)
-    select_folders(account, "INBOX", "Archive")
+def test_only_the_newest_n_per_folder(mail_server, mail_user, alice):
+    deliver(mail_server, mail_user, range(20))
+    deliver(mail_server, mail_user, range(100, 103), folder="Archive")
+    account = create_account(alice.user, mail_user, mail_server, first_sync="newest", first_sync_newest=5)
+    select_folders(account, "INBOX", mail_server.folder("Archive"))
     run = run_sync(account)
     assert run.status == SyncRun.Status.SUCCESS and run.messages_new == 8
-    inbox, archive = account.folders.get(name="INBOX"), account.folders.get(name="Archive")
+    inbox, archive = account.folders.get(name="INBOX"), account.folders.get(name=mail_server.folder("Archive"))
     assert sorted(inbox.messages.values_list("uid", flat=True)) == [16, 17, 18, 19, 20]
     assert (inbox.backfill_below_uid, inbox.backfill_before, inbox.backfill_total) == (16, None, 15)
     assert archive.messages.count() == 3 and archive.backfill_below_uid is None  # it had fewer than five
 
 
-def test_only_unread_mail_and_no_older_mail_later(dovecot, imap_user, alice):
-    deliver(dovecot, imap_user, range(6), flags="S")
-    deliver(dovecot, imap_user, range(6, 10))
-    account = create_account(alice.user, imap_user, dovecot, first_sync="unread")
+def test_only_unread_mail_and_no_older_mail_later(mail_server, mail_user, alice):
+    deliver(mail_server, mail_user, range(6), flags="S")
+    deliver(mail_server, mail_user, range(6, 10))
+    account = create_account(alice.user, mail_user, mail_server, first_sync="unread")
     run = run_sync(account)
     assert run.messages_new == 4
     assert stored_subjects(account) == [f"Message number {n}" for n in range(6, 10)]
     assert not Message.objects.filter(account=account, seen=True).exists()
     inbox = account.folders.get(name="INBOX")
     assert inbox.backfill_below_uid is None and inbox.backfill_total == 0
-    deliver(dovecot, imap_user, [50], flags="S")  # new mail read elsewhere first still arrives
+    deliver(mail_server, mail_user, [50], flags="S")  # new mail read elsewhere first still arrives
     assert run_sync(account).messages_new == 1
 
 
-def test_the_whole_mailbox_and_backfill_switched_off(dovecot, imap_user, alice):
-    deliver(dovecot, imap_user, range(5), when=OLD)
-    deliver(dovecot, imap_user, range(5, 8))
-    everything = create_account(alice.user, imap_user, dovecot, name="all", first_sync="all")
+def test_the_whole_mailbox_and_backfill_switched_off(mail_server, mail_user, alice):
+    deliver(mail_server, mail_user, range(5), when=OLD)
+    deliver(mail_server, mail_user, range(5, 8))
+    everything = create_account(alice.user, mail_user, mail_server, name="all", first_sync="all")
     assert run_sync(everything).messages_new == 8
     assert everything.folders.get(name="INBOX").backfill_below_uid is None
 
-    no_backfill = create_account(alice.user, imap_user, dovecot, name="recent", backfill_older=False)
+    no_backfill = create_account(alice.user, mail_user, mail_server, name="recent", backfill_older=False)
     assert run_sync(no_backfill).messages_new == 3
     assert no_backfill.folders.get(name="INBOX").backfill_below_uid is None
 
