@@ -230,6 +230,8 @@ class DovecotServer:
     #: With a URL: XOAUTH2 and OAUTHBEARER logins too, each token checked there (RFC 7662 introspection).
     oauth2_introspection_url: str = ""
     oauth2_mechanisms: str = "xoauth2 oauthbearer"
+    #: Simultaneous IMAP connections to allow (one imap process each); Dovecot's default is 100.
+    max_connections: int = 100
     #: (login user, internal user, internal group); a normal user's server runs everything as themselves.
     system_users: tuple[str, str, str] = ("dovenull", "dovecot", "dovecot")
     cert_path: Path = field(init=False)
@@ -255,6 +257,7 @@ class DovecotServer:
         imap_port: int = 0,
         oauth2_introspection_url: str = "",
         oauth2_mechanisms: str = "xoauth2 oauthbearer",
+        max_connections: int = 100,
     ) -> DovecotServer:
         """Prepare (but do not start) a server in ``root`` (a fresh temp dir by default).
 
@@ -282,6 +285,7 @@ class DovecotServer:
         server.fixed_imap_port = imap_port
         server.oauth2_introspection_url = oauth2_introspection_url
         server.oauth2_mechanisms = oauth2_mechanisms
+        server.max_connections = max_connections
         server._pick_ports()
         server._write_files()
         return server
@@ -383,6 +387,9 @@ namespace inbox {{
 protocol imap {{
   mail_max_userip_connections = 100
 }}
+# One imap process per connection (bench/push.py holds 1,000 IDLE connections).
+default_process_limit = {max(100, self.max_connections + 20)}
+default_client_limit = {max(1000, 2 * self.max_connections + 100)}
 
 # POP3 on the same Maildirs. The UIDL format is Dovecot 2.3's default, written out because the
 # sync's state is these strings: UIDVALIDITY and UID in hex, stable across sessions and restarts.
