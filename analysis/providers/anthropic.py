@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
+from django.utils.translation import gettext
+
 from .base import Provider
 
 ANTHROPIC_VERSION = "2023-06-01"
@@ -43,4 +45,4 @@ class AnthropicProvider(Provider):
         name = data.get("display_name") or data.get("id") if isinstance(data, dict) else None
         if not name:
             raise self._bad_shape()
-        return f"Anthropic accepted the API key; model {name} is available."
+        return gettext("Anthropic accepted the API key; model %(model)s is available.") % {"model": name}

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
+
 from .base import Provider, ProviderError
 
 
@@ -50,5 +52,6 @@ class OllamaProvider(Provider):
             raise self._bad_shape() from None
         model = self.config.model
         if model in installed or f"{model}:latest" in installed:
-            return f"Ollama is reachable and model {model} is installed."
-        raise ProviderError(f"Ollama is reachable, but model {model} is not installed (run: ollama pull {model}).")
+            return gettext("Ollama is reachable and model %(model)s is installed.") % {"model": model}
+        text = gettext("Ollama is reachable, but model %(model)s is not installed (run: ollama pull %(model)s).")
+        raise ProviderError(text % {"model": model})

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext
+
 from .base import Provider, ProviderError, ProviderHTTPError
 
 _JSON_OBJECT = {"response_format": {"type": "json_object"}}
@@ -79,8 +81,10 @@ class OpenAICompatProvider(Provider):
             raise self._bad_shape() from None
         model = self.config.model
         if model in offered:
-            return f"The endpoint is reachable and offers model {model}."
+            return gettext("The endpoint is reachable and offers model %(model)s.") % {"model": model}
         if len(offered) == 1:
             # Single-model servers (llama.cpp, LM Studio with one model) answer whatever name is asked for.
-            return f"The endpoint is reachable; it serves only {offered[0]}, which will answer for {model}."
-        raise ProviderError(f"The endpoint is reachable, but does not offer model {model} ({len(offered)} models).")
+            text = gettext("The endpoint is reachable; it serves only %(served)s, which will answer for %(model)s.")
+            return text % {"served": offered[0], "model": model}
+        text = gettext("The endpoint is reachable, but does not offer model %(model)s (%(count)s models).")
+        raise ProviderError(text % {"model": model, "count": len(offered)})

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from core.ids import clean_ids
@@ -171,5 +172,6 @@ def bulk_action(request: HttpRequest) -> HttpResponse:
     except actions.ActionError as exc:
         flash.error(request, str(exc))
         return redirect(back)
-    flash.success(request, f"{done} message(s) updated.")
+    text = ngettext("%(count)s message updated.", "%(count)s messages updated.", done)
+    flash.success(request, text % {"count": done})
     return redirect(back)
