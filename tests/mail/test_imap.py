@@ -1,4 +1,7 @@
-"""The IMAP layer's error messages, TLS, and very large messages, against real sockets."""
+"""The IMAP layer's error messages, TLS, and very large messages, against real sockets.
+
+The tests taking `mail_server` run against Dovecot and Cyrus (tests/plugins/imap_servers.py).
+"""
 
 import io
 import socket
@@ -10,6 +13,7 @@ from django.core.management.base import CommandError
 
 from mail import imap
 from mail.models import Message
+from tests.plugins.imap_servers import ALL_SERVERS
 from tests.plugins.mail import create_account, make_raw
 
 
@@ -26,13 +30,17 @@ def config(dovecot, user, **overrides) -> imap.ServerConfig:
     return imap.ServerConfig(**values)
 
 
-def test_successful_check_lists_folders_with_counts(dovecot, imap_user):
-    dovecot.deliver(imap_user, make_raw(1))
-    dovecot.deliver(imap_user, make_raw(2), flags="S")
-    report = imap.check_connection(config(dovecot, imap_user))
-    assert report.ok and "CONDSTORE" in report.capabilities
+@pytest.mark.parametrize("mail_server", ALL_SERVERS, indirect=True)
+def test_successful_check_lists_folders_with_counts(mail_server, mail_user):
+    mail_server.deliver(mail_user, make_raw(1))
+    mail_server.deliver(mail_user, make_raw(2), flags="S")
+    mail_server.deliver(mail_user, make_raw(3), folder="Archive")
+    report = imap.check_connection(config(mail_server, mail_user))
+    assert report.ok and ("CONDSTORE" in report.capabilities) == mail_server.condstore
     inbox = next(f for f in report.folders if f.name == "INBOX")
     assert (inbox.special_use, inbox.messages, inbox.unseen) == ("inbox", 2, 1)
+    archive = next(f for f in report.folders if f.name == mail_server.folder("Archive"))
+    assert (archive.special_use, archive.delimiter, archive.messages) == ("archive", mail_server.separator, 1)
 
 
 @pytest.mark.parametrize(
@@ -44,10 +52,10 @@ def test_successful_check_lists_folders_with_counts(dovecot, imap_user):
         ({"security": "ssl"}, "tls", "TLS"),  # TLS spoken to the plain-text port
     ],
 )
-def test_each_failure_gets_a_precise_message(dovecot, imap_user, overrides, kind, phrase):
-    report = imap.check_connection(config(dovecot, imap_user, **overrides))
+def test_each_failure_gets_a_precise_message(mail_server, mail_user, overrides, kind, phrase):
+    report = imap.check_connection(config(mail_server, mail_user, **overrides))
     assert not report.ok and report.kind == kind and phrase in report.message
-    assert imap_user.password not in report.message
+    assert mail_user.password not in report.message
 
 
 def test_a_server_that_never_answers_times_out():

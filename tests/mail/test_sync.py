@@ -175,6 +175,18 @@ def test_a_folder_deleted_on_the_server_stops_being_synced(mail_server, mail_use
     assert not gone.exists_on_server and gone.messages.count() == 2
 
 
+def test_a_folder_with_a_non_ascii_name_is_synced_under_its_decoded_name(mail_server, mail_user, server_account):
+    """IMAP names folders in modified UTF-7 (RFC 3501 5.1.3): "Größe" is "Gr&APYA3w-e" on the wire and on disk."""
+    seed(mail_server, mail_user, 2, folder="Rechnungen.Gr&APYA3w-e")
+    name = mail_server.folder("Rechnungen.Größe")  # "Rechnungen.Größe" on Dovecot, "INBOX/Rechnungen/Größe" on Cyrus
+    select_folders(server_account, "INBOX", name)
+    run = run_sync(server_account)
+    assert run.status == SyncRun.Status.SUCCESS and not run.errors, run.errors
+    folder = server_account.folders.get(name=name)
+    assert folder.display_name == "Größe" and folder.messages.count() == 2
+    assert run_sync(server_account).messages_new == 0
+
+
 def test_mailbox_changed_during_a_sync_loses_nothing(mail_server, mail_user, server_account, settings):
     settings.MAILHELPER_SYNC_BATCH = 10
     seed(mail_server, mail_user, 35)
