@@ -1,7 +1,7 @@
 """The sync engine against real servers: incremental, idempotent, and faithful to the server.
 
-The tests taking `mail_server` run against Dovecot and Cyrus (tests/plugins/imap_servers.py), the flag and
-expunge tests also against Cyrus without CONDSTORE (the FLAGS sweep); the rest need Dovecot's Maildir.
+The tests taking `mail_server` run against Dovecot and Cyrus (tests/plugins/imap_servers.py), those marked
+ALL_SERVERS also against Cyrus without CONDSTORE (the FLAGS sweep); the rest need Dovecot's Maildir.
 """
 
 import pytest
@@ -90,6 +90,7 @@ def test_messages_expunged_on_the_server_are_marked(mail_server, mail_user, serv
     assert inbox.messages.filter(expunged_at__isnull=True).count() == 7
 
 
+@pytest.mark.parametrize("mail_server", ALL_SERVERS, indirect=True)
 def test_uidvalidity_reset_resyncs_without_duplicates(mail_server, mail_user, server_account):
     seed(mail_server, mail_user, 12)
     run_sync(server_account)
@@ -187,6 +188,7 @@ def test_a_folder_with_a_non_ascii_name_is_synced_under_its_decoded_name(mail_se
     assert run_sync(server_account).messages_new == 0
 
 
+@pytest.mark.parametrize("mail_server", ALL_SERVERS, indirect=True)
 def test_mailbox_changed_during_a_sync_loses_nothing(mail_server, mail_user, server_account, settings):
     settings.MAILHELPER_SYNC_BATCH = 10
     seed(mail_server, mail_user, 35)

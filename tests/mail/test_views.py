@@ -13,6 +13,7 @@ from mail.models import Folder, MailAccount, Message, PendingAction
 from tags.models import Tag, TagAssignment
 from tests.plugins import imap_helpers as srv
 from tests.plugins.accounts import verified_client
+from tests.plugins.imap_servers import ALL_SERVERS
 from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
 
 pytestmark = pytest.mark.django_db
@@ -171,8 +172,10 @@ def test_detail_marks_read_and_writes_back_to_the_server(alice_client, mail_acco
     assert "attachment" in download["Content-Disposition"]
 
 
+@pytest.mark.parametrize("mail_server", ALL_SERVERS, indirect=True)
 def test_flag_move_and_delete_reach_the_server_without_duplicates(alice_client, server_account, mail_user, mail_server):
-    """On Dovecot and Cyrus (tests/plugins/imap_servers.py): the move is a UID MOVE to "INBOX/Archive" there."""
+    """On Dovecot and Cyrus (tests/plugins/imap_servers.py): the move is a UID MOVE to "INBOX/Archive" there.
+    Without CONDSTORE (cyrus-sweep) every sync sweeps all flags: the pending change must still win."""
     from mail.actions import write_back
 
     account, user, server = server_account, mail_user, mail_server

@@ -5,7 +5,7 @@ A test that takes ``mail_server`` (and ``mail_user``, ``server_account``) runs o
 * ``dovecot``: Dovecot 2.3, "." separator, folders at the top ("Archive"), CONDSTORE;
 * ``cyrus``: Cyrus 3.6, "/" separator, every folder below INBOX ("INBOX/Archive"), CONDSTORE;
 * ``cyrus-sweep``: the same Cyrus on a listener that hides CONDSTORE and QRESYNC, so the sync
-  sweeps FLAGS. Only where that path matters (flags, expunge), by
+  sweeps FLAGS. Only where that path matters (flags, expunge, resets, the write-back), by
   ``@pytest.mark.parametrize("mail_server", ALL_SERVERS, indirect=True)``.
 
 :class:`MailServer` is the little the tests need of either: where it listens, a user, delivery,
