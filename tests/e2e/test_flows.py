@@ -24,6 +24,7 @@ from mail import replies
 from mail.models import Draft, Folder, Message, SyncRun
 from tests.plugins import imap_helpers as srv
 from tests.plugins.accounts import create_test_user, totp_code
+from tests.plugins.browser import TOTP_LABEL, log_in, log_out_button
 from tests.plugins.mail import create_account, make_raw, run_sync
 
 if TYPE_CHECKING:  # imported by name, pytest would try to collect the dataclass as a test class
@@ -31,7 +32,6 @@ if TYPE_CHECKING:  # imported by name, pytest would try to collect the dataclass
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-TOTP_LABEL = "Code from your authenticator app"
 
 # Lists the form controls a user cannot identify by a label: no <label>, no aria-label(ledby), or an empty one.
 UNLABELLED_FIELDS_JS = """() => {
@@ -88,23 +88,6 @@ def wait_for(predicate: Callable[[], object], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-def log_out_button(page: Page, username: str):
-    return page.get_by_role("button", name=f"Log out {username}")
-
-
-def log_in(page: Page, test_user: TestUser) -> None:
-    """Both login steps through the forms, as a user would."""
-    username = test_user.user.get_username()
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(test_user.password)
-    page.get_by_role("button", name="Continue").click()
-    expect(page).to_have_url(re.compile(r"/accounts/2fa/verify/"))
-    page.get_by_label(TOTP_LABEL).fill(totp_code(test_user.device))
-    page.get_by_role("button", name="Verify").click()
-    expect(log_out_button(page, username)).to_be_visible()
 
 
 def log_out(page: Page, username: str) -> None:

@@ -8,8 +8,8 @@ import re
 from playwright.sync_api import Browser, expect
 
 from mail.models import MailAccount
-from tests.e2e.test_flows import log_in
 from tests.plugins.accounts import create_test_user
+from tests.plugins.browser import log_in
 
 
 def test_sign_in_with_the_provider_and_choose_folders(
