@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite against real PostgreSQL, Redis, Celery workers, Dovecot and an SMTP sink.
+# The whole test suite against real PostgreSQL, Redis, Celery workers, Dovecot, Cyrus and an SMTP sink.
 # One pytest run; browser tests (marked e2e) are ordered last by tests/conftest.py. Extra
 # arguments go to pytest (e.g. `make test ARGS="-k sync"` or `scripts/test.sh -x`).
 set -euo pipefail
