@@ -9,18 +9,14 @@ from __future__ import annotations
 import imaplib
 import os
 import re
-import shutil
-import subprocess
-import sys
-import tempfile
 import time
 from contextlib import suppress
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from mailhelper.local_cyrus import CyrusServer, CyrusUser
+from tests.plugins.mailservers import run_as_nobody
 
 
 def message(n: int) -> bytes:
@@ -167,33 +163,16 @@ def test_cyrus_also_runs_for_a_normal_user():
     """`make test` on a laptop: cyrmaster and imapd run as the calling user (cyrus_user in imapd.conf)."""
     if os.geteuid() != 0:
         pytest.skip("needs root to become another user (`nobody`)")
-    root = Path(__file__).resolve().parents[2]
-    directory = Path(tempfile.mkdtemp(prefix="mailhelper-nonroot-"))
-    try:
-        (directory / "mailhelper").mkdir()
-        (directory / "mailhelper" / "__init__.py").touch()
-        for name in ("local_cyrus.py", "local_dovecot.py"):  # plain Python: loaded from a copy
-            shutil.copy(root / "mailhelper" / name, directory / "mailhelper" / name)
-        subprocess.run(["chmod", "-R", "a+rX", str(directory)], check=True)
-        script = (
-            "import sys; sys.path.insert(0, sys.argv[1]); from mailhelper.local_cyrus import CyrusServer\n"
-            "s = CyrusServer.create(); s.start()\n"
-            "try:\n"
-            "    u = s.add_user('someone', 'pw-someone-1'); s.deliver(u, b'Subject: hi\\r\\n\\r\\nbody\\r\\n')\n"
-            "    c = s.connect(u); print(c.select('INBOX')[1]); c.logout()\n"
-            "    print(sorted({p.owner() for p in s.root.rglob('*')}))\n"
-            "finally:\n"
-            "    s.cleanup()\n"
-        )
-        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        result = subprocess.run(
-            ["runuser", "-u", "nobody", "--", python, "-c", script, str(directory)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=directory,
-        )
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from mailhelper.local_cyrus import CyrusServer\n"
+        "s = CyrusServer.create(); s.start()\n"
+        "try:\n"
+        "    u = s.add_user('someone', 'pw-someone-1'); s.deliver(u, b'Subject: hi\\r\\n\\r\\nbody\\r\\n')\n"
+        "    c = s.connect(u); print(c.select('INBOX')[1]); c.logout()\n"
+        "    print(sorted({p.owner() for p in s.root.rglob('*')}))\n"
+        "finally:\n"
+        "    s.cleanup()\n"
+    )
+    result = run_as_nobody(script, ("local_cyrus.py", "local_dovecot.py"))  # plain Python: loaded from a copy
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[b'1']\n['nobody']" in result.stdout

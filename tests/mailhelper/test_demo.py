@@ -8,9 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
-import tempfile
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +22,7 @@ from mail.models import MailAccount, Message
 from mailhelper.demo import setup
 from mailhelper.demo.mailbox import DEMO_ADDRESS, generate
 from mailhelper.local_dovecot import free_port
+from tests.plugins.mailservers import run_as_nobody
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -165,32 +163,17 @@ def test_the_command_refuses_a_port_the_outbound_policy_would_refuse(default_pol
 @pytest.mark.skipif(shutil.which("runuser") is None, reason="needs runuser to act as a normal user")
 def test_dovecot_also_runs_for_a_normal_user(tmp_path):
     """`make demo` on a laptop runs as its owner: every Dovecot process is that user, no chroot."""
-    # The module is plain Python: loaded from a copy, as `nobody`, with the system's Python.
-    directory = Path(tempfile.mkdtemp(prefix="mailhelper-nonroot-"))
-    try:
-        shutil.copy(ROOT / "mailhelper" / "local_dovecot.py", directory / "local_dovecot.py")
-        directory.chmod(0o777)
-        (directory / "local_dovecot.py").chmod(0o644)
-        script = (
-            "import imaplib, sys; sys.path.insert(0, sys.argv[1]); from local_dovecot import DovecotServer\n"
-            "s = DovecotServer.create(); s.start()\n"
-            "try:\n"
-            "    u = s.add_user('someone', 'pw-someone-1'); s.deliver(u, b'Subject: hi\\r\\n\\r\\nbody\\r\\n')\n"
-            "    c = imaplib.IMAP4(s.host, s.port); c.login('someone', 'pw-someone-1'); print(c.select('INBOX')[1])\n"
-            "    c.logout()\n"
-            "finally:\n"
-            "    s.cleanup()\n"
-        )
-        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
-        result = subprocess.run(
-            ["runuser", "-u", "nobody", "--", python, "-c", script, str(directory)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=directory,
-        )
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    script = (
+        "import imaplib, sys; sys.path.insert(0, sys.argv[1]); from mailhelper.local_dovecot import DovecotServer\n"
+        "s = DovecotServer.create(); s.start()\n"
+        "try:\n"
+        "    u = s.add_user('someone', 'pw-someone-1'); s.deliver(u, b'Subject: hi\\r\\n\\r\\nbody\\r\\n')\n"
+        "    c = imaplib.IMAP4(s.host, s.port); c.login('someone', 'pw-someone-1'); print(c.select('INBOX')[1])\n"
+        "    c.logout()\n"
+        "finally:\n"
+        "    s.cleanup()\n"
+    )
+    result = run_as_nobody(script, ("local_dovecot.py",))  # plain Python: loaded from a copy
     assert result.returncode == 0, result.stderr[-2000:]
     assert "[b'1']" in result.stdout
 

@@ -9,7 +9,11 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import shutil
 import ssl
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -179,6 +183,32 @@ class SmtpSink:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+def run_as_nobody(script: str, modules: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
+    """Run `script` as `nobody` with the system's Python, as `make demo` on a laptop runs as its owner.
+
+    The given mailhelper/ modules (plain Python) are copied into a world-readable temp dir as the package
+    `mailhelper`; the script finds that dir in sys.argv[1] and runs with it as the working directory.
+    """
+    root = Path(__file__).resolve().parents[2]
+    directory = Path(tempfile.mkdtemp(prefix="mailhelper-nonroot-"))
+    try:
+        (directory / "mailhelper").mkdir()
+        (directory / "mailhelper" / "__init__.py").touch()
+        for name in modules:
+            shutil.copy(root / "mailhelper" / name, directory / "mailhelper" / name)
+        subprocess.run(["chmod", "-R", "a+rX", str(directory)], check=True)
+        python = "/usr/bin/python3" if Path("/usr/bin/python3").exists() else sys.executable
+        return subprocess.run(
+            ["runuser", "-u", "nobody", "--", python, "-c", script, str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=directory,
+        )
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------------------------------
