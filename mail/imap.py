@@ -205,6 +205,15 @@ class _CheckedIMAPClient(IMAPClient):
     """IMAPClient on _CheckedIMAP4. `_create_IMAP4` is imapclient's one place that opens the connection
     (tests/mail/test_outbound_clients.py notices if an upgrade bypasses it)."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # imapclient sets imaplib's debug level to 5 to route imaplib's trace to logging. imaplib then
+        # builds the trace text *before* the logger drops it: repr() of every literal and of the whole
+        # FETCH response, i.e. a copy of each message's source as text. That was a fifth of the first
+        # sync's CPU (docs/notes/sync-speed.md), and mail content in a log record if anyone turned
+        # DEBUG on for it. imapclient's own command log ("> ...") is unaffected.
+        self._imap.debug = 0
+
     def _create_IMAP4(self) -> imaplib.IMAP4:  # noqa: N802 - imapclient's name
         return _CheckedIMAP4(self.host, self.port, self._timeout.connect, self.ssl_context if self.ssl else None)
 
