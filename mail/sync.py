@@ -392,6 +392,9 @@ class FolderSync:
         self.session, self.folder, self.run, self.progress = session, folder, run, progress
         self.account = folder.account
         self.batch = settings.MAILHELPER_SYNC_BATCH
+        # Set by a first sync that fetched every message we hold of the folder in this session:
+        # their flags are as of this session's SELECT or later (see _update_flags).
+        self._fetched_all_since: int | None = None
 
     def run_sync(self) -> None:
         folder = self.folder
@@ -472,13 +475,16 @@ class FolderSync:
         re-attached by Message-ID over the whole folder first, also those outside the window.
         """
         window = Window.of(self.account)
-        if self._has_detached():
+        had_detached = self._has_detached()
+        if had_detached:
             candidates = sorted(set(self.session.uids_from(1)) - self._stored_uids(state.uidvalidity))
             for start in range(0, len(candidates), self.batch):
                 self._reattach(state.uidvalidity, candidates[start : start + self.batch])
         taken = window.uids(self.session)  # newest first
         stored = self._stored_uids(state.uidvalidity)
         wanted = [uid for uid in taken if uid not in stored]
+        if not stored and not had_detached and self.session.condstore:
+            self._fetched_all_since = state.highestmodseq
         if wanted:
             self._fetch_and_store(state.uidvalidity, wanted)
         self._expunge_unmatched_detached()
@@ -579,11 +585,20 @@ class FolderSync:
                 record_progress(self.run, "messages_expunged")
 
     def _update_flags(self, state: imap.FolderState) -> None:
+        """Flags changed on the server: CHANGEDSINCE a known modseq with CONDSTORE, else a sweep.
+
+        The known modseq is the last completed sync's, or, for a first sync that fetched every
+        message we hold of the folder in this session, the HIGHESTMODSEQ of this session's SELECT:
+        each FETCH came after it and carried the flags of its moment, and any change after the
+        SELECT has a higher modseq. That saves the first sync a sweep over every message it just
+        stored. A resumed first sync (messages stored by an earlier session) still sweeps.
+        """
         folder = self.folder
-        if self.session.condstore and folder.highestmodseq is not None:
-            if state.highestmodseq is not None and state.highestmodseq <= folder.highestmodseq:
-                return  # nothing changed since the last sync
-            changed = self.session.flags("1:*", changed_since=folder.highestmodseq)
+        since = folder.highestmodseq if folder.highestmodseq is not None else self._fetched_all_since
+        if self.session.condstore and since is not None:
+            if state.highestmodseq is not None and state.highestmodseq <= since:
+                return  # nothing changed since then
+            changed = self.session.flags("1:*", changed_since=since)
         else:
             changed = self.session.flags("1:*")  # no CONDSTORE (or first sync): sweep
         if not changed:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from mail import signals
 from mail.models import MailAccount, Message, SyncRun
 from mail.sync import announce_new_mail, sync_account
+from tests.plugins import imap_helpers as srv
 from tests.plugins.mail import create_account, make_raw, run_sync, select_folders
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +94,46 @@ def test_a_first_sync_killed_midway_resumes_without_duplicates_or_gaps(mail_serv
     inbox.refresh_from_db()
     assert inbox.uidnext == 15 and inbox.backfill_total == 4
     assert run_sync(account).messages_new == 0
+
+
+def test_a_flag_changed_during_the_first_sync_arrives_with_the_next(mail_server, mail_user, alice, settings):
+    """The first sync asks for flags changed since its own SELECT instead of sweeping what it just
+    fetched (with CONDSTORE): a change made after a message was fetched still arrives."""
+    settings.MAILHELPER_SYNC_BATCH = 3
+    deliver(mail_server, mail_user, range(9))
+    account = create_account(alice.user, mail_user, mail_server)
+    changed = []
+
+    def change_a_fetched_message(run):
+        if run.messages_new and not changed:
+            srv.store(mail_server, mail_user, [9], "+FLAGS", r"(\Flagged)")
+            changed.append(9)
+
+    run = sync_account(account.pk, progress=change_a_fetched_message).run
+    assert run.status == SyncRun.Status.SUCCESS and run.messages_new == 9 and changed
+    inbox = account.folders.get(name="INBOX")
+    assert inbox.messages.filter(flagged=True).count() <= 1  # seen now, or by the next sync
+    run_sync(account)
+    assert list(inbox.messages.filter(flagged=True).values_list("uid", flat=True)) == [9]
+
+
+def test_a_resumed_first_sync_sweeps_the_flags_of_what_it_stored_before(mail_server, mail_user, alice, settings):
+    settings.MAILHELPER_SYNC_BATCH = 3
+    deliver(mail_server, mail_user, range(9))
+    account = create_account(alice.user, mail_user, mail_server)
+
+    def crash(run):
+        if run.messages_new >= 3:
+            raise RuntimeError("worker killed")
+
+    with pytest.raises(RuntimeError):
+        sync_account(account.pk, progress=crash)
+    inbox = account.folders.get(name="INBOX")
+    assert sorted(inbox.messages.values_list("uid", flat=True)) == [7, 8, 9]
+    srv.store(mail_server, mail_user, [8], "+FLAGS", r"(\Seen)")  # while no sync ran
+    run = run_sync(account)
+    assert run.status == SyncRun.Status.SUCCESS and run.messages_new == 6
+    assert list(inbox.messages.filter(seen=True).values_list("uid", flat=True)) == [8]
 
 
 def test_only_the_newest_n_per_folder(mail_server, mail_user, alice):
