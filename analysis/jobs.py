@@ -6,9 +6,12 @@ from collections.abc import Callable
 from datetime import date
 
 from django.db.models import QuerySet
+from django.utils.translation import gettext_noop
 
 from accounts import keyring
+from core import stored_text
 from core.models import Job
+from core.stored_text import Text
 
 from . import language, pipeline
 from .models import MessageAnalysis
@@ -59,7 +62,9 @@ def run_reanalyse(job: Job, progress: Callable[[int, int], None]) -> str:
     )
     progress(0, qs.count())
     done, failed = reanalyse(qs, progress)
-    return f"{done} analysed" + (f", {failed} failed" if failed else "")
+    if failed:
+        return stored_text.dump(Text(gettext_noop("Analysed: %(done)s, failed: %(failed)s"), done=done, failed=failed))
+    return stored_text.dump(Text(gettext_noop("Analysed: %(done)s"), done=done))
 
 
 def detect_languages(

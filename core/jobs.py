@@ -11,13 +11,13 @@ A job goes queued -> running -> success | failed, and a finished job never chang
    advisory lock per owner and kind. A broker that refuses the message fails the job on the spot
    ("not queued: <class>") instead of leaving it queued until the sweep.
 2. `run(job_id, work)` claims the row (queued or running -> running, setting started_at and
-   heartbeat_at), calls `work(job, progress)` and, in a `finally`, marks success with the one-line
-   text `work` returned, or failed with the exception's class name (never its message: it may quote
-   mail), and re-raises so Celery records the failure too. `progress(done, total)` is one UPDATE
-   and doubles as the heartbeat. A finished job is not run again (a redelivered message, or a task
-   that arrives after the sweep failed its job). A job found "running" is run again: with acks_late
-   and reject_on_worker_lost a message comes back only when the worker holding it died, and the
-   work functions are written to be repeatable.
+   heartbeat_at), calls `work(job, progress)` and, in a `finally`, marks success with the one-line text
+   `work` returned (a core.stored_text dump, shown in the viewer's language), or failed with the
+   exception's class name (never its message: it may quote mail), and re-raises so Celery records the
+   failure too. `progress(done, total)` is one UPDATE and doubles as the heartbeat. A finished job is
+   not run again (a redelivered message, or a task that arrives after the sweep failed its job). A job
+   found "running" is run again: with acks_late and reject_on_worker_lost a message comes back only
+   when the worker holding it died, and the work functions are written to be repeatable.
 3. `fail_stale(now)` fails the jobs whose last sign of life (heartbeat_at, created_at while queued)
    is older than the hard task time limit plus a grace period. A task killed by the time limit, or
    a worker that died (kill -9, out of memory, power loss), never reaches run's `finally`. No live
@@ -44,9 +44,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from .db.locks import advisory_xact_lock, lock_key
 from .models import Job
+from .stored_text import Text, dump
 
 logger = logging.getLogger(__name__)
 
@@ -102,7 +104,12 @@ def _queue(task: Queueable, job_id: int) -> None:
         task.delay(job_id=job_id)
     except Exception as exc:
         logger.exception("job %s: its task could not be queued", job_id)
-        _close(job_id, Job.Status.QUEUED, Job.Status.FAILED, error=f"not queued: {type(exc).__name__}")
+        _close(
+            job_id,
+            Job.Status.QUEUED,
+            Job.Status.FAILED,
+            error=dump(Text(gettext_noop("not queued: %(error)s"), error=type(exc).__name__)),
+        )
 
 
 def run(job_id: int, work: Work) -> dict:
@@ -155,13 +162,16 @@ def fail_stale(now: datetime | None = None, *, owner: AbstractBaseUser | None = 
     # Each UPDATE re-checks its condition on rows a worker claims at the same moment (PostgreSQL
     # re-reads a row it had to wait for), so a job that just started running is never failed here.
     never_started = jobs.filter(status=Job.Status.QUEUED, created_at__lt=limit).update(
-        status=Job.Status.FAILED, finished_at=now, error=f"lost: not started within {minutes} min"
+        status=Job.Status.FAILED,
+        finished_at=now,
+        error=dump(Text(gettext_noop("lost: not started within %(minutes)s min"), minutes=minutes)),
     )
+    went_silent_text = gettext_noop("lost: no sign of life for %(minutes)s min (killed?)")
     went_silent = (
         jobs.filter(status=Job.Status.RUNNING)
         # Rows from before heartbeats existed have none: their age is all there is to go by.
         .filter(Q(heartbeat_at__lt=limit) | Q(heartbeat_at__isnull=True, created_at__lt=limit))
-        .update(status=Job.Status.FAILED, finished_at=now, error=f"lost: no sign of life for {minutes} min (killed?)")
+        .update(status=Job.Status.FAILED, finished_at=now, error=dump(Text(went_silent_text, minutes=minutes)))
     )
     if never_started or went_silent:
         logger.warning("stale jobs failed: %s never started, %s went silent", never_started, went_silent)

@@ -50,8 +50,9 @@ import httpcore
 import httpx
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_noop
 
-POLICY_TEXT = "this address is not allowed by the server's policy"
+POLICY_TEXT = gettext_noop("this address is not allowed by the server's policy")
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

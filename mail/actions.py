@@ -35,7 +35,10 @@ from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
+
+from core import stored_text
+from core.stored_text import Text
 
 from . import imap, signals
 from .models import Draft, Folder, MailAccount, Message, PendingAction
@@ -55,20 +58,21 @@ FORWARDED = "$Forwarded"  # the keyword mail clients use for "forwarded" (RFC 55
 
 
 class ActionError(Exception):
-    """The action cannot be applied (e.g. no Trash folder); the message is for the user."""
+    """The action cannot be applied (e.g. no Trash folder); the message is for the user: a
+    core.stored_text Text, so a view shows `str(exc)` in its language and the rule log stores it."""
 
 
 def refuse_imap_only(account: MailAccount) -> None:
     """ActionError for an action that needs IMAP (server folders), with the reason fit for the user."""
     if account.is_pop3:
-        raise ActionError(account.imap_only_reason)
+        raise ActionError(Text(account.POP3_ONLY_REASON))
 
 
 def trash_folder(account: MailAccount) -> Folder:
     refuse_imap_only(account)
     folder = account.folders.filter(special_use=Folder.SpecialUse.TRASH, exists_on_server=True).first()
     if folder is None:
-        raise ActionError(gettext("This account has no Trash folder on the server."))
+        raise ActionError(Text(gettext_noop("This account has no Trash folder on the server.")))
     return folder
 
 
@@ -76,7 +80,7 @@ def archive_folder(account: MailAccount) -> Folder:
     refuse_imap_only(account)
     folder = account.folders.filter(special_use=Folder.SpecialUse.ARCHIVE, exists_on_server=True).first()
     if folder is None:
-        raise ActionError(gettext("This account has no Archive folder on the server."))
+        raise ActionError(Text(gettext_noop("This account has no Archive folder on the server.")))
     return folder
 
 
@@ -111,7 +115,7 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
         elif kind == Kind.MOVE:
             refuse_imap_only(message.account)
             if target is None or target.account_id != message.account_id:
-                raise ActionError(gettext("Choose a folder of the same account."))
+                raise ActionError(Text(gettext_noop("Choose a folder of the same account.")))
             if message.folder_id == target.pk:
                 continue
         elif kind == Kind.MARK_FORWARDED:
@@ -120,7 +124,7 @@ def apply(messages: Iterable[Message], kind: str, target: Folder | None = None) 
             message.keywords = [*message.keywords, FORWARDED]
             Message.objects.filter(pk=message.pk).update(keywords=message.keywords)
         else:
-            raise ActionError(gettext("Unknown action %(action)s.") % {"action": repr(kind)})
+            raise ActionError(Text(gettext_noop("Unknown action %(action)s."), action=repr(kind)))
         changed += 1
         if message.account.is_pop3:
             continue  # changed here, which is all there is: POP3 keeps no flags on the server
@@ -256,7 +260,7 @@ def write_back(account_id) -> tuple[int, int]:
         return 0, 0
     if account.is_pop3:  # none are recorded for POP3 (apply), but an account switched from IMAP may hold some
         PendingAction.objects.filter(pk__in=[a.pk for a in pending]).update(
-            done_at=timezone.now(), error=account.imap_only_reason[:300]
+            done_at=timezone.now(), error=stored_text.dump(Text(account.POP3_ONLY_REASON), 300)
         )
         return 0, len(pending)
     done = failed = 0
@@ -266,7 +270,7 @@ def write_back(account_id) -> tuple[int, int]:
             try:
                 _perform(session, action)
             except imap.ImapFolderError as exc:
-                action.error = str(exc)[:300]
+                action.error = stored_text.dump(stored_text.message_of(exc), 300)  # shown translated
                 failed += 1
                 if action.attempts >= 5 or isinstance(exc, KeywordsRefused):
                     action.done_at = timezone.now()  # give up; the next sync shows the server's truth

@@ -15,9 +15,10 @@ import ssl
 from dataclasses import dataclass, field
 
 from django.conf import settings
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
 from core.outbound import PolicyRefused
+from core.stored_text import Text
 
 
 @dataclass(frozen=True)
@@ -43,24 +44,26 @@ def tls_context() -> ssl.SSLContext:
     return context
 
 
-def describe_connect_error(exc: BaseException, host: str, port: int, protocol: str) -> tuple[str, str] | None:
-    """(kind, message) for a policy, DNS, refused, TLS or timeout failure; None for anything else."""
+def describe_connect_error(exc: BaseException, host: str, port: int, protocol: str) -> tuple[str, Text] | None:
+    """(kind, message) for a policy, DNS, refused, TLS or timeout failure; None for anything else.
+
+    The message is a Text: a page shows it in its language, a worker stores it (core.stored_text)."""
     where = f"{host}:{port}"
     if isinstance(exc, PolicyRefused):
-        return "policy", str(exc)
+        return "policy", Text(str(exc))
     if isinstance(exc, socket.gaierror):
-        text = gettext("The %(protocol)s server name %(host)s could not be found (DNS lookup failed).")
-        return "dns", text % {"protocol": protocol, "host": repr(host)}
+        text = gettext_noop("The %(protocol)s server name %(host)s could not be found (DNS lookup failed).")
+        return "dns", Text(text, protocol=protocol, host=repr(host))
     if isinstance(exc, ConnectionRefusedError):
-        text = gettext("%(where)s refused the connection: check the %(protocol)s host, port and security.")
-        return "refused", text % {"where": where, "protocol": protocol}
+        text = gettext_noop("%(where)s refused the connection: check the %(protocol)s host, port and security.")
+        return "refused", Text(text, where=where, protocol=protocol)
     if isinstance(exc, ssl.SSLCertVerificationError):
-        text = gettext("The TLS certificate of %(where)s is not trusted (%(reason)s).")
-        return "tls", text % {"where": where, "reason": exc.verify_message}
+        text = gettext_noop("The TLS certificate of %(where)s is not trusted (%(reason)s).")
+        return "tls", Text(text, where=where, reason=str(exc.verify_message))
     if isinstance(exc, ssl.SSLError):
         reason = exc.reason or "handshake error"
-        text = gettext("TLS with %(where)s failed (%(reason)s): check the %(protocol)s port and security.")
-        return "tls", text % {"where": where, "reason": reason, "protocol": protocol}
+        text = gettext_noop("TLS with %(where)s failed (%(reason)s): check the %(protocol)s port and security.")
+        return "tls", Text(text, where=where, reason=str(reason), protocol=protocol)
     if isinstance(exc, TimeoutError | socket.timeout):
-        return "timeout", gettext("%(where)s did not answer in time.") % {"where": where}
+        return "timeout", Text(gettext_noop("%(where)s did not answer in time."), where=where)
     return None

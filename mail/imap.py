@@ -20,13 +20,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_noop, ngettext
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 from imapclient.imapclient import seq_to_parenstr_upper
 from imapclient.response_parser import parse_fetch_response
 
 from core import outbound
+from core.stored_text import Text
 
 from .connecting import ServerConfig, describe_connect_error, tls_context  # imap.ServerConfig for callers
 
@@ -58,7 +59,8 @@ _SPECIAL_USE_NAMES = {
 
 
 class ImapError(Exception):
-    """Base class. `str(exc)` is a message fit to show the user."""
+    """Base class. `str(exc)` is a message fit to show the user; `exc.args[0]` is often a
+    core.stored_text.Text, so a worker can store it and the page still shows it in its language."""
 
 
 class ImapConnectError(ImapError):
@@ -125,12 +127,12 @@ def _translate_connect_error(exc: BaseException, config: ServerConfig) -> ImapEr
     if known is not None:
         return ImapConnectError(*known)
     if isinstance(exc, LoginError):
-        return ImapAuthError(gettext("The server rejected the user name or password."))
+        return ImapAuthError(Text(gettext_noop("The server rejected the user name or password.")))
     if isinstance(exc, OSError):
-        text = gettext("Network error talking to %(where)s (%(error)s).")
-        return ImapConnectError("network", text % {"where": where, "error": type(exc).__name__})
-    text = gettext("%(where)s did not speak IMAP as expected (%(error)s).")
-    return ImapConnectError("protocol", text % {"where": where, "error": type(exc).__name__})
+        text = gettext_noop("Network error talking to %(where)s (%(error)s).")
+        return ImapConnectError("network", Text(text, where=where, error=type(exc).__name__))
+    text = gettext_noop("%(where)s did not speak IMAP as expected (%(error)s).")
+    return ImapConnectError("protocol", Text(text, where=where, error=type(exc).__name__))
 
 
 class _OAuthMechanism:
@@ -161,10 +163,12 @@ class _OAuthMechanism:
 
 
 _OAUTH_REFUSALS = {
-    "invalid_token": "The server refused the sign-in token (expired or revoked): sign in again.",
-    "401": "The server refused the sign-in token (expired or revoked): sign in again.",
-    "insufficient_scope": "The sign-in does not allow mail access (wrong scopes): sign in again and allow mail access.",
-    "403": "The sign-in does not allow mail access (wrong scopes): sign in again and allow mail access.",
+    "invalid_token": gettext_noop("The server refused the sign-in token (expired or revoked): sign in again."),
+    "401": gettext_noop("The server refused the sign-in token (expired or revoked): sign in again."),
+    "insufficient_scope": gettext_noop(
+        "The sign-in does not allow mail access (wrong scopes): sign in again and allow mail access."
+    ),
+    "403": gettext_noop("The sign-in does not allow mail access (wrong scopes): sign in again and allow mail access."),
 }
 
 
@@ -173,14 +177,15 @@ def _oauth_login(client: IMAPClient, config: ServerConfig) -> None:
     offered = {c.decode().upper() for c in client.capabilities()}
     mechanism = next((m for m in ("OAUTHBEARER", "XOAUTH2") if f"AUTH={m}" in offered), None)
     if mechanism is None:
-        raise ImapAuthError("The server does not offer sign-in with OAuth2 (AUTH=OAUTHBEARER or XOAUTH2).")
+        text = gettext_noop("The server does not offer sign-in with OAuth2 (AUTH=OAUTHBEARER or XOAUTH2).")
+        raise ImapAuthError(Text(text))
     sasl = _OAuthMechanism(mechanism, config.username, config.oauth_token)
     try:
         client.sasl_login(mechanism, sasl)
     except (LoginError, IMAPClientError):
-        raise ImapAuthError(
-            _OAUTH_REFUSALS.get(sasl.refusal, f"The server refused the OAuth2 sign-in of {config.username!r}.")
-        ) from None
+        known = _OAUTH_REFUSALS.get(sasl.refusal)
+        refusal = gettext_noop("The server refused the OAuth2 sign-in of %(username)s.")
+        raise ImapAuthError(Text(known) if known else Text(refusal, username=repr(config.username))) from None
 
 
 class _CheckedIMAP4(imaplib.IMAP4):
@@ -281,14 +286,19 @@ class ImapSession:
     def _call(self, func, *args, **kwargs):
         """Run an imapclient call, translating transport failures into ImapConnectError."""
         if self.client is None:
-            raise ImapConnectError("network", gettext("The connection to the server is closed."))
+            raise ImapConnectError("network", Text(gettext_noop("The connection to the server is closed.")))
         try:
             return func(*args, **kwargs)
         except (imaplib.IMAP4.abort, OSError, ssl.SSLError) as exc:
             raise _translate_connect_error(exc, self.config) from None
         except IMAPClientError as exc:
-            where = f" in {self._selected!r}" if self._selected else ""
-            raise ImapFolderError(f"The server refused a command{where} ({type(exc).__name__}).") from None
+            error = type(exc).__name__
+            if self._selected:
+                text = gettext_noop("The server refused a command in %(folder)s (%(error)s).")
+                text = Text(text, folder=repr(self._selected), error=error)
+            else:
+                text = Text(gettext_noop("The server refused a command (%(error)s)."), error=error)
+            raise ImapFolderError(text) from None
 
     # -- folders ------------------------------------------------------------------------------------
     def list_folders(self, with_counts: bool = False) -> list[ServerFolder]:
@@ -319,7 +329,8 @@ class ImapSession:
             resp = self._call(self.client.select_folder, name, readonly=readonly)
         except ImapFolderError:
             self._selected = None
-            raise ImapFolderError(f"The folder {name!r} cannot be opened.") from None
+            text = gettext_noop("The folder %(folder)s cannot be opened.")
+            raise ImapFolderError(Text(text, folder=repr(name))) from None
         self._selected, self._readonly = name, readonly
         modseq = resp.get(b"HIGHESTMODSEQ")
         return FolderState(
@@ -470,7 +481,8 @@ class ImapSession:
         try:
             self._call(self.client.append, folder, raw, flags=flags, msg_time=when)
         except ImapFolderError:
-            raise ImapFolderError(f"The server refused to store a message in {folder!r}.") from None
+            text = gettext_noop("The server refused to store a message in %(folder)s.")
+            raise ImapFolderError(Text(text, folder=repr(folder))) from None
 
     def find_message_id(self, folder: str, message_id: str) -> list[int]:
         """UIDs in `folder` whose Message-ID header is `message_id` (without angle brackets).

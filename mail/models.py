@@ -15,7 +15,7 @@ from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from django.utils.translation import gettext, pgettext_lazy
+from django.utils.translation import gettext, gettext_noop, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
 
 from accounts.fields import EncryptedBinaryField, EncryptedModel, EncryptedTextField
@@ -189,12 +189,15 @@ class MailAccount(EncryptedModel):
     def is_pop3(self) -> bool:
         return self.protocol == self.Protocol.POP3
 
+    #: The msgid of imap_only_reason, for texts a worker stores (core.stored_text).
+    POP3_ONLY_REASON = gettext_noop(
+        "POP3 accounts have only an inbox on the server: folders, moves and flags exist here only."
+    )
+
     @property
     def imap_only_reason(self) -> str:
         """Why an IMAP-only action is refused for this account ("" for IMAP accounts); fit for the user."""
-        if self.is_pop3:
-            return gettext("POP3 accounts have only an inbox on the server: folders, moves and flags exist here only.")
-        return ""
+        return gettext(self.POP3_ONLY_REASON) if self.is_pop3 else ""
 
 
 class Pop3Seen(models.Model):

@@ -33,8 +33,10 @@ from django.conf import settings
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
-from core import outbound
+from core import outbound, stored_text
+from core.stored_text import Text
 
 from .connecting import tls_context
 from .models import MailAccount
@@ -43,7 +45,6 @@ from .models import MailAccount
 _IDENTITY_SCOPES = frozenset({"openid", "email", "profile", "offline_access"})
 _REFRESH_MARGIN = timedelta(seconds=60)
 _TIMEOUT = 15.0
-SIGN_IN_AGAIN = "sign in again"
 
 
 class OAuthError(Exception):
@@ -209,36 +210,43 @@ def _token_request(provider: Provider, form: dict[str, str]) -> dict:
         with outbound.quiet_http_logs(), _client() as client:
             response = client.post(provider.token_url, data=form, headers={"Accept": "application/json"})
     except outbound.PolicyRefused:
-        raise ProviderUnavailable(f"{provider.name}: {outbound.POLICY_TEXT}.") from None
+        raise ProviderUnavailable(
+            Text(gettext_noop("%(provider)s: %(policy)s."), provider=provider.name, policy=Text(outbound.POLICY_TEXT))
+        ) from None
     except httpx.HTTPError as exc:
-        raise ProviderUnavailable(f"{provider.name} could not be reached ({type(exc).__name__}).") from None
+        text = gettext_noop("%(provider)s could not be reached (%(error)s).")
+        raise ProviderUnavailable(Text(text, provider=provider.name, error=type(exc).__name__)) from None
     try:
         answer = response.json()
     except ValueError:
         answer = {}
     if response.status_code >= 500 or not isinstance(answer, dict):
-        raise ProviderUnavailable(f"{provider.name} failed to answer (HTTP {response.status_code}).")
+        text = gettext_noop("%(provider)s failed to answer (HTTP %(status)s).")
+        raise ProviderUnavailable(Text(text, provider=provider.name, status=response.status_code))
     if response.status_code != 200 or "access_token" not in answer:
         error = str(answer.get("error", "")) or f"HTTP {response.status_code}"
         if error == "invalid_grant":
-            raise SignInAgain(
-                f"{provider.name} no longer accepts this sign-in (expired or withdrawn): {SIGN_IN_AGAIN}."
-            )
+            text = gettext_noop("%(provider)s no longer accepts this sign-in (expired or withdrawn): sign in again.")
+            raise SignInAgain(Text(text, provider=provider.name))
         if error in ("invalid_scope", "insufficient_scope"):
-            raise SignInAgain(f"{provider.name} refused the mail permissions: {SIGN_IN_AGAIN} and allow mail access.")
+            text = gettext_noop("%(provider)s refused the mail permissions: sign in again and allow mail access.")
+            raise SignInAgain(Text(text, provider=provider.name))
         if error in ("invalid_client", "unauthorized_client"):
-            raise SignInAgain(f"{provider.name} refused this server's client id or secret: tell your administrator.")
-        raise SignInAgain(f"{provider.name} refused the sign-in ({error[:60]}): {SIGN_IN_AGAIN}.")
+            text = gettext_noop("%(provider)s refused this server's client id or secret: tell your administrator.")
+            raise SignInAgain(Text(text, provider=provider.name))
+        text = gettext_noop("%(provider)s refused the sign-in (%(error)s): sign in again.")
+        raise SignInAgain(Text(text, provider=provider.name, error=error[:60]))
     return answer
 
 
 def _tokens(provider: Provider, answer: dict, previous_refresh: str) -> Tokens:
     granted = set(str(answer.get("scope", "")).split())
     if granted and not provider.mail_scopes <= granted:  # no "scope" in the answer: as asked (RFC 6749 5.1)
-        raise SignInAgain(
-            f"{provider.name} did not grant access to your mail (the scopes it granted lack "
-            f"{', '.join(sorted(provider.mail_scopes - granted))}): {SIGN_IN_AGAIN} and allow mail access."
+        text = gettext_noop(
+            "%(provider)s did not grant access to your mail (the scopes it granted lack %(scopes)s): "
+            "sign in again and allow mail access."
         )
+        raise SignInAgain(Text(text, provider=provider.name, scopes=", ".join(sorted(provider.mail_scopes - granted))))
     expires_in = answer.get("expires_in")
     try:
         expires_at = timezone.now() + timedelta(seconds=int(expires_in)) if expires_in is not None else None
@@ -317,17 +325,19 @@ def access_token(account: MailAccount) -> str:
     provider = get_provider(account.oauth_provider)
     if provider is None:
         _needs_sign_in(account, "This server no longer offers sign-in with that provider: tell your administrator.")
-    refused = ""
+    refused: Text | str = ""
     with transaction.atomic():
         current = MailAccount.objects.select_for_update().get(pk=account.pk)
         if not _fresh(current):  # else another worker refreshed it while this one waited for the lock
             if not current.oauth_refresh_token:
-                refused = f"The sign-in with {provider.name} has expired: {SIGN_IN_AGAIN}."
+                refused = Text(
+                    gettext_noop("The sign-in with %(provider)s has expired: sign in again."), provider=provider.name
+                )
             else:
                 try:
                     tokens = refresh(provider, current.oauth_refresh_token)
                 except SignInAgain as exc:
-                    refused = str(exc)
+                    refused = stored_text.message_of(exc)
                 else:
                     store_tokens(current, provider, tokens)
                     current.save(update_fields=["oauth_access_token", "oauth_refresh_token", "oauth_expires_at"])
@@ -339,10 +349,9 @@ def access_token(account: MailAccount) -> str:
     return account.oauth_access_token or ""
 
 
-def _needs_sign_in(account: MailAccount, message: str) -> NoReturn:
-    """Record it on the account, then raise."""
-    MailAccount.objects.filter(pk=account.pk).update(
-        status=MailAccount.Status.NEEDS_ATTENTION, status_message=message[:300]
-    )
-    account.status, account.status_message = MailAccount.Status.NEEDS_ATTENTION, message[:300]
+def _needs_sign_in(account: MailAccount, message: Text | str) -> NoReturn:
+    """Record it on the account (a stored text: the account list shows it in the user's language), then raise."""
+    stored = stored_text.dump(message, 300)
+    MailAccount.objects.filter(pk=account.pk).update(status=MailAccount.Status.NEEDS_ATTENTION, status_message=stored)
+    account.status, account.status_message = MailAccount.Status.NEEDS_ATTENTION, stored
     raise SignInAgain(message)

@@ -25,9 +25,10 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from core import outbound
+from core.stored_text import Text
 
 from .connecting import ServerConfig, describe_connect_error, tls_context
 
@@ -68,9 +69,9 @@ def _translate(exc: BaseException, config: ServerConfig) -> Pop3Error:
     if known is not None:
         return Pop3ConnectError(*known)
     if isinstance(exc, OSError):
-        text = gettext("Network error talking to %(where)s (%(error)s).")
-        return Pop3ConnectError("network", text % {"where": where, "error": type(exc).__name__})
-    return Pop3ConnectError("protocol", gettext("%(where)s did not speak POP3 as expected.") % {"where": where})
+        text = gettext_noop("Network error talking to %(where)s (%(error)s).")
+        return Pop3ConnectError("network", Text(text, where=where, error=type(exc).__name__))
+    return Pop3ConnectError("protocol", Text(gettext_noop("%(where)s did not speak POP3 as expected."), where=where))
 
 
 def _response_code(exc: poplib.error_proto) -> str:
@@ -173,8 +174,12 @@ class Pop3Session:
         if "STLS" not in capabilities:
             raise Pop3ConnectError(
                 "tls",
-                gettext("%(where)s does not offer STLS: choose SSL/TLS (port 995), or check the port and security.")
-                % {"where": where},
+                Text(
+                    gettext_noop(
+                        "%(where)s does not offer STLS: choose SSL/TLS (port 995), or check the port and security."
+                    ),
+                    where=where,
+                ),
             )
         try:
             client.stls(tls_context())
@@ -189,23 +194,27 @@ class Pop3Session:
             code = _response_code(exc)
             if code in ("IN-USE", "LOGIN-DELAY") or code.startswith("SYS/TEMP"):
                 raise Pop3ConnectError(
-                    "protocol", gettext("The server is busy with this mailbox (another session?); trying again later.")
+                    "protocol",
+                    Text(gettext_noop("The server is busy with this mailbox (another session?); trying again later.")),
                 ) from None
-            raise Pop3AuthError(gettext("The server rejected the user name or password.")) from None
+            raise Pop3AuthError(Text(gettext_noop("The server rejected the user name or password."))) from None
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc, self.config) from None
 
     def _call(self, func, *args):
         if self.client is None:
-            raise Pop3ConnectError("network", gettext("The connection to the server is closed."))
+            raise Pop3ConnectError("network", Text(gettext_noop("The connection to the server is closed.")))
         try:
             return func(*args)
         except poplib.error_proto:
             where = f"{self.config.host}:{self.config.port}"
             raise Pop3ConnectError(
                 "protocol",
-                gettext("%(where)s refused a POP3 command (%(command)s).")
-                % {"where": where, "command": func.__name__.upper().strip("_")},
+                Text(
+                    gettext_noop("%(where)s refused a POP3 command (%(command)s)."),
+                    where=where,
+                    command=func.__name__.upper().strip("_"),
+                ),
             ) from None
         except Exception as exc:  # noqa: BLE001
             raise _translate(exc, self.config) from None
@@ -240,7 +249,11 @@ class Pop3Session:
                 raise
             raise Pop3ConnectError(
                 "protocol",
-                gettext("The POP3 server does not support UIDL, which Mailhelper needs to fetch only new mail."),
+                Text(
+                    gettext_noop(
+                        "The POP3 server does not support UIDL, which Mailhelper needs to fetch only new mail."
+                    )
+                ),
             ) from None
         _, list_lines, _ = self._call(self.client.list)
         sizes = dict(_pairs(list_lines))

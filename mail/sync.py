@@ -65,12 +65,15 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts import keyring
 from accounts.fields import seal_fields
+from core import stored_text
 from core.db.copy import copy_insert
 from core.db.locks import try_advisory_lock
 from core.jobs import stale_after
+from core.stored_text import Text, message_of
 
 from . import imap, oauth, pop3, signals
 from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
@@ -117,9 +120,9 @@ def _oauth_token(account: MailAccount) -> str:
     try:
         return oauth.access_token(account)
     except oauth.SignInAgain as exc:
-        raise imap.ImapAuthError(str(exc)) from None
+        raise imap.ImapAuthError(stored_text.message_of(exc)) from None
     except oauth.ProviderUnavailable as exc:
-        raise imap.ImapConnectError("network", str(exc)) from None
+        raise imap.ImapConnectError("network", stored_text.message_of(exc)) from None
 
 
 def check_connection(account: MailAccount) -> imap.ConnectionReport | pop3.ConnectionReport:
@@ -149,8 +152,10 @@ ACTIVE = (SyncRun.Status.QUEUED, SyncRun.Status.RUNNING)
 #: A queued run is presumed lost after this long without a sign of life: longer than a worker's
 #: queue normally makes it wait, and than the longest retry countdown (tasks._backoff, 5 retries: 8 min).
 STALE_QUEUED = timedelta(minutes=15)
-INTERRUPTED = "Interrupted: the worker stopped before the sync finished. The next sync picks up where it left off."
-LOST = "Interrupted: no worker started this sync in time. The next sync covers it."
+INTERRUPTED = gettext_noop(
+    "Interrupted: the worker stopped before the sync finished. The next sync picks up where it left off."
+)
+LOST = gettext_noop("Interrupted: no worker started this sync in time. The next sync covers it.")
 
 
 def queue_run(account: MailAccount, trigger: str) -> tuple[SyncRun, bool]:
@@ -823,22 +828,33 @@ def mark_retrying(run: SyncRun, seconds: int) -> None:
     """
     now = timezone.now()
     run.status, run.finished_at, run.heartbeat_at = SyncRun.Status.QUEUED, None, now
-    run.error = f"{run.error} Retrying in {seconds} s."[:500]
+    retrying = Text(gettext_noop("%(error)s Retrying in %(seconds)s s."), error=_text(run.error), seconds=seconds)
+    run.error = stored_text.dump(retrying, 500)
     SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.FAILED).update(
         status=run.status, finished_at=None, heartbeat_at=now, error=run.error
     )
 
 
 def mark_unreachable(run: SyncRun) -> None:
-    _set_account_status(run.account, MailAccount.Status.NEEDS_ATTENTION, f"Server unreachable: {run.error}")
+    unreachable = Text(gettext_noop("Server unreachable: %(error)s"), error=_text(run.error))
+    _set_account_status(run.account, MailAccount.Status.NEEDS_ATTENTION, unreachable)
 
 
 # --- the whole account ---------------------------------------------------------------------------
 
 
-def _finish(run: SyncRun, status: str, error: str = "", kind: str = SyncRun.ErrorKind.NONE) -> SyncRun:
-    """Close the run, unless it is closed already (settled as interrupted): a finished run never changes."""
+def _text(stored: str) -> Text | str:
+    """A run's stored error again as a Text (or the plain sentence of an old row), to quote in another."""
+    loaded = stored_text.load(stored)
+    return loaded if isinstance(loaded, Text) else stored
+
+
+def _finish(run: SyncRun, status: str, error: Text | str = "", kind: str = SyncRun.ErrorKind.NONE) -> SyncRun:
+    """Close the run, unless it is closed already (settled as interrupted): a finished run never changes.
+
+    `error` is stored as a core.stored_text: the run's page shows it in the viewer's language."""
     now = timezone.now()
+    error = stored_text.dump(error, 500)
     closed = SyncRun.objects.filter(pk=run.pk, status__in=ACTIVE).update(
         status=status, error=error[:500], error_kind=kind, finished_at=now, heartbeat_at=now, current_folder=""
     )
@@ -851,7 +867,7 @@ def _finish(run: SyncRun, status: str, error: str = "", kind: str = SyncRun.Erro
     return run
 
 
-ALREADY_RUNNING = "A sync of this account is already running."
+ALREADY_RUNNING = gettext_noop("A sync of this account is already running.")
 
 #: Scheduled or pushed runs that changed nothing (288 a day per account at the default interval).
 QUIET = Q(
@@ -876,8 +892,11 @@ def _forget_quiet_runs_before(run: SyncRun) -> None:
         quiet.filter(finished_at__lt=run.finished_at).delete()
 
 
-def _set_account_status(account: MailAccount, status: str, message: str = "", synced: bool = False) -> None:
-    fields = {"status": status, "status_message": message[:300]}
+def _set_account_status(
+    account: MailAccount, status: str, message: Text | str | list[Text | str] = "", synced: bool = False
+) -> None:
+    """The message is stored as a core.stored_text, shown in the account owner's language."""
+    fields = {"status": status, "status_message": stored_text.dump(message, 300)}
     if synced:
         fields["last_sync_at"] = timezone.now()
     MailAccount.objects.filter(pk=account.pk).update(**fields)
@@ -902,12 +921,12 @@ def sync_account(
             settle_stale_runs(account)
         run = _queued_run(account, run_id, trigger)
         if not account.enabled:
-            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "The account is disabled."))
+            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, gettext_noop("The account is disabled.")))
         if not acquired:
             return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, ALREADY_RUNNING))
         if keyring.is_locked(account.owner_id):
-            _set_account_status(account, MailAccount.Status.LOCKED, "locked: log in to resume")
-            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, "locked: log in to resume"))
+            _set_account_status(account, MailAccount.Status.LOCKED, gettext_noop("locked: log in to resume"))
+            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, gettext_noop("locked: log in to resume")))
         run = _claim(run)
         try:
             return _sync_locked(account, run, progress)
@@ -915,7 +934,8 @@ def sync_account(
             # Unexpected (a database error...): record it if the database still answers, then let
             # the task fail loudly. Messages committed so far stay; the next sync resumes from them.
             with contextlib.suppress(Exception):
-                _finish(run, SyncRun.Status.FAILED, f"Interrupted: {type(exc).__name__}", SyncRun.ErrorKind.INTERNAL)
+                error = Text(gettext_noop("Interrupted: %(error)s"), error=type(exc).__name__)
+                _finish(run, SyncRun.Status.FAILED, error, SyncRun.ErrorKind.INTERNAL)
             raise
 
 
@@ -965,7 +985,8 @@ def _sync_imap(account: MailAccount, run: SyncRun, progress: ProgressCallback | 
             try:
                 FolderSync(session, folder, run, progress).run_sync()
             except imap.ImapFolderError as exc:
-                run.errors = [*run.errors, f"{folder.display_name}: {exc}"]
+                error = Text(gettext_noop("%(folder)s: %(error)s"), folder=folder.display_name, error=message_of(exc))
+                run.errors = [*run.errors, stored_text.dump(error, 500)]
             run.folders_done += 1
             record_progress(run, "folders_done", "errors")
 
@@ -981,10 +1002,11 @@ def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback 
         else:
             _sync_imap(account, run, progress)
     except (imap.ImapAuthError, pop3.Pop3AuthError) as exc:
-        _set_account_status(account, MailAccount.Status.NEEDS_ATTENTION, f"Login failed: {exc}")
-        return SyncOutcome(_finish(run, SyncRun.Status.FAILED, str(exc), SyncRun.ErrorKind.LOGIN))
+        failed = Text(gettext_noop("Login failed: %(error)s"), error=message_of(exc))
+        _set_account_status(account, MailAccount.Status.NEEDS_ATTENTION, failed)
+        return SyncOutcome(_finish(run, SyncRun.Status.FAILED, message_of(exc), SyncRun.ErrorKind.LOGIN))
     except (imap.ImapConnectError, pop3.Pop3ConnectError) as exc:
-        _finish(run, SyncRun.Status.FAILED, str(exc), SyncRun.ErrorKind.NETWORK)
+        _finish(run, SyncRun.Status.FAILED, message_of(exc), SyncRun.ErrorKind.NETWORK)
         return SyncOutcome(run, retryable=True)
     log.info(
         "sync of account %s: %s new, %s updated, %s expunged, %.2fs",
@@ -994,6 +1016,6 @@ def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback 
         run.messages_expunged,
         time.monotonic() - started,
     )
-    status_message = "; ".join(run.errors)[:300] if run.errors else ""
+    status_message = [_text(error) for error in run.errors]  # shown joined by "; "
     _set_account_status(account, MailAccount.Status.OK, status_message, synced=True)
     return SyncOutcome(_finish(run, SyncRun.Status.SUCCESS))

@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from django.db import IntegrityError, transaction
 from django.db.models import F, Prefetch
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from analysis.models import MessageAnalysis, TrustedSender
+from core import stored_text
 from core.models import Job
+from core.stored_text import Text
 from mail import actions as mail_actions
-from mail.models import Attachment, Folder, Message
+from mail.models import Attachment, Folder, MailAccount, Message
 from tags.models import Tag, TagAssignment
 from tags.service import assign as assign_tag
 from tags.service import unassign as unassign_tag
@@ -136,7 +139,9 @@ def _apply_plan(message: Message, plan: engine.Plan) -> str:
     if plan.flagged is not None:
         mail_actions.apply([message], "flag" if plan.flagged else "unflag")
     if plan.destination and message.account.is_pop3:
-        return f"Not moved: {message.account.imap_only_reason}"
+        return stored_text.dump(
+            Text(gettext_noop("Not moved: %(reason)s"), reason=Text(MailAccount.POP3_ONLY_REASON)), 300
+        )
     if plan.destination:
         target = _destination(message, plan)
         if target is not None:
@@ -184,12 +189,12 @@ def run_on_messages(owner_id: int, messages: list[Message], only: Iterable[Rule]
         error = ""
         try:
             with transaction.atomic():
-                error = _apply_plan(message, plan)[:300]
+                error = _apply_plan(message, plan)
         except mail_actions.ActionError as exc:
-            error = str(exc)[:300]
+            error = stored_text.dump(stored_text.message_of(exc), 300)
         for outcome in outcomes:
             RuleLog.objects.filter(rule_id=outcome.rule_id, message=message).update(
-                actions=[spec.describe_action(a) for a in outcome.actions], success=not error, error=error
+                actions=[stored_text.dump(spec.action_text(a)) for a in outcome.actions], success=not error, error=error
             )
             Rule.objects.filter(pk=outcome.rule_id).update(
                 last_triggered_at=now, times_triggered=F("times_triggered") + 1
@@ -232,4 +237,4 @@ def run_on_existing(rule_ids: list[int], owner_id: int, progress: Callable[[int,
 def run_job(job: Job, progress: Callable[[int, int], None]) -> str:
     """The work of a "rules" job (core.jobs.run calls it): params["rule_ids"] over existing mail."""
     applied = run_on_existing(job.params.get("rule_ids", []), job.owner_id, progress)
-    return f"{applied} rule application(s)"
+    return stored_text.dump(Text(gettext_noop("Rule applications: %(count)s"), count=applied))

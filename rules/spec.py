@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import jsonschema
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
+from core.stored_text import Text, lazy_text
 from rules import safe_regex
 
 # Value kinds: how a value is stored in JSON and which widget a form shows for it.
@@ -635,24 +636,34 @@ def describe_action(
     folder_names: Mapping[int, str] | None = None,
 ) -> str:
     """One action as a short phrase: 'move to Archive', 'add tag “Work”'. Accepts a dict or an engine Action."""
+    return str(action_text(a, tag_names, folder_names))
+
+
+def action_text(
+    a: Mapping[str, Any] | Any,
+    tag_names: Mapping[int, str] | None = None,
+    folder_names: Mapping[int, str] | None = None,
+) -> Text:
+    """describe_action's phrase as a core.stored_text Text: the rule log stores it (written by a
+    worker, in no language) and shows it in the reader's language."""
     action_type, value = (a["type"], a.get("value")) if isinstance(a, Mapping) else (a.type, a.value)
     if action_type in ("add_tag", "remove_tag"):
-        tag = _quote(_name(tag_names, value, "tag"))
-        return (gettext("add tag %(tag)s") if action_type == "add_tag" else gettext("remove tag %(tag)s")) % {
-            "tag": tag
-        }
+        tag = Text(gettext_noop("“%(name)s”"), name=_name_text(tag_names, value, "tag"))
+        phrase = gettext_noop("add tag %(tag)s") if action_type == "add_tag" else gettext_noop("remove tag %(tag)s")
+        return Text(phrase, tag=tag)
     if action_type == "move":
-        return gettext("move to %(folder)s") % {"folder": _name(folder_names, value, "folder")}
+        return Text(gettext_noop("move to %(folder)s"), folder=_name_text(folder_names, value, "folder"))
     if action_type == "set_category":
-        return gettext("set category to %(category)s") % {"category": _label(CATEGORY_CHOICES, value)}
+        return Text(gettext_noop("set category to %(category)s"), category=dict(CATEGORY_CHOICES).get(value, value))
     if action_type in ("set_urgency", "set_importance"):
         phrase = (
-            gettext("set urgency to %(level)s")
+            gettext_noop("set urgency to %(level)s")
             if action_type == "set_urgency"
-            else gettext("set importance to %(level)s")
+            else gettext_noop("set importance to %(level)s")
         )
-        return phrase % {"level": f"{value} ({_label(LEVEL_CHOICES, value)})"}
-    return str(SIMPLE_ACTION_PHRASES[action_type])
+        level = Text(gettext_noop("%(value)s (%(label)s)"), value=value, label=dict(LEVEL_CHOICES).get(value, value))
+        return Text(phrase, level=level)
+    return lazy_text(SIMPLE_ACTION_PHRASES[action_type])
 
 
 def describe_rule(
@@ -699,10 +710,18 @@ def _quote(text: str) -> str:
 
 def _name(names: Mapping[Any, str] | None, value: Any, what: str) -> str:
     """The user's name for a tag, folder or account, else "tag 7" (one deleted since, or not passed)."""
+    return str(_name_text(names, value, what))
+
+
+def _name_text(names: Mapping[Any, str] | None, value: Any, what: str) -> Text | str:
     if names and value in names:
         return names[value]
-    unnamed = {"tag": gettext("tag %(id)s"), "folder": gettext("folder %(id)s"), "account": gettext("account %(id)s")}
-    return unnamed[what] % {"id": value}
+    unnamed = {
+        "tag": gettext_noop("tag %(id)s"),
+        "folder": gettext_noop("folder %(id)s"),
+        "account": gettext_noop("account %(id)s"),
+    }
+    return Text(unnamed[what], id=value)
 
 
 def _label(choices: list[tuple[Any, str]], value: Any) -> str:

@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from analysis import tasks as analysis_tasks
 from core import jobs
 from core.models import Job
+from core.stored_text import render
 from core.tasks import fail_stale_jobs
 from rules import tasks as rules_tasks
 
@@ -33,7 +34,7 @@ def test_a_dead_reanalysis_no_longer_swallows_the_next_request(
     assert response.status_code == 302 and response.url == reverse("jobs:detail", args=[new.pk])
     assert new.status == Job.Status.QUEUED and len(queued) == 1  # its task goes out on commit
     dead.refresh_from_db()
-    assert dead.status == Job.Status.FAILED and dead.error.startswith("lost: no sign of life")
+    assert dead.status == Job.Status.FAILED and render(dead.error).startswith("lost: no sign of life")
     assert dead.finished_at is not None
 
     # A live job still answers a second click: that one is shown, no third job starts.
@@ -88,7 +89,9 @@ def test_the_sweep_fails_silent_jobs_and_only_those(alice, make_job, settings):
     assert status[finished.pk] == Job.Status.SUCCESS
     lost_in_queue.refresh_from_db()
     killed.refresh_from_db()
-    assert lost_in_queue.error == "lost: not started within 12 min" and killed.error.startswith("lost: no sign")
+    assert render(lost_in_queue.error) == "lost: not started within 12 min" and render(killed.error).startswith(
+        "lost: no sign"
+    )
     assert jobs.fail_stale(now) == 0
 
 
@@ -161,7 +164,7 @@ def test_a_task_that_cannot_be_queued_fails_its_job_at_once(alice, django_captur
     with django_capture_on_commit_callbacks(execute=True):
         job = jobs.start(alice.user, Job.Kind.RULES, {"rule_ids": []}, RefusingBroker())
     job.refresh_from_db()
-    assert job.status == Job.Status.FAILED and job.error == "not queued: ConnectionRefusedError"
+    assert job.status == Job.Status.FAILED and render(job.error) == "not queued: ConnectionRefusedError"
 
 
 def test_beat_runs_the_sweep(alice, make_job):

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django_celery_results.models import TaskResult
 
 from core.models import Job
+from core.stored_text import render
 from rules.models import Rule, RuleLog
 from tests.plugins.mail import create_account, make_raw, run_sync
 
@@ -44,7 +45,7 @@ def test_a_worker_runs_rules_on_existing_mail_to_success_with_progress(
 
     job = finished(job)
     assert job.status == Job.Status.SUCCESS, job.error
-    assert (job.done, job.total) == (5, 5) and job.result == "5 rule application(s)" and not job.error
+    assert (job.done, job.total) == (5, 5) and render(job.result) == "Rule applications: 5" and not job.error
     assert job.started_at <= job.heartbeat_at <= job.finished_at
     assert RuleLog.objects.filter(rule=rule).count() == 5
 

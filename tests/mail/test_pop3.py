@@ -8,6 +8,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from core.stored_text import render
 from mail import actions, pop3, signals
 from mail.models import MailAccount, Message, PendingAction, Pop3Seen, SyncRun
 from tests.plugins.accounts import verified_client
@@ -168,7 +169,8 @@ def test_a_wrong_password_fails_the_run_and_asks_for_attention(dovecot, imap_use
     run = run_sync(account)
     assert run.status == SyncRun.Status.FAILED and "rejected the user name or password" in run.error
     account.refresh_from_db()
-    assert account.status == MailAccount.Status.NEEDS_ATTENTION and account.status_message.startswith("Login failed")
+    assert account.status == MailAccount.Status.NEEDS_ATTENTION
+    assert render(account.status_message).startswith("Login failed")
     assert "wrong password" not in run.error + account.status_message
 
 
@@ -358,7 +360,7 @@ def test_a_rule_tags_pop3_mail_and_logs_the_move_it_could_not_do(alice, alice_cl
     message = account.messages.get()
     assert run_on_messages(alice.user.pk, [message]) == 1
     log = RuleLog.objects.get(rule=rule, message=message)
-    assert not log.success and log.error.startswith("Not moved: POP3 accounts")
+    assert not log.success and render(log.error).startswith("Not moved: POP3 accounts")
     message.refresh_from_db()
     assert message.seen and message.tag_assignments.filter(tag=tag).exists()
     assert not PendingAction.objects.filter(account=account).exists()
