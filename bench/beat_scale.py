@@ -14,6 +14,11 @@ for each N:
 
     .venv/bin/python bench/beat_scale.py                      # 1,000 and 10,000 rows, 120 s each
     .venv/bin/python bench/beat_scale.py --accounts 10000 --seconds 300
+    .venv/bin/python bench/beat_scale.py --schedulers dispatch  # only the installation's scheduler
+
+Both schedulers run for each N, one after the other: django-celery-beat's DatabaseScheduler ("plain",
+an entry per row, what Mailhelper ran before issue #15) and mail.beat.AccountSyncScheduler
+("dispatch", the account rows sent from one query by mail.sync_dispatch).
 """
 
 from __future__ import annotations
@@ -33,6 +38,10 @@ from pathlib import Path
 
 from common import ROOT, setup_django
 
+SCHEDULERS = {
+    "plain": "django_celery_beat.schedulers:DatabaseScheduler",
+    "dispatch": "mail.beat:AccountSyncScheduler",
+}
 INTERVAL_SECONDS = 300  # mail accounts' default sync interval (5 minutes)
 LEAD_SECONDS = 20  # the first rows fall due this long after the start, once beat has read them
 CHANGED_AT = 45  # seconds into the run when one row is changed
@@ -42,12 +51,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--accounts", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--seconds", type=int, default=120, help="how long beat runs for each N")
+    parser.add_argument("--schedulers", nargs="+", choices=list(SCHEDULERS), default=list(SCHEDULERS))
     args = parser.parse_args()
     setup_django("mailhelper_bench_beat")
     every = INTERVAL_SECONDS // 60
-    print(f"beat scale: DatabaseScheduler, one row per account every {every} min, {args.seconds} s each")
+    print(f"beat scale: one row per account every {every} min, {args.seconds} s each")
     for count in args.accounts:
-        print(_format(count, _run(count, args.seconds)))
+        for scheduler in args.schedulers:
+            print(_format(count, scheduler, _run(count, args.seconds, SCHEDULERS[scheduler])))
 
 
 def _create_rows(count: int, start: float) -> None:
@@ -78,7 +89,7 @@ def _due_at(index: int, count: int, start: float) -> float:
     return start + LEAD_SECONDS + index * INTERVAL_SECONDS / count
 
 
-def _run(count: int, seconds: int) -> dict:
+def _run(count: int, seconds: int, scheduler: str) -> dict:
     import redis
     from django.utils import timezone
     from django_celery_beat.models import IntervalSchedule, PeriodicTask
@@ -88,7 +99,7 @@ def _run(count: int, seconds: int) -> dict:
     client.flushdb()
     start = time.time()
     _create_rows(count, start)
-    full_read = _time_full_read()
+    full_read = _time_full_read(scheduler)
 
     arrivals: dict[int, float] = {}
     stop = threading.Event()
@@ -98,7 +109,7 @@ def _run(count: int, seconds: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp, Path(tmp, "beat.log").open("wb") as log:
         beat = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
             [sys.executable, "-m", "celery", "-A", "mailhelper", "beat", "--loglevel", "WARNING",
-             "-S", "django_celery_beat.schedulers:DatabaseScheduler", "--schedule", str(Path(tmp, "unused"))],
+             "-S", scheduler, "--schedule", str(Path(tmp, "unused"))],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         try:
@@ -142,15 +153,16 @@ def _run(count: int, seconds: int) -> dict:
     }
 
 
-def _time_full_read() -> float:
-    """What beat does on every change: build an entry for every enabled row."""
-    from django_celery_beat.models import PeriodicTask
+def _time_full_read(scheduler: str) -> float:
+    """What beat does on every change: build an entry for every enabled row it schedules itself."""
+    from celery.utils.imports import symbol_by_name
     from django_celery_beat.schedulers import ModelEntry
 
     from mailhelper.celery import app
 
+    reader = symbol_by_name(scheduler)(app=app, lazy=True)
     started = time.perf_counter()
-    entries = [ModelEntry(model, app=app) for model in PeriodicTask.objects.enabled()]
+    entries = [ModelEntry(model, app=app) for model in reader.enabled_models()]
     assert entries
     return time.perf_counter() - started
 
@@ -180,7 +192,7 @@ def _rss_mib(pid: int) -> float:
     return 0.0
 
 
-def _format(count: int, r: dict) -> str:
+def _format(count: int, scheduler: str, r: dict) -> str:
     late = r["late"]
     lateness = (
         f"p50 {statistics.median(late):.1f} s, p95 {late[int(len(late) * 0.95) - 1]:.1f} s, max {late[-1]:.1f} s"
@@ -189,7 +201,7 @@ def _format(count: int, r: dict) -> str:
     )
     noticed = "never" if r["noticed"] is None else f"{r['noticed']:.1f} s"
     text = (
-        f"  {count:>6} rows: beat CPU {r['cpu'] * 100:.0f}% of a core, RSS {r['rss']:.0f} MiB; "
+        f"  {count:>6} rows, {scheduler:<8}: beat CPU {r['cpu'] * 100:.0f}% of a core, RSS {r['rss']:.0f} MiB; "
         f"{r['due']} due, sent late by {lateness}, {r['missed']} never sent; "
         f"a new row noticed after {noticed}; full schedule read {r['full_read']:.2f} s"
     )

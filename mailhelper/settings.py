@@ -243,7 +243,7 @@ CELERY_TASK_ROUTES = {
     "mail.send_draft": {"queue": "send"},
     "mail.write_back": {"queue": "send"},
 }
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "mail.beat:AccountSyncScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SEND_TASK_EVENTS = True

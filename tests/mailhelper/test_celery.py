@@ -23,5 +23,5 @@ def test_celery_is_configured_for_reliable_delivery():
     assert conf.worker_prefetch_multiplier == 1
     assert conf.task_serializer == "json" and conf.accept_content == ["json"]
     assert conf.result_backend == "django-db"
-    assert conf.beat_scheduler == "django_celery_beat.schedulers:DatabaseScheduler"
+    assert conf.beat_scheduler == "mail.beat:AccountSyncScheduler"
     assert conf.task_time_limit and conf.task_soft_time_limit < conf.task_time_limit
