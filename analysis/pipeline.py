@@ -15,9 +15,11 @@ from datetime import timedelta
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts import keyring
 from core.db.locks import lock_key, try_advisory_lock
+from core.stored_text import Text, dump, message_of
 from mail.models import Folder, MailAccount, Message
 from mail.search_tokens import SearchKey, search_key_for
 from mail.threading_keys import relink_subjects, subject_hash
@@ -140,7 +142,10 @@ def _provider_result(
     try:
         return get_provider(config_for(settings_row)).analyse(msg, user_ctx), ""
     except ProviderError as exc:
-        return None, f"{settings_row.get_kind_display()}: {exc}"[:300]
+        reason = Text(
+            gettext_noop("%(provider)s: %(error)s"), provider=settings_row.get_kind_display(), error=message_of(exc)
+        )
+        return None, dump(reason, 300)  # a core.stored_text: the message page shows it in the reader's language
 
 
 def analyse(analysis: MessageAnalysis, ctx: OwnerContext) -> MessageAnalysis:

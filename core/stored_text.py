@@ -12,6 +12,7 @@ arguments, and the page renders it in the viewer's language at display time.
    extracts it as one plural entry); constant wording ("Analysed: %(count)s") needs none of that.
 2. Store: `dump(text, max_length)` gives the string for a CharField (JSON, `{"msgid": ...}`); it
    shortens the longest string argument, never cuts the JSON, so it always fits and always parses.
+   A Text without arguments is stored as its bare msgid, exactly like a row from before.
    A list of Texts dumps as one string that renders its parts joined by "; ".
 3. Show: `render(value)` in Python (views, admin), `{{ value|stored_text }}` in templates
    (`{% load stored_text %}`). A value that is not a dumped Text (rows from before, a plain
@@ -110,6 +111,8 @@ def dump(value: Text | str | list[Text | str], max_length: int | None = None) ->
             items.pop()
         return dump(items[0], max_length) if items else ""
     data = value.as_data()
+    if "args" not in data and "plural" not in data:
+        return value.msgid[:max_length] if max_length else value.msgid  # a constant: stored like an old row
     out = json.dumps(data, ensure_ascii=False)
     while max_length and len(out) > max_length:
         if not _shorten_longest(data, len(out) - max_length):
@@ -202,5 +205,5 @@ def _render_data(data: dict) -> str:
 
 def message_of(exc: BaseException) -> Text | str:
     """An exception's message as a Text when it was raised with one (to store), else its text."""
-    first = exc.args[0] if len(exc.args) == 1 else None
+    first = exc.args[0] if exc.args else None
     return first if isinstance(first, Text) else str(exc)

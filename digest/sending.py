@@ -15,10 +15,11 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.dateformat import format as format_date
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import keyring
 from accounts.models import User
+from core.stored_text import Text, dump, message_of
 from mail.models import MailAccount
 from mail.sending import SendError, deliver, new_message_id, smtp_config
 
@@ -64,20 +65,20 @@ def _send(owner_id: int, now: datetime | None, *, test: bool) -> str:
     if not test and prefs.last_sent_at and prefs.last_sent_at.astimezone(zone).date() == now.astimezone(zone).date():
         return Outcome.ALREADY
     if keyring.is_locked(owner_id):  # strict mode, logged out: subjects cannot be read
-        _record(prefs, error=gettext("Not sent: in strict mode the digest needs you to be logged in."))
+        _record(prefs, error=Text(gettext_noop("Not sent: in strict mode the digest needs you to be logged in.")))
         return Outcome.LOCKED
     digest = content.build(prefs, now)
     if digest.empty and not test:
         return Outcome.NOTHING
     account = account_for(prefs)
     if account is None:
-        _record(prefs, error=gettext("Not sent: none of your accounts has an SMTP server."))
+        _record(prefs, error=Text(gettext_noop("Not sent: none of your accounts has an SMTP server.")))
         return Outcome.FAILED
     message = compose(digest, account, now.astimezone(zone))
     try:
         deliver(smtp_config(account), account.email_address, [account.email_address], message.as_bytes())
     except SendError as exc:
-        _record(prefs, error=gettext("Not sent: %(error)s") % {"error": exc})
+        _record(prefs, error=Text(gettext_noop("Not sent: %(error)s"), error=message_of(exc)))
         log.warning("digest of user %s not sent: %s", owner_id, exc.kind)
         return Outcome.FAILED
     _record(prefs, sent_at=now)
@@ -85,8 +86,9 @@ def _send(owner_id: int, now: datetime | None, *, test: bool) -> str:
     return Outcome.SENT
 
 
-def _record(prefs: DigestSettings, *, sent_at: datetime | None = None, error: str = "") -> None:
-    fields = {"last_error": error[:300]}
+def _record(prefs: DigestSettings, *, sent_at: datetime | None = None, error: Text | str = "") -> None:
+    """The error is a core.stored_text: the settings page shows it in the language of whoever reads it."""
+    fields = {"last_error": dump(error, 300)}
     if sent_at is not None:
         fields["last_sent_at"] = sent_at
     DigestSettings.objects.filter(pk=prefs.pk).update(**fields)

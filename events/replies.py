@@ -21,8 +21,9 @@ from email.utils import format_datetime
 import icalendar
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
+from core.stored_text import Text, dump, message_of
 from mail.models import MailAccount
 from mail.sending import SendError, deliver, new_message_id, smtp_config
 
@@ -48,7 +49,7 @@ def answer(event_id, owner_id: int, choice: str) -> Event:
     so a double click sends one reply, not two."""
     if choice not in PARTSTAT:
         raise AnswerError(gettext("Choose accept, tentative or decline."))
-    problem = ""
+    problem: Text | str = ""
     with transaction.atomic():
         event = Event.objects.select_for_update().select_related("message__account").get(pk=event_id, owner_id=owner_id)
         if not event.answerable:
@@ -60,11 +61,11 @@ def answer(event_id, owner_id: int, choice: str) -> Event:
         raw = reply_message(event, choice, account, attendee).as_bytes()
         try:
             if deliver(smtp_config(account), account.email_address, [event.organizer_email], raw):
-                problem = gettext("The SMTP server refused the organiser's address.")
+                problem = Text(gettext_noop("The SMTP server refused the organiser's address."))
         except SendError as exc:
-            problem = str(exc)
+            problem = message_of(exc)
         if problem:
-            event.answer_error = problem[:300]
+            event.answer_error = dump(problem, 300)  # a core.stored_text: the card shows it in its language
             event.save(update_fields=["answer_error"])
         else:
             event.answer, event.answered_at, event.answer_error = choice, timezone.now(), ""

@@ -29,6 +29,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from core import stored_text
+
 from .models import AccountSignature, Draft, MailAccount, Message, ReplySettings
 from .parsing import html_to_text
 
@@ -344,7 +346,7 @@ def write_reply(message: Message, style: str, first_recipient: Pair | None) -> W
     try:
         written = _writer(message, brief)
     except WriterFailed as exc:
-        return Written(template, "template", str(exc)[:300])
+        return Written(template, "template", stored_text.dump(stored_text.message_of(exc), 300))
     return written or Written(template, "template")
 
 

@@ -26,9 +26,10 @@ from email.utils import formatdate, make_msgid
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import httpx
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from core import outbound
+from core.stored_text import Text, dump, message_of
 from mail.connecting import tls_context
 from mail.models import MailAccount, Message
 from mail.sending import SendError, deliver, smtp_config
@@ -124,39 +125,39 @@ def unsubscribe(owner_id: int, sender: str, archive: bool = False) -> Outcome:
     rule = archive_rule(owner_id, sender) if archive else None
     record = Unsubscription.objects.create(
         owner_id=owner_id, account=message.account, sender=sender, method=method, state=state,
-        detail=detail[:300], archive_rule=rule,
+        detail=dump(detail, 300), archive_rule=rule,
     )  # fmt: skip
     log.info("unsubscription %s of user %s: %s by %s", record.pk, owner_id, state, method)
     return Outcome(record, link if state == Unsubscription.State.MANUAL else None)
 
 
-def _attempt(offer: Options, account: MailAccount) -> tuple[str, str, str, str | None]:
+def _attempt(offer: Options, account: MailAccount) -> tuple[str, str, Text | list[Text], str | None]:
     """(method, state, detail, link): one click, else mailto, else the link; a failure falls through."""
-    problems = []
+    problems: list[Text] = []
     if offer.one_click:
         problem = post_one_click(offer.one_click)
         if not problem:
             return Unsubscription.Method.ONE_CLICK, Unsubscription.State.DONE, "", None
-        problems.append(gettext("one-click: %(problem)s") % {"problem": problem})
+        problems.append(Text(gettext_noop("one-click: %(problem)s"), problem=problem))
     if offer.mailto:
         problem = send_mailto(account, offer.mailto)
         if not problem:
-            return Unsubscription.Method.MAILTO, Unsubscription.State.DONE, "; ".join(problems), None
-        problems.append(gettext("e-mail: %(problem)s") % {"problem": problem})
+            return Unsubscription.Method.MAILTO, Unsubscription.State.DONE, problems, None
+        problems.append(Text(gettext_noop("e-mail: %(problem)s"), problem=problem))
     if offer.link:
-        return Unsubscription.Method.LINK, Unsubscription.State.MANUAL, "; ".join(problems), offer.link
+        return Unsubscription.Method.LINK, Unsubscription.State.MANUAL, problems, offer.link
     if problems:
         method = Unsubscription.Method.MAILTO if offer.mailto else Unsubscription.Method.ONE_CLICK
-        return method, Unsubscription.State.FAILED, "; ".join(problems), None
+        return method, Unsubscription.State.FAILED, problems, None
     return (
         Unsubscription.Method.NONE,
         Unsubscription.State.FAILED,
-        gettext("The sender's mail offers no way to unsubscribe."),
+        Text(gettext_noop("The sender's mail offers no way to unsubscribe.")),
         None,
     )
 
 
-def post_one_click(url: str) -> str:
+def post_one_click(url: str) -> Text | str:
     """POST ``List-Unsubscribe=One-Click`` (RFC 8058 section 3.2); "" when the sender accepted it.
 
     The text of a failure names what happened, never the URL (it carries the recipient's token).
@@ -178,21 +179,22 @@ def post_one_click(url: str) -> str:
                 headers={"Content-Type": "application/x-www-form-urlencoded"},
             )
     except outbound.PolicyRefused:
-        return gettext("the sender's server is at an address this server may not contact")
+        return Text(gettext_noop("the sender's server is at an address this server may not contact"))
     except httpx.TimeoutException:
-        return gettext("the sender's server did not answer in time")
+        return Text(gettext_noop("the sender's server did not answer in time"))
     except httpx.HTTPError as exc:
-        return gettext("could not reach the sender's server (%(error)s)") % {"error": type(exc).__name__}
+        return Text(gettext_noop("could not reach the sender's server (%(error)s)"), error=type(exc).__name__)
     if 200 <= response.status_code < 300:
         return ""
     if 300 <= response.status_code < 400:
-        return gettext("the sender's server answered with a redirect (%(status)s), which is not followed") % {
-            "status": response.status_code
-        }
-    return gettext("the sender's server refused it (HTTP %(status)s)") % {"status": response.status_code}
+        return Text(
+            gettext_noop("the sender's server answered with a redirect (%(status)s), which is not followed"),
+            status=response.status_code,
+        )
+    return Text(gettext_noop("the sender's server refused it (HTTP %(status)s)"), status=response.status_code)
 
 
-def send_mailto(account: MailAccount, mailto: Mailto) -> str:
+def send_mailto(account: MailAccount, mailto: Mailto) -> Text | str:
     """Send the unsubscribe mail from the account; "" when the SMTP server took it."""
     message = EmailMessage()
     message["From"] = account.email_address
@@ -205,8 +207,8 @@ def send_mailto(account: MailAccount, mailto: Mailto) -> str:
     try:
         refused = deliver(smtp_config(account), account.email_address, [mailto.address], message.as_bytes())
     except SendError as exc:
-        return str(exc)
-    return gettext("the SMTP server refused the list's address") if refused else ""
+        return message_of(exc)
+    return Text(gettext_noop("the SMTP server refused the list's address")) if refused else ""
 
 
 def archive_rule(owner_id: int, sender: str) -> Rule:

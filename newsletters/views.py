@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 from django_ratelimit.decorators import ratelimit
 
 from accounts.views.common import setting_rate
-from core import jobs
+from core import jobs, stored_text
 from core.models import Job
 from rules import tasks as rule_tasks
 
@@ -56,7 +56,8 @@ def newsletter_unsubscribe(request: HttpRequest) -> HttpResponse:
     else:
         messages.error(
             request,
-            _("Could not unsubscribe from %(sender)s: %(problem)s") % {"sender": sender, "problem": record.detail},
+            _("Could not unsubscribe from %(sender)s: %(problem)s")
+            % {"sender": sender, "problem": stored_text.render(record.detail)},
         )
     page = request.POST.get("page", "")
     return redirect(reverse("newsletters:list") + (f"?page={page}" if page.isdigit() else ""))

@@ -28,8 +28,10 @@ from typing import Any, ClassVar
 
 import httpx
 import jsonschema
+from django.utils.translation import gettext_noop
 
 from core import outbound
+from core.stored_text import Text
 
 from ..masking import Masking, mask, names_from_address, names_from_text
 from ..types import AnalysisResult, Category, MessageInput, UserContext
@@ -81,7 +83,8 @@ class ProviderConfig:
 
 
 class ProviderError(Exception):
-    """A provider could not give a usable answer. The message is safe to log and to show the user."""
+    """A provider could not give a usable answer. The message is safe to log and to show the user; it is
+    often a core.stored_text Text, so the fallback reason a worker stores is shown in the reader's language."""
 
     code = "error"  # short, stable reason for recording the fallback ("timeout", "http", ...)
 
@@ -107,7 +110,7 @@ class ProviderHTTPError(ProviderError):
 
     code = "http"
 
-    def __init__(self, message: str, status_code: int) -> None:
+    def __init__(self, message: Text | str, status_code: int) -> None:
         super().__init__(message)
         self.status_code = status_code
 
@@ -119,12 +122,12 @@ class ProviderBadAnswer(ProviderError):
 
 
 _STATUS_HINTS = {
-    400: "the request was rejected (check the model name)",
-    401: "the API key was rejected",
-    403: "access denied (check the API key and its permissions)",
-    404: "not found (check the base URL and the model name)",
-    413: "the request was too large",
-    429: "rate limited or out of quota; try again later",
+    400: gettext_noop("the request was rejected (check the model name)"),
+    401: gettext_noop("the API key was rejected"),
+    403: gettext_noop("access denied (check the API key and its permissions)"),
+    404: gettext_noop("not found (check the base URL and the model name)"),
+    413: gettext_noop("the request was too large"),
+    429: gettext_noop("rate limited or out of quota; try again later"),
 }
 
 
@@ -163,14 +166,15 @@ def extract_json_object(text: str) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
         position = text.find("{", position + 1)
-    raise ProviderBadAnswer("the model's answer contained no JSON object")
+    raise ProviderBadAnswer(Text(gettext_noop("the model's answer contained no JSON object")))
 
 
 def validate_analysis(data: dict[str, Any]) -> None:
     """Check an answer against ANALYSIS_SCHEMA; the error names the field and rule, never its value."""
     error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(data))
     if error is not None:
-        raise ProviderBadAnswer(f"the model's answer does not match the schema ({error.json_path}: {error.validator})")
+        text = gettext_noop("the model's answer does not match the schema (%(path)s: %(rule)s)")
+        raise ProviderBadAnswer(Text(text, path=error.json_path, rule=str(error.validator)))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -322,7 +326,7 @@ class Provider(ABC):
         started = time.monotonic()
         answer = _strip_fences(self._complete(system, user, schema=None, max_tokens=DRAFT_MAX_TOKENS))
         if not answer:
-            raise ProviderBadAnswer("the model returned an empty draft")
+            raise ProviderBadAnswer(Text(gettext_noop("the model returned an empty draft")))
         logger.info("llm draft done: provider=%s model=%s seconds=%.2f", self.kind, self.config.model, _since(started))
         draft = masking.unmask(answer)
         signature = signature.strip("\n")
@@ -340,7 +344,7 @@ class Provider(ABC):
         data = extract_json_object(answer)
         subject, body = data.get("subject"), data.get("body")
         if not isinstance(subject, str) or not isinstance(body, str) or not body.strip():
-            raise ProviderBadAnswer("the model's translation is not a subject and a body")
+            raise ProviderBadAnswer(Text(gettext_noop("the model's translation is not a subject and a body")))
         logger.info(
             "llm translation done: provider=%s model=%s seconds=%.2f", self.kind, self.config.model, _since(started)
         )
@@ -454,8 +458,11 @@ class Provider(ABC):
             ):
                 status = response.status_code
                 if not 200 <= status < 300:
-                    hint = _STATUS_HINTS.get(status) or ("server error" if status >= 500 else "unexpected status")
-                    raise ProviderHTTPError(f"{self.label} answered HTTP {status}: {hint}", status)
+                    hint = _STATUS_HINTS.get(status) or (
+                        gettext_noop("server error") if status >= 500 else gettext_noop("unexpected status")
+                    )
+                    text = gettext_noop("%(provider)s answered HTTP %(status)s: %(hint)s")
+                    raise ProviderHTTPError(Text(text, provider=self.label, status=status, hint=Text(hint)), status)
                 raw = bytearray()
                 for chunk in response.iter_bytes():
                     raw += chunk
@@ -468,23 +475,29 @@ class Provider(ABC):
             raise
         except outbound.PolicyRefused as exc:
             logger.warning("llm endpoint refused by the outbound policy: provider=%s path=%s", self.kind, path)
-            raise ProviderRefused(str(exc)) from None
+            raise ProviderRefused(Text(str(exc))) from None
         except httpx.TimeoutException as exc:
             name = type(exc).__name__
             logger.warning("llm request timed out: provider=%s path=%s (%s)", self.kind, path, name)
-            raise ProviderTimeout(f"{self.label} did not answer within {self.config.timeout:g} s ({name})") from None
+            text = gettext_noop("%(provider)s did not answer within %(seconds)s s (%(error)s)")
+            raise ProviderTimeout(
+                Text(text, provider=self.label, seconds=f"{self.config.timeout:g}", error=name)
+            ) from None
         except (httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError) as exc:
             name = type(exc).__name__
             logger.warning("llm endpoint unreachable: provider=%s path=%s (%s)", self.kind, path, name)
-            raise ProviderUnavailable(f"{self.label} could not be reached ({name}); check the base URL") from None
+            text = gettext_noop("%(provider)s could not be reached (%(error)s); check the base URL")
+            raise ProviderUnavailable(Text(text, provider=self.label, error=name)) from None
         except httpx.TransportError as exc:
             name = type(exc).__name__
             logger.warning("llm connection broke: provider=%s path=%s (%s)", self.kind, path, name)
-            raise ProviderUnavailable(f"the connection to {self.label} broke before an answer ({name})") from None
+            text = gettext_noop("the connection to %(provider)s broke before an answer (%(error)s)")
+            raise ProviderUnavailable(Text(text, provider=self.label, error=name)) from None
         except (httpx.HTTPError, httpx.InvalidURL, ValueError, UnicodeError) as exc:
             name = type(exc).__name__
             logger.warning("llm request could not be made: provider=%s (%s)", self.kind, name)
-            raise ProviderError(f"{self.label}: the request could not be made ({name}); check the base URL") from None
+            text = gettext_noop("%(provider)s: the request could not be made (%(error)s); check the base URL")
+            raise ProviderError(Text(text, provider=self.label, error=name)) from None
         logger.info(
             "llm request: provider=%s path=%s status=%s bytes=%d seconds=%.2f",
             self.kind,
@@ -496,7 +509,9 @@ class Provider(ABC):
         try:
             return json.loads(bytes(raw))
         except ValueError:
-            raise ProviderBadAnswer(f"{self.label} sent an answer that is not JSON") from None
+            raise ProviderBadAnswer(
+                Text(gettext_noop("%(provider)s sent an answer that is not JSON"), provider=self.label)
+            ) from None
 
     def _bad_shape(self) -> ProviderBadAnswer:
         return ProviderBadAnswer(f"{self.label} sent an answer of an unexpected shape")

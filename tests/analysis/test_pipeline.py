@@ -12,6 +12,7 @@ from analysis import pipeline
 from analysis import tasks as analysis_tasks
 from analysis.models import LearnedClassifier, MessageAnalysis, TrustedSender
 from core.models import Job
+from core.stored_text import render
 from mail.models import Message
 from tests.analysis.factories import NEWSLETTER, URGENT, synced
 from tests.plugins.accounts import verified_client
@@ -176,7 +177,7 @@ def test_reanalyse_job_runs_in_a_worker_with_progress(celery_worker, dovecot, im
         if not job.is_active:
             break
         time.sleep(0.2)
-    assert job.status == "success" and job.total == 6 and job.done == 6 and "6 analysed" in job.result
+    assert job.status == "success" and job.total == 6 and job.done == 6 and render(job.result) == "Analysed: 6"
     page = alice_client.get(reverse("jobs:progress", args=[job.pk])).content.decode()
     assert 'data-status="success"' in page and "hx-trigger" not in page
 
