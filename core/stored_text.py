@@ -26,6 +26,7 @@ These texts appear in admin lists too: never mail content, a password or a token
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from django.utils import translation
@@ -207,3 +208,16 @@ def message_of(exc: BaseException) -> Text | str:
     """An exception's message as a Text when it was raised with one (to store), else its text."""
     first = exc.args[0] if exc.args else None
     return first if isinstance(first, Text) else str(exc)
+
+
+def column(field: str, label: str) -> Callable[[Any], str]:
+    """An admin list column that shows a stored-text field rendered (in the operator's language),
+    not its JSON: `list_display = (..., stored_text.column("error", "error"))`."""
+
+    def show(obj: Any) -> str:
+        return render(getattr(obj, field))
+
+    show.short_description = label  # type: ignore[attr-defined]
+    show.admin_order_field = field  # type: ignore[attr-defined]
+    show.__name__ = f"{field}_text"
+    return show

@@ -31,6 +31,7 @@ from django.db import transaction
 from django.db.models import QuerySet, UUIDField
 from django.db.models.functions import Cast
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from accounts import crypto, keyring
 from accounts.models import User
@@ -311,7 +312,7 @@ def _unlock_account(account: MailAccount) -> None:
         # Nothing to refresh the lapsed token with: the first sync could only fail. A still-valid
         # refresh token needs nothing: the worker refreshes before its first login (mail/oauth.py).
         account.status = MailAccount.Status.NEEDS_ATTENTION
-        account.status_message = "The imported sign-in has expired: sign in again."
+        account.status_message = gettext_noop("The imported sign-in has expired: sign in again.")  # shown translated
     account.save()  # the post_save signal enables the account's beat row
     if entry and account.enabled == (enabled is not False):  # the legacy flag is in force now: no longer needed
         note.pop("legacy_enabled", None)

@@ -2,6 +2,8 @@
 
 from django.contrib import admin
 
+from core import stored_text
+
 from .models import Draft, Folder, MailAccount, Message, PendingAction, SyncRun
 
 
@@ -15,6 +17,7 @@ class MailAccountAdmin(admin.ModelAdmin):
         "imap_host",
         "enabled",
         "status",
+        stored_text.column("status_message", "status message"),
         "sync_interval_minutes",
         "last_sync_at",
     )
@@ -64,7 +67,8 @@ class MessageAdmin(admin.ModelAdmin):
 @admin.register(SyncRun)
 class SyncRunAdmin(admin.ModelAdmin):
     list_display = (
-        "account", "trigger", "status", "queued_at", "messages_new", "messages_updated", "error_kind", "error",
+        "account", "trigger", "status", "queued_at", "messages_new", "messages_updated", "error_kind",
+        stored_text.column("error", "error"),
     )  # fmt: skip
     list_filter = ("status", "trigger", "error_kind")
     raw_id_fields = ("account",)
@@ -73,7 +77,10 @@ class SyncRunAdmin(admin.ModelAdmin):
 
 @admin.register(PendingAction)
 class PendingActionAdmin(admin.ModelAdmin):
-    list_display = ("kind", "account", "source_folder", "target_folder", "created_at", "done_at", "attempts", "error")
+    list_display = (
+        "kind", "account", "source_folder", "target_folder", "created_at", "done_at", "attempts",
+        stored_text.column("error", "error"),
+    )  # fmt: skip
     list_filter = ("kind",)
     readonly_fields = [f.name for f in PendingAction._meta.fields]
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.translation import gettext_noop
+
 from legacy.models import LegacyImportMap
 
 from .. import normalize, schema
@@ -25,7 +27,8 @@ from ..context import Context, Result
 
 ROW, RECORD, SKIPPED = LegacyImportMap.Kind.ROW, LegacyImportMap.Kind.RECORD, LegacyImportMap.Kind.SKIPPED
 IMPORTED_TOTP_NAME = "Authenticator app (imported)"
-WAITING_MESSAGE = "Imported from the legacy application: waiting for your first login."
+#: Stored as the account's status message; the account list translates it (a msgid, see core.stored_text).
+WAITING_MESSAGE = gettext_noop("Imported from the legacy application: waiting for your first login.")
 
 
 def canonical(value: Any) -> Any:

@@ -96,3 +96,13 @@ def test_a_locked_account_shows_the_constant_text_translated(dovecot, imap_user,
     client = verified_client(alice)
     choose(alice.user, "de")
     assert "<small>gesperrt: zum Fortsetzen anmelden</small>" in page(client, "mail:accounts")
+
+
+def test_the_admin_lists_show_the_text_not_its_json(dovecot, imap_user, alice, operator):
+    account = create_account(alice.user, imap_user, dovecot, imap_password="wrong")
+    run_sync(account)
+    client = verified_client(operator)
+    runs = html.unescape(client.get(reverse("admin:mail_syncrun_changelist")).content.decode())
+    assert "The server rejected the user name or password." in runs
+    accounts = html.unescape(client.get(reverse("admin:mail_mailaccount_changelist")).content.decode())
+    assert "Login failed: The server rejected the user name or password." in accounts and '{"msgid"' not in accounts
