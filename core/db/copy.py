@@ -21,9 +21,27 @@ docs/notes/sync-speed.md).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 
 from django.db import connections, models
+
+#: Field classes whose pre_save is reading the attribute and whose database value is the Python value
+#: itself when it already has one of these types (their get_prep_value is a to_python of it). For
+#: those values copy_insert skips the two calls per column (a third of its time on 31-column rows).
+_PLAIN: dict[type, tuple[type, ...]] = {
+    models.CharField: (str,),
+    models.TextField: (str,),
+    models.BooleanField: (bool,),
+    models.IntegerField: (int,),
+    models.SmallIntegerField: (int,),
+    models.BigIntegerField: (int,),
+    models.PositiveIntegerField: (int,),
+    models.PositiveSmallIntegerField: (int,),
+    models.PositiveBigIntegerField: (int,),
+    models.FloatField: (float,),
+    models.UUIDField: (uuid.UUID,),
+}
 
 # (database alias, table) -> the column type oids of the model's concrete fields, in their order.
 _column_types: dict[tuple[str, str], list[int]] = {}
@@ -42,6 +60,33 @@ def _types(cursor, alias: str, table: str, columns: list[str]) -> list[int]:
     return _column_types[key]
 
 
+def _plain_types(field: models.Field) -> tuple[type, ...] | None:
+    """The value types that go to the database unchanged for this field, or None (always convert)."""
+    if isinstance(field, models.ForeignKey):
+        field = field.target_field
+        if isinstance(field, models.AutoField | models.BigAutoField):
+            return (int,)
+    if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+        return None
+    return _PLAIN.get(type(field))
+
+
+def _row(obj: models.Model, fields, plain, connection) -> list:
+    values = obj.__dict__
+    row = []
+    for field, types in zip(fields, plain, strict=True):
+        if types is not None:
+            value = values.get(field.attname, _MISSING)
+            if value is None or type(value) in types:  # exactly: a bool is no int here, a str subclass converts
+                row.append(value)
+                continue
+        row.append(field.get_db_prep_save(field.pre_save(obj, True), connection))
+    return row
+
+
+_MISSING = object()
+
+
 def copy_insert(model: type[models.Model], objs: Sequence[models.Model], using: str = "default") -> None:
     """Insert unsaved instances of `model`; a duplicate key raises IntegrityError like an INSERT."""
     if not objs:
@@ -58,8 +103,9 @@ def copy_insert(model: type[models.Model], objs: Sequence[models.Model], using: 
         types = _types(cursor, using, opts.db_table, columns)
         with connection.wrap_database_errors, cursor.cursor.copy(sql) as copy:
             copy.set_types(types)
+            plain = [_plain_types(f) for f in fields]
             for obj in objs:
-                copy.write_row([f.get_db_prep_save(f.pre_save(obj, True), connection) for f in fields])
+                copy.write_row(_row(obj, fields, plain, connection))
     for obj in objs:
         obj._state.adding = False
         obj._state.db = using
