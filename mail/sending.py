@@ -32,11 +32,12 @@ from email.utils import format_datetime, make_msgid
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.translation import gettext_noop
 
 from accounts.keyring import KeyringLocked
 from core import outbound
 from core.db.locks import lock_key, try_advisory_lock
+from core.stored_text import Text, dump, message_of
 
 from . import actions, oauth
 from .connecting import describe_connect_error, tls_context
@@ -46,7 +47,7 @@ from .replies import AddressListError, parse_address_list
 log = logging.getLogger(__name__)
 
 Status = Draft.Status
-INTERRUPTED = (
+INTERRUPTED = gettext_noop(
     "Sending was interrupted and may or may not have gone out: check your Sent folder "
     "(or ask the recipient) before trying again."
 )
@@ -55,7 +56,7 @@ INTERRUPTED = (
 class SendError(Exception):
     """Sending failed. `str(exc)` is for the user; `kind` says why (for logs and tests)."""
 
-    def __init__(self, kind: str, message: str):
+    def __init__(self, kind: str, message: Text | str):
         super().__init__(message)
         self.kind = kind  # config | policy | dns | refused | tls | timeout | network | auth | sender | recipients | ...
 
@@ -77,15 +78,17 @@ def smtp_config(account: MailAccount) -> SmtpConfig:
     An OAuth2 account signs in to SMTP with the same token as to IMAP, refreshed first if due.
     """
     if not account.smtp_host:
-        raise SendError("config", gettext("This account has no SMTP server: add one in the account's settings."))
+        raise SendError(
+            "config", Text(gettext_noop("This account has no SMTP server: add one in the account's settings."))
+        )
     token = ""
     if account.uses_oauth:
         try:
             token = oauth.access_token(account)
         except oauth.SignInAgain as exc:
-            raise SendError("auth", str(exc)) from None
+            raise SendError("auth", message_of(exc)) from None
         except oauth.ProviderUnavailable as exc:
-            raise SendError("network", str(exc)) from None
+            raise SendError("network", message_of(exc)) from None
     return SmtpConfig(
         host=account.smtp_host,
         port=account.smtp_port,
@@ -111,8 +114,8 @@ def _addresses(text: str, label: str) -> list[Address]:
         return [Address(display_name=name, addr_spec=address) for name, address in pairs]
     except (ValueError, IndexError) as exc:
         problem = type(exc).__name__
-        text = gettext("%(field)s: an address cannot be written in a mail header (%(problem)s).")
-        raise SendError("address", text % {"field": label, "problem": problem}) from None
+        text = gettext_noop("%(field)s: an address cannot be written in a mail header (%(problem)s).")
+        raise SendError("address", Text(text, field=label, problem=problem)) from None
 
 
 def build_message(draft: Draft, when: datetime, *, copy: bool = False) -> EmailMessage:
@@ -123,7 +126,7 @@ def build_message(draft: Draft, when: datetime, *, copy: bool = False) -> EmailM
     account = draft.account
     to, cc = _addresses(draft.to, "To"), _addresses(draft.cc, "Cc")
     if not copy and not to and not cc and not _addresses(draft.bcc or "", "Bcc"):
-        raise SendError("address", gettext("Add at least one recipient."))
+        raise SendError("address", Text(gettext_noop("Add at least one recipient.")))
     msg = EmailMessage(policy=SMTP_POLICY)
     display = draft.owner.get_full_name() if draft.owner_id else ""
     msg["From"] = Address(display_name=display, addr_spec=account.email_address)
@@ -192,33 +195,33 @@ def _translate(exc: BaseException, config: SmtpConfig) -> SendError:
     if known is not None:
         return SendError(*known)
     if isinstance(exc, smtplib.SMTPAuthenticationError):
-        return SendError("auth", gettext("%(where)s rejected the SMTP user name or password.") % {"where": where})
+        return SendError("auth", Text(gettext_noop("%(where)s rejected the SMTP user name or password."), where=where))
     if isinstance(exc, smtplib.SMTPNotSupportedError):
-        text = gettext("%(where)s does not offer what is needed (%(reply)s).")
-        return SendError("unsupported", text % {"where": where, "reply": _reply_text(exc)})
+        text = gettext_noop("%(where)s does not offer what is needed (%(reply)s).")
+        return SendError("unsupported", Text(text, where=where, reply=_reply_text(exc)))
     if isinstance(exc, smtplib.SMTPSenderRefused):
-        text = gettext("%(where)s refused the sender address (%(code)s %(reply)s).")
-        return SendError("sender", text % {"where": where, "code": exc.smtp_code, "reply": _reply_text(exc)})
+        text = gettext_noop("%(where)s refused the sender address (%(code)s %(reply)s).")
+        return SendError("sender", Text(text, where=where, code=exc.smtp_code, reply=_reply_text(exc)))
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         codes = sorted({str(code) for code, _msg in exc.recipients.values()})
-        text = gettext("%(where)s refused every recipient (code %(codes)s).")
-        return SendError("recipients", text % {"where": where, "codes": ", ".join(codes)})
+        text = gettext_noop("%(where)s refused every recipient (code %(codes)s).")
+        return SendError("recipients", Text(text, where=where, codes=", ".join(codes)))
     if isinstance(exc, smtplib.SMTPDataError):
-        text = gettext("%(where)s refused the message (%(code)s %(reply)s).")
-        return SendError("data", text % {"where": where, "code": exc.smtp_code, "reply": _reply_text(exc)})
+        text = gettext_noop("%(where)s refused the message (%(code)s %(reply)s).")
+        return SendError("data", Text(text, where=where, code=exc.smtp_code, reply=_reply_text(exc)))
     if isinstance(exc, smtplib.SMTPServerDisconnected):
-        return SendError("network", gettext("%(where)s closed the connection unexpectedly.") % {"where": where})
+        return SendError("network", Text(gettext_noop("%(where)s closed the connection unexpectedly."), where=where))
     if isinstance(exc, smtplib.SMTPResponseException):
-        text = gettext("%(where)s answered with an error (%(code)s).")
-        return SendError("protocol", text % {"where": where, "code": exc.smtp_code})
+        text = gettext_noop("%(where)s answered with an error (%(code)s).")
+        return SendError("protocol", Text(text, where=where, code=exc.smtp_code))
     if isinstance(exc, smtplib.SMTPException):
-        text = gettext("%(where)s did not speak SMTP as expected (%(error)s).")
-        return SendError("protocol", text % {"where": where, "error": type(exc).__name__})
+        text = gettext_noop("%(where)s did not speak SMTP as expected (%(error)s).")
+        return SendError("protocol", Text(text, where=where, error=type(exc).__name__))
     if isinstance(exc, OSError):
-        text = gettext("Network error talking to %(where)s (%(error)s).")
-        return SendError("network", text % {"where": where, "error": type(exc).__name__})
-    text = gettext("Sending through %(where)s failed (%(error)s).")
-    return SendError("protocol", text % {"where": where, "error": type(exc).__name__})
+        text = gettext_noop("Network error talking to %(where)s (%(error)s).")
+        return SendError("network", Text(text, where=where, error=type(exc).__name__))
+    text = gettext_noop("Sending through %(where)s failed (%(error)s).")
+    return SendError("protocol", Text(text, where=where, error=type(exc).__name__))
 
 
 def _reply_text(exc: Exception) -> str:
@@ -286,8 +289,8 @@ def deliver(config: SmtpConfig, sender: str, recipients: list[str], raw: bytes) 
         client.ehlo()
         if config.security == "starttls":
             if not client.has_extn("starttls"):
-                text = gettext("%(where)s does not offer STARTTLS: choose SSL/TLS or another port.")
-                raise SendError("tls", text % {"where": f"{config.host}:{config.port}"})
+                text = gettext_noop("%(where)s does not offer STARTTLS: choose SSL/TLS or another port.")
+                raise SendError("tls", Text(text, where=f"{config.host}:{config.port}"))
             client.starttls(context=tls_context())
             client.ehlo()
         if config.oauth_token:
@@ -360,9 +363,10 @@ def queue_send(draft: Draft) -> bool:
     return True
 
 
-def _fail(draft_id, message: str) -> str:
+def _fail(draft_id, message: Text | str) -> str:
+    """The error is stored as a core.stored_text: the draft page shows it in the reader's language."""
     Draft.objects.filter(pk=draft_id, status=Status.SENDING).update(
-        status=Status.FAILED, error=message[:300], send_started_at=None, updated_at=timezone.now()
+        status=Status.FAILED, error=dump(message, 300), send_started_at=None, updated_at=timezone.now()
     )
     return Status.FAILED
 
@@ -402,18 +406,19 @@ def _send_locked(draft_id) -> str:
         except (SendError, KeyringLocked):
             raise
         except Exception as exc:  # noqa: BLE001 - e.g. a header the email package cannot write
-            text = gettext("The message could not be put together (%(error)s).")
-            raise SendError("build", text % {"error": type(exc).__name__}) from None
+            text = gettext_noop("The message could not be put together (%(error)s).")
+            raise SendError("build", Text(text, error=type(exc).__name__)) from None
         envelope = envelope_recipients(draft)
         refused = deliver(config, draft.account.email_address, envelope, raw)
     except SendError as exc:
         log.info("send of draft %s failed: %s", draft_id, exc.kind)
-        return _fail(draft_id, str(exc))
+        return _fail(draft_id, message_of(exc))
     except KeyringLocked:
-        return _fail(draft_id, "locked: log in to resume, then send again.")
+        return _fail(draft_id, gettext_noop("locked: log in to resume, then send again."))
     with transaction.atomic():
         draft.status, draft.sent_at, draft.sent_raw, draft.send_started_at = Status.SENT, when, raw, None
-        draft.error = f"Sent, but the server refused {len(refused)} of {len(envelope)} recipients." if refused else ""
+        partly = gettext_noop("Sent, but the server refused %(refused)s of %(total)s recipients.")
+        draft.error = dump(Text(partly, refused=len(refused), total=len(envelope))) if refused else ""
         draft.save(update_fields=["status", "sent_at", "sent_raw", "send_started_at", "error", "updated_at"])
         actions.record_sent(draft)
     log.info("draft %s sent (%d recipients, %d bytes)", draft_id, len(envelope), len(raw))

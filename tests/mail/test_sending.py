@@ -10,6 +10,7 @@ from email.policy import default as default_policy
 import pytest
 from django.utils import timezone
 
+from core.stored_text import render
 from mail import actions, imap, replies, sending
 from mail.models import Draft, Message, PendingAction
 from tests.mail.factories import raw_message
@@ -137,7 +138,7 @@ def test_a_wrong_smtp_password_keeps_the_draft_with_the_error_and_try_again_work
     replies.update_draft(draft, to=draft.to, cc="", subject="Re: mine", body="My carefully written answer.")
     draft = send(draft)
     assert draft.status == "failed"
-    assert draft.error == f"{smtp_sink_tls.host}:{smtp_sink_tls.port} rejected the SMTP user name or password."
+    assert render(draft.error) == f"{smtp_sink_tls.host}:{smtp_sink_tls.port} rejected the SMTP user name or password."
     assert draft.body == "My carefully written answer." and draft.subject == "Re: mine"
     assert smtp_sink_tls.messages == [] and not PendingAction.objects.filter(draft=draft).exists()
     original.refresh_from_db()
@@ -153,14 +154,14 @@ def test_a_wrong_smtp_password_keeps_the_draft_with_the_error_and_try_again_work
 def test_an_untrusted_certificate_is_reported(original, mail_account, smtp_sink_tls):
     use_smtp(mail_account, smtp_sink_tls, "starttls", smtp_username="x", smtp_password="y")
     draft = send(replies.create_draft(original, "reply"))
-    assert draft.status == "failed" and "is not trusted" in draft.error
+    assert draft.status == "failed" and "is not trusted" in render(draft.error)
 
 
 def test_smtp_down_keeps_the_draft(original, mail_account):
     mail_account.smtp_host, mail_account.smtp_port, mail_account.smtp_security = "127.0.0.1", free_port(), "plain"
     mail_account.save()
     draft = send(replies.create_draft(original, "reply"))
-    assert draft.status == "failed" and "refused the connection" in draft.error
+    assert draft.status == "failed" and "refused the connection" in render(draft.error)
     assert draft.body.startswith("Hi Anna Schmidt,") and draft.sent_raw is None
 
 
@@ -178,17 +179,17 @@ def test_precise_errors(original, mail_account, smtp_sink, security, host, expec
         mail_account.smtp_host = host
         mail_account.save()
     draft = send(replies.create_draft(original, "reply"))
-    assert draft.status == "failed" and expected in draft.error, draft.error
+    assert draft.status == "failed" and expected in render(draft.error), draft.error
     assert smtp_sink.messages == []
 
 
 def test_no_smtp_server_and_no_recipients(original, mail_account, smtp_sink):
     draft = send(replies.create_draft(original, "reply"))
-    assert draft.status == "failed" and "no SMTP server" in draft.error
+    assert draft.status == "failed" and "no SMTP server" in render(draft.error)
     use_smtp(mail_account, smtp_sink)
     replies.update_draft(draft, to="", cc="", subject="x", body="y")
     draft = send(draft)
-    assert draft.status == "failed" and draft.error == "Add at least one recipient."
+    assert draft.status == "failed" and render(draft.error) == "Add at least one recipient."
 
 
 def test_sending_twice_sends_once(original, mail_account, smtp_sink):
