@@ -62,6 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--top", type=int, default=0, help="also print the N functions with the most own time")
+    parser.add_argument("--pages", nargs="+", choices=["list", "message", "dashboard"], default=None)
     args = parser.parse_args()
     setup_django("mailhelper_profile")
 
@@ -99,6 +101,8 @@ def main() -> None:
             "dashboard": reverse("mail:dashboard"),
         }
         for name, url in pages.items():
+            if args.pages and name not in args.pages:
+                continue
             for _ in range(10):  # warm caches, templates, the key cache
                 assert client.get(url).status_code == 200
             started = time.process_time()
@@ -110,11 +114,17 @@ def main() -> None:
             for _ in range(args.requests):
                 client.get(url)
             profiler.disable()
-            parts = attribute(pstats.Stats(profiler))
+            stats = pstats.Stats(profiler)
+            parts = attribute(stats)
             whole = sum(parts.values()) or 1.0
             print(f"{name}: {per_request * 1000:.1f} ms CPU per request (unprofiled); shares under the profiler:")
             for part, seconds in sorted(parts.items(), key=lambda item: -item[1]):
                 print(f"  {part:<34} {seconds / whole * 100:5.1f} %  ~{seconds / whole * per_request * 1000:5.2f} ms")
+            if args.top:
+                stats.sort_stats("tottime").print_stats(args.top)
+                import os
+                if os.environ.get("CALLEES"):
+                    stats.print_callees(os.environ["CALLEES"])
     finally:
         server.cleanup()
 
