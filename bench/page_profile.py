@@ -1,7 +1,7 @@
 """Where a page request's CPU goes: the list, message and dashboard pages profiled in-process.
 
     BENCH_REDIS_URL=redis://127.0.0.1:6379/11 BENCH_BROKER_URL=redis://127.0.0.1:6379/12 \
-    .venv/bin/python bench/page_profile.py [--messages 200 --requests 200]
+    .venv/bin/python bench/page_profile.py [--messages 200 --requests 200] [--pages list] [--top 30] [--callees REGEX]
 
 Issue #15 asks where the ~17 ms of gunicorn CPU per request go (middleware, session and OTP lookups,
 key unwrap, decrypting rows, template rendering) before removing what is not needed. One user with a
@@ -63,6 +63,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--top", type=int, default=0, help="also print the N functions with the most own time")
+    parser.add_argument("--callees", default="", help="print what functions matching this regex call, e.g. rows.py")
     parser.add_argument("--pages", nargs="+", choices=["list", "message", "dashboard"], default=None)
     args = parser.parse_args()
     setup_django("mailhelper_profile")
@@ -122,9 +123,8 @@ def main() -> None:
                 print(f"  {part:<34} {seconds / whole * 100:5.1f} %  ~{seconds / whole * per_request * 1000:5.2f} ms")
             if args.top:
                 stats.sort_stats("tottime").print_stats(args.top)
-                import os
-                if os.environ.get("CALLEES"):
-                    stats.print_callees(os.environ["CALLEES"])
+            if args.callees:
+                stats.print_callees(args.callees)
     finally:
         server.cleanup()
 
