@@ -71,18 +71,24 @@ def test_the_first_sync_fetches_newest_first_and_commits_batch_by_batch(mail_ser
     assert batches[-1] == list(range(1, 13))
 
 
+def killed_after_storing(account, count: int) -> None:
+    """A first sync that dies, as a killed worker would, once it has stored `count` messages."""
+
+    def crash(run):
+        if run.messages_new >= count:
+            raise RuntimeError("worker killed")
+
+    with pytest.raises(RuntimeError):
+        sync_account(account.pk, progress=crash)
+
+
 def test_a_first_sync_killed_midway_resumes_without_duplicates_or_gaps(mail_server, mail_user, alice, settings):
     settings.MAILHELPER_SYNC_BATCH = 3
     deliver(mail_server, mail_user, range(4), when=OLD)
     deliver(mail_server, mail_user, range(4, 14))
     account = create_account(alice.user, mail_user, mail_server)
 
-    def crash(run):
-        if run.messages_new >= 6:
-            raise RuntimeError("worker killed")
-
-    with pytest.raises(RuntimeError):
-        sync_account(account.pk, progress=crash)
+    killed_after_storing(account, 6)
     inbox = account.folders.get(name="INBOX")
     assert inbox.uidnext is None  # the first sync is not recorded as done
     assert sorted(inbox.messages.values_list("uid", flat=True)) == list(range(9, 15))  # the newest six
@@ -122,12 +128,7 @@ def test_a_resumed_first_sync_sweeps_the_flags_of_what_it_stored_before(mail_ser
     deliver(mail_server, mail_user, range(9))
     account = create_account(alice.user, mail_user, mail_server)
 
-    def crash(run):
-        if run.messages_new >= 3:
-            raise RuntimeError("worker killed")
-
-    with pytest.raises(RuntimeError):
-        sync_account(account.pk, progress=crash)
+    killed_after_storing(account, 3)
     inbox = account.folders.get(name="INBOX")
     assert sorted(inbox.messages.values_list("uid", flat=True)) == [7, 8, 9]
     srv.store(mail_server, mail_user, [8], "+FLAGS", r"(\Seen)")  # while no sync ran
