@@ -76,6 +76,22 @@ def value_aad(owner_id: int, model_label: str, field_name: str, pk: object) -> b
     return f"mailhelper/value/v1|{owner_id}|{model_label}|{field_name}|{pk}".encode()
 
 
+def open_value(model: type[models.Model], field_name: str, owner_id: int, pk: object, sealed: bytes | None):
+    """The plaintext of an encrypted value read with values() or values_list(), or None.
+
+    Pages that need a few fields of many rows (the message list) read them as values instead of
+    model instances; there is no instance to decrypt lazily, so the caller names the model, the row's
+    owner and primary key, which are the value's associated data, exactly as the instance would.
+    """
+    if sealed is None:
+        return None
+    from .keyring import dek_for
+
+    field = model._meta.get_field(field_name)
+    aad = value_aad(owner_id, sealed_label_of(model), field.name, pk)
+    return field.from_plain_bytes(crypto.open_sealed(dek_for(owner_id), sealed, aad))
+
+
 class _EncryptedAttribute(DeferredAttribute):
     """Data descriptor: holds plaintext or Sealed in the instance dict, decrypts lazily."""
 

@@ -272,9 +272,14 @@ class Folder(models.Model):
 
     @property
     def display_name(self) -> str:
-        if self.name.upper() == "INBOX":
+        return self.name_shown(self.name, self.delimiter)
+
+    @staticmethod
+    def name_shown(name: str, delimiter: str) -> str:
+        """display_name of a folder read as values (the message list reads no Folder instances)."""
+        if name.upper() == "INBOX":
             return gettext("Inbox")
-        return self.name.split(self.delimiter)[-1] if self.delimiter else self.name
+        return name.split(delimiter)[-1] if delimiter else name
 
 
 class Message(EncryptedModel):

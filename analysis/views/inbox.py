@@ -27,7 +27,7 @@ from .. import language as languages
 from .. import queries as inbox_queries
 from .. import translation
 from ..forms import CorrectionForm
-from ..rows import mark_waiting_rows, message_rows
+from ..rows import list_rows_html, mark_waiting_rows, message_rows
 from ..types import Category
 from .translation import reader_language
 
@@ -46,11 +46,13 @@ def message_list(request: HttpRequest, account_id=None, folder_id=None) -> HttpR
     messages = inbox_queries.message_list(request.user, account, folder, **filters)
     page = CappedPaginator(messages, PAGE_SIZE).get_page(request.GET.get("page"))
     folders = queries.server_folders(request.user)  # for the sidebar and the "move to" choice alike
+    rows = mark_waiting_rows(request, message_rows(page.object_list))
     context = {
         "filters": filters,
         "filter_query": urlencode([(k, v) for k, v in request.GET.items() if k != "page"]),
         "page": page,
-        "rows": mark_waiting_rows(request, message_rows(page.object_list)),
+        "rows": rows,
+        "rows_html": list_rows_html(rows, show_location=account is None),
         "account": account,
         "folder": folder,
         "sidebar": queries.sidebar_folders(request.user, folders),

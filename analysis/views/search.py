@@ -12,7 +12,7 @@ from mail.paging import CappedPaginator
 from tags.models import Tag
 
 from .. import similarity
-from ..rows import message_rows
+from ..rows import message_rows, result_rows_html
 from ..search import SearchFilters, search
 from .similar import learn_topics_if_needed
 
@@ -53,13 +53,15 @@ def search_page(request: HttpRequest) -> HttpResponse:
         results = search(request.user, query, filters) if query else None
         paginator = CappedPaginator(results, PAGE_SIZE, cap=COUNT_CAP) if results is not None else None
         page = paginator.get_page(get.get("page")) if paginator is not None else None
+    rows = message_rows(page.object_list) if page is not None else []
     context = {
         "query": query,
         "mode": mode,
         "ranking": ranking,
         "filters": filters,
         "page": page,
-        "rows": message_rows(page.object_list) if page is not None else [],
+        "rows": rows,
+        "rows_html": result_rows_html(rows),
         "accounts": accounts,
         "folders": queries.folders_of(request.user).filter(exists_on_server=True).select_related("account"),
         "tags": Tag.objects.filter(owner=request.user),

@@ -48,7 +48,6 @@ CONVERTED = [
     "mail/trusted_senders.html",
     "mail/search.html",
     "mail/analysis_settings.html",
-    "mail/_result_rows.html",
     "mail/_address_options.html",
     "mail/_field.html",
     "mail/_provider_report.html",
