@@ -109,40 +109,72 @@ def to_reply(qs: QuerySet[Message]) -> QuerySet[Message]:
     ).exclude(folder__special_use__in=_NOT_TO_ANSWER)  # fmt: skip
 
 
-def awaiting_reply(qs: QuerySet[Message], user) -> QuerySet[Message]:
+def awaiting_reply(qs: QuerySet[Message], user, addresses: set[str] | None = None) -> QuerySet[Message]:
     """Mail the user sent that expects an answer, unanswered for MAILHELPER_AWAITING_REPLY_DAYS, or with a
-    reminder set; an answer is a later message of the conversation from someone else."""
+    reminder set; an answer is a later message of the conversation from someone else.
+
+    addresses: the user's own addresses (mail.replies.own_addresses), for a caller that has their accounts
+    loaded already; read from the database when not given."""
     cutoff = timezone.now() - timedelta(days=settings.MAILHELPER_AWAITING_REPLY_DAYS)
     expects = Q(analysis__final_category__in=[Category.REPLY_EXPECTED, Category.ACTION_REQUIRED], sort_date__lte=cutoff)
+    if addresses is None:
+        addresses = own_addresses(user.pk)
     return (
         qs.annotate(sender=Lower("from_address"))
-        .filter(sender__in=sorted(own_addresses(user.pk)))
+        .filter(sender__in=sorted(addresses))
         .filter(expects | Q(follow_up_at__isnull=False))
         .exclude(thread_key="", follow_up_at__isnull=True)  # no conversation to look for an answer in
         .filter(~Exists(answers_to()))
     )
 
 
-def tracking_counts(user) -> dict[str, int]:
-    """How many messages each list of VIEWS holds (the dashboard shows them), three queries."""
+def tracking_counts(user, addresses: set[str] | None = None) -> dict[str, int]:
+    """How many messages each list of VIEWS holds (the dashboard shows them), three queries (four
+    without addresses, see awaiting_reply)."""
     live = queries.messages_of(user).filter(expunged_at__isnull=True)
     return {
         "to_reply": to_reply(live).count(),
-        "awaiting": awaiting_reply(live, user).count(),
+        "awaiting": awaiting_reply(live, user, addresses).count(),
         "snoozed": live.filter(snoozed_until__isnull=False).count(),
     }
 
 
 def matrix_counts(user, account: MailAccount | None = None) -> dict[tuple[int, int], int]:
     """Open (not done, not spam) analysed messages per (urgency, importance) cell, in one query."""
-    qs = MessageAnalysis.objects.filter(
-        owner=user, state=MessageAnalysis.State.DONE, done_at__isnull=True, final_spam=False,
+    return matrix_and_pending(user, account, pending=False)[0]
+
+
+def matrix_and_pending(
+    user, account: MailAccount | None = None, *, pending: bool = True
+) -> tuple[dict[tuple[int, int], int], int]:
+    """matrix_counts, and how many of all the user's messages wait for analysis, in one query.
+
+    The dashboard shows both; one grouped query over the user's analyses instead of a second count
+    saves its compiling and round trip on every dashboard view (#15). Pending rows are not in the
+    matrix (it counts analysed ones) and are counted across all accounts, as the notice says.
+    """
+    cells = Q(
+        state=MessageAnalysis.State.DONE, done_at__isnull=True, final_spam=False,
         message__expunged_at__isnull=True, message__snoozed_until__isnull=True,
     )  # fmt: skip
     if account is not None:
-        qs = qs.filter(message__account=account)
-    rows = qs.values("final_urgency", "final_importance").annotate(n=Count("id"))
-    return {(r["final_urgency"], r["final_importance"]): r["n"] for r in rows}
+        cells &= Q(message__account=account)
+    wanted = cells | Q(state=MessageAnalysis.State.PENDING) if pending else cells
+    rows = (
+        MessageAnalysis.objects.filter(owner=user)
+        .filter(wanted)
+        .values("state", "final_urgency", "final_importance")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    matrix: dict[tuple[int, int], int] = {}
+    waiting = 0
+    for r in rows:
+        if r["state"] == MessageAnalysis.State.PENDING:
+            waiting += r["n"]
+        else:
+            matrix[(r["final_urgency"], r["final_importance"])] = r["n"]
+    return matrix, waiting
 
 
 def thread_of(user, message: Message) -> QuerySet[Message]:

@@ -104,8 +104,11 @@ class SearchResults:
         self._resolve(cap)
         return self._count
 
-    def __getitem__(self, key: slice) -> list[Message]:
-        """One page (a slice) of the matches as list rows, newest first."""
+    def __getitem__(self, key: slice) -> QuerySet[Message] | list[Message]:
+        """One page (a slice) of the matches as list rows, newest first.
+
+        Unevaluated, so that the page reads it as values (analysis.rows.message_rows) rather than
+        building model instances it throws away."""
         if not isinstance(key, slice) or key.step is not None:
             raise TypeError("SearchResults supports slices without a step only")
         self._resolve(self._cap if self._cap is not None else DEFAULT_CAP)
@@ -114,8 +117,8 @@ class SearchResults:
         if stop <= start:
             return []
         if self._complete or stop <= len(self._known):
-            return list(self._listing().filter(pk__in=self._known[start:stop]))
-        return list(self._listing().alias(has_words=_contains(self.ids)).filter(has_words=True)[start:stop])
+            return self._listing().filter(pk__in=self._known[start:stop])
+        return self._listing().alias(has_words=_contains(self.ids)).filter(has_words=True)[start:stop]
 
     def _scope(self) -> QuerySet[Message]:
         """The user's live messages with the filters, without the words and without list columns."""

@@ -119,7 +119,11 @@ CACHES = {
             "SOCKET_CONNECT_TIMEOUT": 2,
             "SOCKET_TIMEOUT": 2,
         },
-    }
+    },
+    # Rendered template fragments that are the same for everyone of a language (the main navigation,
+    # the correction form's choices): `{% cache None name LANGUAGE_CODE using="fragments" %}`. Kept in
+    # each web process, not in Redis, whose round trip costs more than rendering them (#15).
+    "fragments": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "fragments"},
 }
 
 AUTH_USER_MODEL = "accounts.User"

@@ -104,7 +104,7 @@ def _translation_context(request: HttpRequest, message) -> dict:
 
 
 def message_detail(request: HttpRequest, message_id) -> HttpResponse:
-    message = message_of(request, message_id, defer=_DETAIL_DEFERRED)
+    message = message_of(request, message_id, defer=_DETAIL_DEFERRED, related=("analysis",))
     if not message.seen:
         apply_action(message, "mark_read")
     show_images = request.GET.get("images") == "1"

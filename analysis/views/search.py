@@ -30,7 +30,7 @@ def _date(value: str) -> date | None:
 def search_page(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "").strip()[:200]
     get = request.GET
-    accounts = list(queries.accounts_of(request.user))
+    accounts = list(queries.accounts_of(request.user).only("id", "owner_id", "name"))
     account_ids = {str(a.pk) for a in accounts}
     filters = SearchFilters(
         account_id=get.get("account") if get.get("account") in account_ids else None,
@@ -63,7 +63,10 @@ def search_page(request: HttpRequest) -> HttpResponse:
         "rows": rows,
         "rows_html": result_rows_html(rows),
         "accounts": accounts,
-        "folders": queries.folders_of(request.user).filter(exists_on_server=True).select_related("account"),
+        "folders": queries.folders_of(request.user)
+        .filter(exists_on_server=True)
+        .select_related("account")
+        .only("id", "name", "delimiter", "account_id", "account__name"),
         "tags": Tag.objects.filter(owner=request.user),
         "no_words": bool(query) and mode == "words" and results is None,
         "filter_query": "&".join(f"{k}={v}" for k, v in get.items() if k != "page"),

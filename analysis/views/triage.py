@@ -34,7 +34,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     account = None
     if request.GET.get("account"):
         account = get_object_or_404(queries.accounts_of(request.user), pk=request.GET["account"])
-    counts = inbox_queries.matrix_counts(request.user, account)
+    counts, pending = inbox_queries.matrix_and_pending(request.user, account)
+    # What the account filter shows, and the user's own addresses for "awaiting reply" from the same rows.
+    accounts = list(queries.accounts_of(request.user).only("id", "owner_id", "name", "email_address"))
     rows = [
         (
             urgency,
@@ -43,15 +45,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         )
         for urgency in (3, 2, 1)
     ]
-    pending = MessageAnalysis.objects.filter(owner=request.user, state=MessageAnalysis.State.PENDING).count()
     context = {
         "rows": rows,
         "importance_levels": [(level, IMPORTANCE_LABELS[level]) for level in (1, 2, 3)],
         "account": account,
-        "accounts": queries.accounts_of(request.user),
+        "accounts": accounts,
         "pending": pending,
         "total": sum(counts.values()),
-        "tracking": inbox_queries.tracking_counts(request.user),
+        "tracking": inbox_queries.tracking_counts(request.user, {a.email_address.lower() for a in accounts}),
     }
     return render(request, "mail/dashboard.html", context)
 

@@ -26,8 +26,10 @@ from ..forms import MessageActionForm
 from ..models import Folder, Message
 
 
-def message_of(request: HttpRequest, message_id, defer: tuple[str, ...] = ()) -> Message:
-    qs = queries.messages_of(request.user).select_related("account", "folder").defer(*defer)
+def message_of(request: HttpRequest, message_id, defer: tuple[str, ...] = (), related: tuple[str, ...] = ()) -> Message:
+    """The user's message (404 for anyone else's) with its account and folder, and the one-to-one
+    rows named in related (the message page reads its analysis in the same query)."""
+    qs = queries.messages_of(request.user).select_related("account", "folder", *related).defer(*defer)
     return get_object_or_404(qs, pk=message_id)
 
 
