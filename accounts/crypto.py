@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+import threading
 import zlib
 from dataclasses import dataclass
 
@@ -38,6 +39,26 @@ class DecryptionError(Exception):
     """
 
 
+# One zstd (de)compressor per thread, made once: a new ZstdCompressor and its first compress()
+# allocate a context, which cost 7x the compression of a 30 KB body (#15). Objects of the zstandard
+# package may not be shared between threads, hence thread-local.
+_zstd = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    compressor = getattr(_zstd, "compressor", None)
+    if compressor is None:
+        compressor = _zstd.compressor = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    return compressor
+
+
+def _decompressor() -> zstandard.ZstdDecompressor:
+    decompressor = getattr(_zstd, "decompressor", None)
+    if decompressor is None:
+        decompressor = _zstd.decompressor = zstandard.ZstdDecompressor()
+    return decompressor
+
+
 def new_key() -> bytes:
     return os.urandom(KEY_BYTES)
 
@@ -51,11 +72,19 @@ def seal(key: bytes, plaintext: bytes, aad: bytes, compress: bool = False) -> by
     """
     header = _HEADER
     if compress and len(plaintext) >= _COMPRESS_MIN:
-        packed = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(plaintext)
+        packed = _compressor().compress(plaintext)
         if len(packed) < len(plaintext) * 0.9:
             header, plaintext = _HEADER_ZSTD, packed
     nonce = os.urandom(NONCE_BYTES)
     return header + nonce + AESGCM(key).encrypt(nonce, plaintext, header + aad)
+
+
+def value_aad(owner_id: int, model_label: str, field_name: str, pk: object) -> bytes:
+    """The associated data of a model field's value: binds it to its owner, model, field and row.
+
+    Here rather than in accounts.fields so that code without Django (the sync's parser processes,
+    mail/sync_pool.py) seals values exactly as the fields do."""
+    return f"mailhelper/value/v1|{owner_id}|{model_label}|{field_name}|{pk}".encode()
 
 
 def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
@@ -69,7 +98,7 @@ def open_sealed(key: bytes, blob: bytes, aad: bytes) -> bytes:
         raise DecryptionError("ciphertext does not open with this key and context") from None
     try:
         if header == _HEADER_ZSTD:
-            return zstandard.ZstdDecompressor().decompress(plaintext)
+            return _decompressor().decompress(plaintext)
         if header == _HEADER_DEFLATED:
             return zlib.decompress(plaintext)
     except (zlib.error, zstandard.ZstdError):
