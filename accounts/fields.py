@@ -27,6 +27,7 @@ from django.db import models
 from django.db.models.query_utils import DeferredAttribute
 
 from . import crypto
+from .crypto import value_aad
 
 
 class Sealed(bytes):
@@ -41,6 +42,26 @@ _raw_access: contextvars.ContextVar[bool] = contextvars.ContextVar("mailhelper_r
 def sealed_label_of(model: type[models.Model]) -> str:
     """The label a model's encrypted values are bound to: its own, or the one it had before it moved."""
     return getattr(model, "sealed_label", None) or model._meta.label_lower
+
+
+def encrypted_fields(model: type[models.Model]) -> tuple[tuple[str, bool, bool], ...]:
+    """(name, compressed, text) of each encrypted field of a model: what code that seals values
+    without Django needs to know to seal them as the fields do (mail/sync_pool.py)."""
+    return tuple(
+        (f.name, f.compress, isinstance(f, EncryptedTextField))
+        for f in model._meta.concrete_fields
+        if isinstance(f, _EncryptedField)
+    )
+
+
+def sealed_value(model: type[models.Model], name: str, owner_id: int, pk: object, value, dek: bytes) -> Sealed:
+    """A value of an encrypted field sealed as save() would seal it in the row (owner_id, pk), for
+    code that writes rows without instances (core.db.copy.copy_insert_values)."""
+    field = model._meta.get_field(name)
+    if not isinstance(field, _EncryptedField):
+        raise TypeError(f"{model._meta.label}.{name} is not encrypted")
+    aad = value_aad(owner_id, sealed_label_of(model), name, pk)
+    return Sealed(crypto.seal(dek, field.to_plain_bytes(value), aad, compress=field.compress))
 
 
 def seal_fields(instance, dek: bytes, names: tuple[str, ...] | None = None) -> None:
@@ -70,10 +91,6 @@ class EncryptedModel(models.Model):
             super().refresh_from_db(using=using, fields=fields, from_queryset=from_queryset)
         finally:
             _raw_access.reset(token)
-
-
-def value_aad(owner_id: int, model_label: str, field_name: str, pk: object) -> bytes:
-    return f"mailhelper/value/v1|{owner_id}|{model_label}|{field_name}|{pk}".encode()
 
 
 def open_value(model: type[models.Model], field_name: str, owner_id: int, pk: object, sealed: bytes | None):

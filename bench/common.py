@@ -13,9 +13,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Run as `python bench/x.py`, the bench folder comes first on the path; the project root must win
-# so that `rules`, `mail`... are the apps, not scripts of the same name.
+# so that `rules`, `mail`... are the apps, not scripts of the same name. The bench folder stays
+# last: a spawned process (the sync's parsers) imports the script again and needs `common`.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))
 
 
 def setup_django(database: str = "mailhelper_bench") -> None:

@@ -56,6 +56,7 @@ import queue
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -68,7 +69,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from accounts import keyring
-from accounts.fields import seal_fields
+from accounts.fields import Sealed, encrypted_fields, seal_fields, sealed_label_of
 from core import stored_text
 from core.db.copy import copy_insert
 from core.db.locks import try_advisory_lock
@@ -79,6 +80,7 @@ from . import imap, oauth, pop3, signals
 from .models import Attachment, Folder, MailAccount, Message, PendingAction, SyncRun
 from .parsing import parse_message
 from .search_tokens import SearchKey
+from .sync_pool import CHUNK, Job, ParserPool, Sealing, attachment_values, message_values, parser_pool
 from .threading_keys import storable_thread_key
 
 log = logging.getLogger(__name__)
@@ -528,10 +530,13 @@ class FolderSync:
         """Fetch, parse and encrypt the next batch in a helper thread while this one writes.
 
         The helper thread only talks IMAP, parses and encrypts (no database); this thread only
-        writes, so network, CPU and PostgreSQL overlap. It holds one batch ahead at most.
+        writes, so network, CPU and PostgreSQL overlap. It holds one batch ahead at most. For a
+        large fetch the parsing and encryption go to processes (mail/sync_pool.py), which the
+        helper thread feeds one batch ahead of the one it waits for.
         """
 
         sealer = Sealer.for_owner(self.account.owner_id)  # the key fetched here: the helper thread has no DB access
+        batches = self._batches(uids)
 
         def build(batch: list[int]) -> StoredBatch:
             stored = StoredBatch()
@@ -540,8 +545,69 @@ class FolderSync:
                 stored.size += len(fetched.raw)
             return stored
 
-        for stored in prefetched(build, self._batches(uids)):
-            store_batch(self.run, stored, self.progress)
+        processes, at_least = settings.MAILHELPER_SYNC_PROCESSES, settings.MAILHELPER_SYNC_PROCESSES_FROM
+        with parser_pool(processes, len(uids), at_least) as pool:
+            if pool is None:
+                stream = prefetched(build, batches)
+            else:
+                log.info("folder %s: %s messages parsed in %s processes", self.folder.pk, len(uids), pool.processes)
+                stream = prefetched(_same, self._built_in(pool, sealer, uidvalidity, batches))
+            for stored in stream:
+                store_batch(self.run, stored, self.progress)
+
+    def _built_in(
+        self, pool: ParserPool, sealer: Sealer, uidvalidity: int, batches: list[list[int]]
+    ) -> Iterator[StoredBatch]:
+        """The batches parsed and sealed by the pool, in order; runs in the helper thread.
+
+        Each batch is fetched and handed to the processes in chunks before the previous batch's
+        results are awaited, so the processes parse one batch while the next one is read from the
+        server."""
+        owner_id = self.account.owner_id
+        sealing = (
+            Sealing(sealed_label_of(Message), encrypted_fields(Message)),
+            Sealing(sealed_label_of(Attachment), encrypted_fields(Attachment)),
+        )
+        pending: deque = deque()
+        for batch in batches:
+            fetched = list(self.session.fetch_messages(batch))
+            jobs = [
+                pool.submit(Job(sealer.dek, owner_id, *sealing, tuple(f.raw for f in fetched[i : i + CHUNK])))
+                for i in range(0, len(fetched), CHUNK)
+            ]
+            pending.append((fetched, jobs))
+            if len(pending) > 1:
+                yield self._stored(pool, uidvalidity, *pending.popleft())
+        while pending:
+            yield self._stored(pool, uidvalidity, *pending.popleft())
+
+    def _stored(self, pool: ParserPool, uidvalidity: int, fetched: list, jobs: list) -> StoredBatch:
+        """One batch's messages from the pool's results, as new_message and Sealer.seal make them."""
+        stored = StoredBatch()
+        built = [b for job in jobs for b in pool.result(job)]
+        message_fields = [name for name, _, _ in encrypted_fields(Message)]
+        attachment_fields = [name for name, _, _ in encrypted_fields(Attachment)]
+        for item, done in zip(fetched, built, strict=True):
+            _as_sealed(done.values, message_fields)
+            for _, part in done.attachments:
+                _as_sealed(part, attachment_fields)
+            message, parts = _assemble(
+                self.account,
+                self.folder,
+                done.values,
+                [part for _, part in done.attachments],
+                uidvalidity=uidvalidity,
+                uid=item.uid,
+                modseq=item.modseq,
+                flags=item.flags,
+                size=item.size,
+                internal_date=item.internal_date,
+                pk=done.pk,
+                part_pks=[pk for pk, _ in done.attachments],
+            )
+            stored.add(message, parts)
+            stored.size += len(item.raw)
+        return stored
 
     def _reattach(self, uidvalidity: int, uids: list[int]) -> set[int]:
         """Give held messages without a UID (moved here, or renumbered) their new UID."""
@@ -668,6 +734,17 @@ class FolderSync:
                 record_progress(self.run, "messages_expunged")
 
 
+def _same(value):
+    return value
+
+
+def _as_sealed(values: dict, names: list[str]) -> None:
+    """Mark the sealed bytes a parser process returned as ciphertext (accounts.fields.Sealed)."""
+    for name in names:
+        if values.get(name) is not None:
+            values[name] = Sealed(values[name])
+
+
 def prefetched(produce: Callable, items: Iterable) -> Iterator:
     """Yield produce(item) for each item, computing the next one in a thread meanwhile."""
     results: queue.Queue = queue.Queue(maxsize=1)
@@ -749,9 +826,45 @@ def new_message(
     falls back to the Date header, then to now). Never fails: bad MIME becomes warnings.
     """
     parsed = parse_message(raw)
+    values = message_values(parsed, raw)
+    return _assemble(
+        account,
+        folder,
+        values,
+        attachment_values(parsed),
+        uidvalidity=uidvalidity,
+        uid=uid,
+        modseq=modseq,
+        flags=flags,
+        size=len(raw) if size is None else size,
+        internal_date=internal_date,
+    )
+
+
+def _assemble(
+    account: MailAccount,
+    folder: Folder,
+    values: dict,
+    parts: list[dict],
+    *,
+    uidvalidity: int | None,
+    uid: int | None,
+    modseq: int | None,
+    flags: tuple[str, ...],
+    size: int,
+    internal_date: datetime | None,
+    pk: uuid.UUID | None = None,
+    part_pks: list[uuid.UUID] | None = None,
+) -> tuple[Message, list[Attachment]]:
+    """The Message and Attachments from the parsed values (mail.sync_pool) and what the server said.
+
+    Both paths build them here: new_message with plaintext values (sealed later by a Sealer), the
+    parser processes with sealed values and the primary keys they were sealed for."""
     received = internal_date
     if received is not None and timezone.is_naive(received):
         received = timezone.make_aware(received, timezone.get_default_timezone())
+    if pk is not None:
+        values["id"] = pk
     message = Message(
         owner_id=account.owner_id,
         account=account,
@@ -759,46 +872,17 @@ def new_message(
         uidvalidity=uidvalidity,
         uid=uid,
         modseq=modseq,
-        message_id=parsed.message_id[:995],
-        in_reply_to=parsed.in_reply_to[:995],
-        references=[r[:995] for r in parsed.references[:100]],
-        thread_key=parsed.thread_key[:995],
-        date=parsed.date,
         internal_date=received,
-        sort_date=parsed.date or received or timezone.now(),
-        from_address=parsed.from_address[:320],
-        from_name=parsed.from_name[:300],
-        to_addresses=[a[:320] for a in parsed.to_addresses[:500]],
-        cc_addresses=[a[:320] for a in parsed.cc_addresses[:500]],
-        size=len(raw) if size is None else size,
-        has_attachments=any(not a.is_inline for a in parsed.attachments),
-        list_id=parsed.list_id[:300],
-        has_list_unsubscribe=parsed.has_list_unsubscribe,
-        precedence=parsed.precedence[:20],
-        auto_submitted=parsed.auto_submitted[:40],
-        calendar_method=parsed.calendar_method[:20],
-        has_remote_images=parsed.has_remote_images,
-        parse_warnings=parsed.warnings[:50],
-        subject=parsed.subject,
-        text_body=parsed.text_body,
-        html_body=parsed.html_body,
-        raw=raw,
+        sort_date=values["date"] or received or timezone.now(),
+        size=size,
+        **values,
         **_flag_fields(flags),
     )
-    attachments = [
-        Attachment(
-            owner_id=account.owner_id,
-            message=message,
-            position=position,
-            content_type=part.content_type[:200],
-            size=part.size,
-            content_id=part.content_id[:300],
-            is_inline=part.is_inline,
-            filename=part.filename,
-            data=part.data,
-        )
-        for position, part in enumerate(parsed.attachments)
-    ]
+    attachments = []
+    for position, part in enumerate(parts):
+        if part_pks is not None:
+            part["id"] = part_pks[position]
+        attachments.append(Attachment(owner_id=account.owner_id, message=message, **part))
     return message, attachments
 
 

@@ -304,6 +304,11 @@ MAILHELPER_SMTP_TIMEOUT = env_float("MAILHELPER_SMTP_TIMEOUT", 30.0)
 # Longest wait for an LLM writing a reply draft in a request (keep it below GUNICORN_TIMEOUT).
 MAILHELPER_REPLY_LLM_TIMEOUT = env_float("MAILHELPER_REPLY_LLM_TIMEOUT", 45.0)
 MAILHELPER_SYNC_BATCH = env_int("MAILHELPER_SYNC_BATCH", 200)
+# Processes that parse and encrypt during a large sync (mail/sync_pool.py); 0: in the sync's own thread.
+# Only where the worker may start processes (the sync queue's worker runs --pool threads, deploy/).
+MAILHELPER_SYNC_PROCESSES = env_int("MAILHELPER_SYNC_PROCESSES", min(os.cpu_count() or 1, 4))
+# ... and only for a fetch of at least this many messages (starting processes takes a moment).
+MAILHELPER_SYNC_PROCESSES_FROM = env_int("MAILHELPER_SYNC_PROCESSES_FROM", 1000)
 MAILHELPER_SYNC_MAX_RETRIES = env_int("MAILHELPER_SYNC_MAX_RETRIES", 5)
 MAILHELPER_DEFAULT_SYNC_MINUTES = env_int("MAILHELPER_DEFAULT_SYNC_MINUTES", 5)
 # "Sign in with Google / Microsoft / <your provider>" (mail/oauth.py): a provider is offered once it has a

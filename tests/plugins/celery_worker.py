@@ -197,17 +197,24 @@ def private_redis(port: int) -> Iterator[Callable[[], None]]:
 
 
 def start_private_worker(
-    log_path: Path, env: dict[str, str], queues: list[str], hostname: str, cwd: Path = ROOT
+    log_path: Path,
+    env: dict[str, str],
+    queues: list[str],
+    hostname: str,
+    cwd: Path = ROOT,
+    pool: str = "prefork",
+    loglevel: str = "INFO",
 ) -> WorkerProcess:
     """A worker on a private broker (env's CELERY_BROKER_URL), consuming only `queues`.
 
     Readiness is read from its log: it answers no ping on the shared broker. `cwd` other than the
-    checkout (with PYTHONPATH in env) shows that a worker needs no file of another's.
+    checkout (with PYTHONPATH in env) shows that a worker needs no file of another's. `pool`
+    "threads" is how deploy/ runs the sync queue (its syncs may start parser processes).
     """
     log = log_path.open("ab")
     cmd = [
-        sys.executable, "-m", "celery", "-A", "mailhelper", "worker", "--loglevel", "INFO", "--concurrency", "1",
-        "--pool", "prefork", "--without-gossip", "--without-mingle", "-Q", ",".join(queues), "--hostname", hostname,
+        sys.executable, "-m", "celery", "-A", "mailhelper", "worker", "--loglevel", loglevel, "--concurrency", "1",
+        "--pool", pool, "--without-gossip", "--without-mingle", "-Q", ",".join(queues), "--hostname", hostname,
     ]  # fmt: skip
     process = subprocess.Popen(
         cmd,
