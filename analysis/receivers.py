@@ -11,10 +11,14 @@ What runs after analysis is no signal: analysis/post_analysis.py runs the ordere
 
 from __future__ import annotations
 
+import uuid
+
 from django.core.cache import cache
 from django.dispatch import receiver
 
-from core.db.copy import copy_insert
+from accounts import keyring
+from accounts.fields import sealed_value
+from core.db.copy import copy_insert_values
 from mail import replies
 from mail.models import MailAccount
 from mail.signals import messages_stored, new_mail_synced
@@ -25,20 +29,26 @@ from .replies import write_with_model
 
 @receiver(messages_stored, dispatch_uid="analysis.queue")
 def _queue_stored(sender, messages, **kwargs) -> None:
-    """A pending row per message; deferred instead where the account's "Analyse new mail" is off."""
+    """A pending row per message; deferred instead where the account's "Analyse new mail" is off.
+
+    Plain values, no MessageAnalysis instances: three columns vary, the other 28 are defaults
+    (#15, docs/notes/sync-speed.md). The empty summary is sealed per row, as save() would seal it."""
     account_ids = {m.account_id for m in messages}
     off = set(MailAccount.objects.filter(pk__in=account_ids, analyse_on_fetch=False).values_list("pk", flat=True))
-    copy_insert(
-        MessageAnalysis,
-        [
-            MessageAnalysis(
-                owner_id=m.owner_id,
-                message=m,
-                state=MessageAnalysis.State.DEFERRED if m.account_id in off else MessageAnalysis.State.PENDING,
-            )
-            for m in messages
-        ],
-    )
+    keys = {owner_id: keyring.dek_for(owner_id) for owner_id in {m.owner_id for m in messages}}
+    rows = []
+    for m in messages:
+        pk = uuid.uuid4()
+        rows.append(
+            {
+                "id": pk,
+                "owner_id": m.owner_id,
+                "message_id": m.pk,
+                "state": MessageAnalysis.State.DEFERRED if m.account_id in off else MessageAnalysis.State.PENDING,
+                "summary": sealed_value(MessageAnalysis, "summary", m.owner_id, pk, "", keys[m.owner_id]),
+            }
+        )
+    copy_insert_values(MessageAnalysis, rows)
 
 
 @receiver(new_mail_synced, dispatch_uid="analysis.after_sync")

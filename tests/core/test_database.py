@@ -59,6 +59,46 @@ def test_copy_insert_stores_what_save_would_and_refuses_duplicates(alice):
     assert Message.objects.filter(folder=folder).count() == 3
 
 
+def test_copy_insert_values_fills_every_other_column_as_a_new_instance_would(alice):
+    """The sync's analysis rows: three columns given, the other 28 the defaults save() would store."""
+    import uuid
+
+    from accounts import keyring
+    from accounts.fields import sealed_value
+    from analysis.models import MessageAnalysis
+    from core.db.copy import copy_insert_values
+    from mail.models import Folder, MailAccount, Message
+
+    account = MailAccount.objects.create(
+        owner=alice.user, name="Values", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
+    )
+    folder = Folder.objects.create(account=account, name="INBOX")
+    messages = [
+        Message.objects.create(owner=alice.user, account=account, folder=folder, uid=i, sort_date=timezone.now())
+        for i in range(2)
+    ]
+    dek = keyring.dek_for(alice.user.pk)
+    rows = []
+    for message in messages:
+        pk = uuid.uuid4()
+        summary = sealed_value(MessageAnalysis, "summary", alice.user.pk, pk, "", dek)
+        rows.append({"id": pk, "owner_id": alice.user.pk, "message_id": message.pk, "state": "deferred",
+                     "summary": summary})  # fmt: skip
+    copy_insert_values(MessageAnalysis, rows)
+
+    reference = MessageAnalysis(owner=alice.user, message=messages[0])
+    skip = {"id", "message", "state", "summary", "queued_at"}
+    for stored in MessageAnalysis.objects.filter(message__in=messages):
+        assert stored.state == "deferred" and stored.summary == "" and stored.queued_at is not None
+        for field in MessageAnalysis._meta.concrete_fields:
+            if field.name not in skip:
+                assert getattr(stored, field.attname) == getattr(reference, field.attname), field.name
+
+    plaintext = [{"id": uuid.uuid4(), "owner_id": alice.user.pk, "message_id": messages[0].pk}]
+    with pytest.raises(TypeError):  # the summary's plaintext default: no cleartext through a side door
+        copy_insert_values(MessageAnalysis, plaintext)
+
+
 def test_advisory_lock_is_exclusive_across_connections_and_released_at_the_end():
     import psycopg
     from django.conf import settings
