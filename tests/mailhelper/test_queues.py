@@ -56,10 +56,25 @@ def test_each_deployment_consumes_every_queue_with_sends_apart(path):
     files = [ROOT / path]
     if path.startswith("deploy/systemd"):
         files.append(ROOT / "deploy/systemd/mailhelper-worker-send.service")
+        files.append(ROOT / "deploy/systemd/mailhelper-worker-sync.service")
     workers = [q for file in files for q in _queues_named_by(file.read_text())]
     assert workers, f"{path} names no queues"
     assert set().union(*workers) == BACKGROUND | {"send"}
     assert any(q == {"send"} for q in workers), f"{path}: sends need a worker of their own"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["Procfile", "deploy/compose.yml", "deploy/systemd/mailhelper-worker-sync.service"],
+)
+def test_the_sync_queue_has_a_thread_pool_worker_of_its_own(path):
+    """Prefork children are daemonic and may not start processes: the worker of the sync queue runs
+    threads, so a large first sync can parse in processes (mail/sync_pool.py)."""
+    text = re.sub(r"\n\s*-\s*", " ", (ROOT / path).read_text())
+    commands = [c for c in re.split(r"\n(?=\S|  [\w-]+:)", text) if re.search(r"(?:-Q|--queues)[ =\"']+sync\b", c)]
+    assert len(commands) == 1, f"{path}: one worker command for the sync queue"
+    assert re.search(r"(?:-Q|--queues)[ =\"']+sync(?:[\s\"']|$)", commands[0]), f"{path}: sync alone"
+    assert re.search(r"--pool[ =]threads", commands[0]), f"{path}: the sync worker runs --pool threads"
 
 
 @pytest.mark.django_db(transaction=True)
