@@ -434,6 +434,11 @@ service pop3-login {{
     # ---- lifecycle ------------------------------------------------------------------------------
 
     @property
+    def master_pid(self) -> int | None:
+        """The master's process id while it runs; its process tree is this instance's whole CPU use."""
+        return self._process.pid if self.running else None
+
+    @property
     def running(self) -> bool:
         """True while the Dovecot master process is alive."""
         return self._process is not None and self._process.poll() is None

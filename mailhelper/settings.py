@@ -209,6 +209,12 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 30 * 60)
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 25 * 60)
 CELERY_TASK_TRACK_STARTED = True
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set: each of 10,000 accounts' syncs then paid a new PostgreSQL backend (fork, authentication, catalog
+# caches) and lost its prepared statements. Workers keep their connection like web requests do instead:
+# mailhelper/celery.py applies CONN_MAX_AGE and the health check around every task (close_old_connections),
+# and Celery's own close then runs only every this many tasks (bench/fanout.py; docs/notes/fanout.md).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task taken by a worker that then dies entirely (kill -9, power loss) is redelivered once
 # visibility_timeout has passed; kombu looks for such tasks every interval x throttle seconds. A pool
