@@ -22,7 +22,7 @@ docs/notes/sync-speed.md).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from django.db import connections, models
 from django.utils import timezone
@@ -88,8 +88,13 @@ def _row(obj: models.Model, fields, plain, connection) -> list:
 _MISSING = object()
 
 
-def _copy(model: type[models.Model], using: str, rows: Iterable[list]) -> None:
-    """COPY `rows` (every concrete column's database value, in field order) into the model's table."""
+def _copy(model: type[models.Model], using: str, rows: list[list]) -> None:
+    """COPY `rows` (every concrete column's database value, in field order) into the model's table.
+
+    A list, made before the COPY starts: a field's get_db_prep_save or pre_save may query (the owner's
+    data key, read again once its 60 s in this process's cache are over), and a query on the
+    connection that holds a COPY open waits for the COPY's lock for ever (a first sync hung until its
+    time limit). Callers bound the batch (the sync stores a few hundred messages at a time)."""
     opts = model._meta
     connection = connections[using]
     quote = connection.ops.quote_name
@@ -113,7 +118,7 @@ def copy_insert(model: type[models.Model], objs: Sequence[models.Model], using: 
     connection = connections[using]
     fields = opts.concrete_fields
     plain = [_plain_types(f) for f in fields]
-    _copy(model, using, (_row(obj, fields, plain, connection) for obj in objs))
+    _copy(model, using, [_row(obj, fields, plain, connection) for obj in objs])
     for obj in objs:
         obj._state.adding = False
         obj._state.db = using
@@ -167,4 +172,4 @@ def copy_insert_values(model: type[models.Model], rows: Sequence[dict], using: s
             values.append(value)
         return values
 
-    _copy(model, using, (values_of(row) for row in rows))
+    _copy(model, using, [values_of(row) for row in rows])

@@ -99,6 +99,58 @@ def test_copy_insert_values_fills_every_other_column_as_a_new_instance_would(ali
         copy_insert_values(MessageAnalysis, plaintext)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_copy_insert_reads_a_data_key_that_ran_out_of_the_cache_before_copying(alice):
+    """A sync longer than the key's 60 s in the process's cache reads the key again while it stores a
+    batch; a query made inside the open COPY would wait for the connection's lock for ever (a first
+    sync hung until its 25-minute time limit this way)."""
+    import threading
+
+    from accounts import keyring
+    from core.db.copy import copy_insert
+    from mail.models import Folder, MailAccount, Message
+
+    account = MailAccount.objects.create(
+        owner=alice.user, name="Copy", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
+    )
+    folder = Folder.objects.create(account=account, name="INBOX")
+    messages = [
+        Message(
+            owner=alice.user,
+            account=account,
+            folder=folder,
+            uidvalidity=1,
+            uid=i,
+            sort_date=timezone.now(),
+            subject=f"key {i}",
+        )  # fmt: skip
+        for i in range(1, 3)
+    ]
+    keyring.forget(alice.user.pk)  # as if its time in the cache were over
+    outcome = []
+
+    def copy_in_a_thread() -> None:  # a thread of its own, so that a hang fails the test instead of hanging it
+        from django.db import connection as own
+
+        try:
+            outcome.append(copy_insert(Message, messages))
+        finally:
+            own.close()
+
+    copying = threading.Thread(target=copy_in_a_thread, daemon=True)
+    copying.start()
+    copying.join(30)
+    if copying.is_alive():  # let the test database go: the stuck COPY holds its table
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND query LIKE 'COPY %%'"
+            )
+    assert not copying.is_alive(), "copy_insert waits for its own connection"
+    assert outcome == [None]
+    assert [m.subject for m in Message.objects.filter(folder=folder).order_by("uid")] == ["key 1", "key 2"]
+
+
 def test_advisory_lock_is_exclusive_across_connections_and_released_at_the_end():
     import psycopg
     from django.conf import settings
