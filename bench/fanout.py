@@ -2,7 +2,7 @@
 
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/mailhelper_fanout \
     BENCH_REDIS_URL=redis://127.0.0.1:6379/11 BENCH_BROKER_URL=redis://127.0.0.1:6379/12 \
-    .venv/bin/python bench/fanout.py [--accounts 10000 --messages 2 --workers 2,4] [--before]
+    .venv/bin/python bench/fanout.py [--accounts 10000 --messages 2 --workers 2,4] [--pools prefork,threads] [--before]
 
 Target (issue #15): whether one machine's workers keep up with 10,000 accounts polled every 5 minutes
 (10,000 / 300 s = 33 syncs/s). A local Dovecot holds one passwd-file user per account with a small
@@ -144,17 +144,20 @@ def machine_busy() -> float:
 
 
 def run_round(
-    ids: list[str], count: int, label: str, env: dict[str, str], dovecot_pid: int, logs: Path, timeout: float
-) -> None:
-    """One no-change sync of every account over `count` worker processes, and what it cost."""
+    ids: list[str], count: int, pool: str, label: str, env: dict[str, str], dovecot_pid: int, logs: Path,
+    timeout: float,
+) -> None:  # fmt: skip
+    """One no-change sync of every account over `count` pool processes (or threads), and what it cost."""
     from django.utils import timezone
 
     from mailhelper.celery import app
     from tests.plugins.celery_worker import start_worker, stop_worker
 
     app.control.purge()
-    hostname = f"fanout-{count}-{len(env)}-{os.getpid()}@bench"
-    worker = start_worker(logs / f"w{count}{len(env)}.log", concurrency=count, env_overrides=env, hostname=hostname)
+    hostname = f"fanout-{pool}-{count}-{len(env)}-{os.getpid()}@bench"
+    worker = start_worker(
+        logs / f"{pool}{count}{len(env)}.log", concurrency=count, env_overrides=env, hostname=hostname, pool=pool
+    )
     peaks = Peaks(os.environ["CELERY_BROKER_URL"])
     try:
         since, started, busy = timezone.now(), time.perf_counter(), machine_busy()
@@ -171,7 +174,8 @@ def run_round(
         peaks.stop()
         stop_worker(worker)
     rate = finished / seconds
-    print(f"no-change syncs, {count} processes{label}: {rate:.0f} syncs/s ({rate / count:.0f} per process; "
+    unit, each = ("processes", "process") if pool == "prefork" else ("threads in one process", "thread")
+    print(f"no-change syncs, {count} {unit}{label}: {rate:.0f} syncs/s ({rate / count:.0f} per {each}; "
           f"{finished} in {seconds:.0f} s, {failed} failed); PostgreSQL connections at most "
           f"{peaks.connections}; Redis memory at most {peaks.redis_bytes / 2**20:.1f} MB; machine busy "
           f"{busy / seconds / os.cpu_count():.0%} of its {os.cpu_count()} cores")  # fmt: skip
@@ -187,7 +191,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--accounts", type=int, default=10_000)
     parser.add_argument("--messages", type=int, default=2, help="messages in each mailbox")
-    parser.add_argument("--workers", default="2,4", help="worker process counts, one round each")
+    parser.add_argument("--workers", default="2,4", help="worker process (or thread) counts, one round each")
+    parser.add_argument(
+        "--pools", default="prefork", help="Celery pools, one round per count each; deploy/ runs syncs on threads"
+    )
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds a round may take")
     parser.add_argument(
         "--before", action="store_true", help="also run each round as before #15 (Celery closing connections)"
@@ -243,9 +250,10 @@ def main() -> None:
         variants = [("", {})]
         if args.before:
             variants.insert(0, (" before (a connection per task)", {"CELERY_DB_REUSE_MAX": "0"}))
-        for count in (int(c) for c in args.workers.split(",")):
-            for label, env in variants:
-                run_round(ids, count, label, env, server.master_pid, logs, args.timeout)
+        for pool in args.pools.split(","):
+            for count in (int(c) for c in args.workers.split(",")):
+                for label, env in variants:
+                    run_round(ids, count, pool, label, env, server.master_pid, logs, args.timeout)
         print(f"needed for {args.accounts} accounts every 5 minutes: {args.accounts / 300:.0f} syncs/s")
     finally:
         server.cleanup()

@@ -66,12 +66,14 @@ def start_worker(
     env_overrides: dict[str, str] | None = None,
     hostname: str = "",
     nice: int = 0,
+    pool: str = "prefork",
 ) -> WorkerProcess:
-    """A worker subprocess; `nice` lowers its CPU priority as deploy/systemd does (Nice=10)."""
+    """A worker subprocess; `nice` lowers its CPU priority as deploy/systemd does (Nice=10); `pool`
+    "threads" is how deploy/ runs the sync queue."""
     env = {**service_env(), **(env_overrides or {})}
     cmd = [
         sys.executable, "-m", "celery", "-A", "mailhelper", "worker",
-        "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", "prefork",
+        "--loglevel", "INFO", "--concurrency", str(concurrency), "--pool", pool,
         "--without-gossip", "--without-mingle", "-O", "fair", "--hostname", hostname or f"test-{os.getpid()}@%h",
         *extra_args,
     ]  # fmt: skip
