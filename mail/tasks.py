@@ -32,7 +32,9 @@ def _backoff(retries: int) -> int:
     return min(30 * 2**retries, 30 * 60)  # 30 s, 1, 2, 4, 8 min ... capped at 30 min
 
 
-@shared_task(bind=True, name="mail.sync_account", max_retries=None)
+# No STARTED result row: the sync's SyncRun says it is running (with its heartbeat), and that extra
+# write was a tenth of a no-change sync's time in the worker (bench/fanout.py, docs/notes/fanout.md).
+@shared_task(bind=True, name="mail.sync_account", max_retries=None, track_started=False)
 def sync_account(self, account_id: str, run_id: int | None = None, trigger: str = "schedule") -> dict:
     from django.conf import settings
 

@@ -45,6 +45,8 @@ def test_sync_task_runs_in_a_real_worker_and_carries_only_ids(celery_worker, ali
     stored = TaskResult.objects.get(task_id=result.id)
     assert imap_user.password not in (stored.task_kwargs or "") + (stored.result or "")
     assert "Message number" not in (stored.result or "")
+    # Its result is stored when it ends; while it runs, its SyncRun (not a STARTED row) says so.
+    assert stored.status == "SUCCESS" and tasks.sync_account.track_started is False
 
 
 def test_a_worker_killed_mid_sync_is_settled_by_the_next_scheduled_sync_and_its_redelivery_changes_no_run(
