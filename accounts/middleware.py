@@ -70,10 +70,13 @@ class Require2FAMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.path_info.startswith(self.static_prefix):
             return self.get_response(request)
+        user = request.user
+        if user.is_authenticated and user.is_verified():
+            # Every page is open to a user past both steps: no need to resolve the URL's name (#15).
+            return self.get_response(request)
         name = _url_name(request)
         if name in PUBLIC_URL_NAMES:
             return self.get_response(request)
-        user = request.user
         if not user.is_authenticated:
             query = urlencode({"next": request.get_full_path()})
             return HttpResponseRedirect(f"{reverse('accounts:login')}?{query}")
