@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -167,6 +169,38 @@ def test_the_pool_is_started_for_the_fetch_and_gone_after_it(dovecot, imap_user,
     during.clear()
     sync_account(account.pk, progress=lambda run: during.append(len(parser_children())))
     assert Message.objects.filter(account=account).count() == 31 and max(during) == 0
+
+
+def test_parsers_exit_when_their_worker_is_killed(tmp_path):
+    """A worker killed with SIGKILL shuts no pool down: its parsers notice and exit by themselves."""
+    script = tmp_path / "killed_worker.py"
+    script.write_text(
+        "import os, sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})\n"
+        "from mail.sync_pool import Job, ParserPool, Sealing\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ParserPool(2)\n"
+        "    none = Sealing('mail.message', ())\n"
+        "    jobs = [pool.submit(Job(bytes(32), 1, none, none, (b'Subject: x\\r\\n\\r\\nhi',))) for _ in range(4)]\n"
+        "    [pool.result(job) for job in jobs]\n"
+        "    print(*pool._executor._processes, flush=True)\n"
+        "    os.kill(os.getpid(), 9)\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    children = [int(pid) for pid in done.stdout.split()]
+    assert children, done.stderr
+
+    def alive(pid: int) -> bool:
+        try:
+            return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+        except OSError:
+            return False
+
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in children):
+        assert time.monotonic() < deadline, "a parser outlived its killed worker"
+        time.sleep(0.1)
 
 
 def key_forms(dek: bytes) -> list[bytes]:
