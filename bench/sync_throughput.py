@@ -65,7 +65,7 @@ def main() -> None:
     from mailhelper.local_dovecot import DovecotServer
     from tests.plugins.mail import make_raw
 
-    processes = args.processes or settings.MAILHELPER_SYNC_PROCESSES or min(os.cpu_count() or 1, 4)  # off by default
+    processes = args.processes or settings.MAILHELPER_SYNC_PROCESSES or min(os.cpu_count() or 1, 4)
     server = DovecotServer.create()
     server.start()
     try:

@@ -26,10 +26,13 @@ The contract:
   worker runs ``--pool threads``, see deploy/), when switched off (``MAILHELPER_SYNC_PROCESSES=0``),
   and for fewer than ``MAILHELPER_SYNC_PROCESSES_FROM`` messages (starting processes costs more
   than it saves there; the ordinary sync of a few new messages never starts any).
-- A failure in a child fails the sync as it would in the thread: concurrent.futures re-raises the
-  child's exception in the sync with its own type, so the run records the same "Interrupted: <type>";
-  a child that died (killed, out of memory) is ``ParserProcessLost``. That batch is not stored; the
-  batches committed before stay, and the next sync fetches the rest (nothing twice, nothing lost).
+- A failure in a child fails the sync as it would in the thread: the child's exception crosses the
+  pipe and is re-raised in the sync with its own type, so the run records the same
+  "Interrupted: <type>"; a child that died (killed, out of memory), whatever it was doing then, is
+  ``ParserProcessLost``: each child has pipes of its own whose other ends only it holds, so its
+  death reads as end of file, never as a read that waits (ProcessPoolExecutor, used before, hung
+  on a child killed halfway through writing its result). That batch is not stored; the batches
+  committed before stay, and the next sync fetches the rest (nothing twice, nothing lost).
 
 This module imports nothing of Django, and mail.sync imports it (not the other way round).
 """
@@ -39,15 +42,17 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 
 from accounts import crypto
 
@@ -64,6 +69,10 @@ CHUNK = 25
 
 class ParserProcessLost(Exception):
     """A parser process died during a sync (killed, out of memory); the batch was not stored."""
+
+
+class ParserFailed(Exception):
+    """A parser raised an exception that cannot cross the pipe; the message is its type's name."""
 
 
 def message_values(parsed: ParsedMessage, raw: bytes) -> dict:
@@ -170,7 +179,7 @@ def parse_and_seal(job: Job) -> list[Built]:
 
 
 def _exit_with_parent(parent_pid: int) -> None:
-    """Initializer of every child: exit once the parent is gone (a killed worker closes no pool)."""
+    """Exit once the parent is gone: a worker killed with SIGKILL closes no pool."""
 
     def watch() -> None:
         while os.getppid() == parent_pid:
@@ -178,6 +187,31 @@ def _exit_with_parent(parent_pid: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def _serve(jobs: Connection, results: Connection, parent_pid: int) -> None:
+    """A parser's loop: one job in, its outcome out, until the parent closes the job pipe.
+
+    It takes the next job only after its last outcome is written, so the parent never sends to a
+    busy child and a send never waits for a child that is itself waiting to be read."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker's Ctrl-C is the parent's to handle
+    _exit_with_parent(parent_pid)
+    while True:
+        try:
+            job = jobs.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            outcome: tuple[str, object] = ("ok", parse_and_seal(job))
+        except Exception as error:
+            outcome = ("error", error)
+        del job
+        try:
+            results.send(outcome)
+        except (BrokenPipeError, EOFError, OSError):  # the parent closed the pool
+            return
+        except Exception:  # an exception that does not pickle: its type is what the run records
+            results.send(("error", ParserFailed(type(outcome[1]).__name__)))
 
 
 def may_start_processes() -> bool:
@@ -189,35 +223,139 @@ def may_start_processes() -> bool:
     return not (billiard is not None and getattr(billiard.current_process(), "daemon", False))
 
 
+class _Parser:
+    """One child and the parent's ends of its two pipes.
+
+    The parent keeps no write end of the result pipe (ProcessPoolExecutor shares one result queue
+    whose write end the parent holds): a child that dies, even halfway through writing a result,
+    reads as end of file here instead of a read that waits for ever."""
+
+    def __init__(self, context: multiprocessing.context.SpawnContext, parent_pid: int) -> None:
+        jobs_in, self.jobs = context.Pipe(duplex=False)
+        self.results, results_out = context.Pipe(duplex=False)
+        self.process = context.Process(
+            target=_serve, args=(jobs_in, results_out, parent_pid), name="mailhelper-parser", daemon=True
+        )
+        self.process.start()
+        jobs_in.close()
+        results_out.close()
+        self.current: Future | None = None
+
+
 class ParserPool:
-    """The processes of one folder's fetch (see the module docstring); use ``parser_pool``."""
+    """The processes of one folder's fetch (see the module docstring); use ``parser_pool``.
+
+    A manager thread hands queued jobs to idle children and reads their outcomes, waiting on the
+    result pipes, the children's sentinels and a wake-up pipe together: a child's death is noticed
+    whatever it was doing, and every job not done then fails with ParserProcessLost."""
 
     def __init__(self, processes: int) -> None:
+        context = multiprocessing.get_context("spawn")
         self.processes = processes
-        self._executor = ProcessPoolExecutor(
-            processes,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_exit_with_parent,
-            initargs=(os.getpid(),),
-        )
+        self._lock = threading.Lock()
+        self._queued: deque[tuple[Future, Job]] = deque()
+        self._lost = False
+        self._closing = False
+        self._wake_in, self._wake_out = context.Pipe(duplex=False)
+        self._parsers = [_Parser(context, os.getpid()) for _ in range(processes)]
+        self._manager = threading.Thread(target=self._manage, name="parser-pool", daemon=True)
+        self._manager.start()
+
+    @property
+    def pids(self) -> list[int]:
+        return [parser.process.pid for parser in self._parsers]
 
     def submit(self, job: Job) -> Future:
-        try:
-            return self._executor.submit(parse_and_seal, job)
-        except BrokenProcessPool:  # a child died since the last job was handed out
-            raise ParserProcessLost("a parser process stopped during the sync") from None
+        future: Future = Future()
+        with self._lock:
+            if self._lost:
+                raise ParserProcessLost("a parser process stopped during the sync")
+            if self._closing:
+                raise RuntimeError("the parser pool is closed")
+            self._queued.append((future, job))
+            self._wake_out.send_bytes(b"")
+        return future
 
     @staticmethod
     def result(future: Future) -> list[Built]:
         """A job's messages; the child's own exception if it raised, ParserProcessLost if it died."""
-        try:
-            return future.result()
-        except BrokenProcessPool:
-            raise ParserProcessLost("a parser process stopped during the sync") from None
+        return future.result()
 
     def close(self) -> None:
         """Stop every child and wait until they are gone; jobs not started are dropped."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._closing = True
+            for future, _ in self._queued:
+                future.cancel()
+            self._queued.clear()
+            self._wake_out.send_bytes(b"")
+        self._manager.join()
+        for parser in self._parsers:
+            parser.jobs.close()  # an idle child reads end of file and returns
+            parser.results.close()  # a busy one cannot write its outcome and returns
+        for parser in self._parsers:
+            parser.process.join(5)
+            if parser.process.is_alive():
+                parser.process.kill()
+                parser.process.join()
+        self._wake_in.close()
+        self._wake_out.close()
+
+    def _manage(self) -> None:
+        try:
+            while self._hand_out():
+                pipes = [parser.results for parser in self._parsers]
+                ready = set(wait([self._wake_in, *pipes, *(parser.process.sentinel for parser in self._parsers)]))
+                while self._wake_in.poll():
+                    self._wake_in.recv_bytes()
+                for parser in self._parsers:
+                    if parser.results in ready:
+                        self._receive(parser)
+                if any(parser.process.sentinel in ready for parser in self._parsers):
+                    raise ParserProcessLost("a parser process stopped during the sync")
+        except (ParserProcessLost, EOFError, OSError):
+            self._fail(ParserProcessLost("a parser process stopped during the sync"))
+        except BaseException as error:  # a bug here must fail the sync, not leave it waiting
+            self._fail(error)
+
+    def _hand_out(self) -> bool:
+        """Give each idle child the next queued job; False once the pool is closing."""
+        if self._closing:
+            self._fail(RuntimeError("the parser pool is closed"))
+            return False
+        for parser in self._parsers:
+            while parser.current is None:
+                with self._lock:
+                    if not self._queued:
+                        break
+                    future, job = self._queued.popleft()
+                if future.set_running_or_notify_cancel():
+                    parser.current = future
+                    parser.jobs.send(job)  # the child is waiting for it: this does not block for long
+        return True
+
+    def _receive(self, parser: _Parser) -> None:
+        status, payload = parser.results.recv()  # EOFError if the child died, even mid-write
+        future, parser.current = parser.current, None
+        if future is None:
+            raise ParserProcessLost("a parser process sent a result nobody asked for")
+        if status == "ok":
+            future.set_result(payload)
+        else:
+            future.set_exception(payload)
+
+    def _fail(self, error: BaseException) -> None:
+        """Every job not done yet fails with `error`; later submits raise ParserProcessLost."""
+        with self._lock:
+            self._lost = self._lost or isinstance(error, ParserProcessLost)
+            futures = [parser.current for parser in self._parsers if parser.current is not None]
+            futures += [future for future, _ in self._queued if future.set_running_or_notify_cancel()]
+            self._queued.clear()
+            for parser in self._parsers:
+                parser.current = None
+        for future in futures:
+            if not future.done():
+                future.set_exception(error)
 
 
 @contextmanager

@@ -312,10 +312,7 @@ MAILHELPER_REPLY_LLM_TIMEOUT = env_float("MAILHELPER_REPLY_LLM_TIMEOUT", 45.0)
 MAILHELPER_SYNC_BATCH = env_int("MAILHELPER_SYNC_BATCH", 200)
 # Processes that parse and encrypt during a large sync (mail/sync_pool.py); 0: in the sync's own thread.
 # Only where the worker may start processes (the sync queue's worker runs --pool threads, deploy/).
-# Off by default: a parser killed while it hands back its results (the OOM killer) leaves
-# ProcessPoolExecutor reading a half-written result for ever, and the sync hangs instead of failing
-# (seen in tests/mail/test_sync_pool.py under load; docs/notes/sync-speed.md).
-MAILHELPER_SYNC_PROCESSES = env_int("MAILHELPER_SYNC_PROCESSES", 0)
+MAILHELPER_SYNC_PROCESSES = env_int("MAILHELPER_SYNC_PROCESSES", min(os.cpu_count() or 1, 4))
 # ... and only for a fetch of at least this many messages (starting processes takes a moment).
 MAILHELPER_SYNC_PROCESSES_FROM = env_int("MAILHELPER_SYNC_PROCESSES_FROM", 1000)
 MAILHELPER_SYNC_MAX_RETRIES = env_int("MAILHELPER_SYNC_MAX_RETRIES", 5)

@@ -102,11 +102,6 @@ def test_the_processes_store_what_the_thread_stores(dovecot, imap_user, alice, s
     assert parser_children() == []
 
 
-@pytest.mark.skip(
-    reason="known hang: a parser killed while writing its result leaves ProcessPoolExecutor's manager "
-    "thread reading a half-written result for ever (seen under load, 2026-12-07); the pool is off by "
-    "default until ParserPool detects it (docs/notes/sync-speed.md)"
-)
 def test_a_parser_process_that_dies_loses_nothing_and_the_next_sync_completes(dovecot, imap_user, alice, settings):
     settings.MAILHELPER_SYNC_BATCH = 10
     for i in range(80):
@@ -188,7 +183,7 @@ def test_parsers_exit_when_their_worker_is_killed(tmp_path):
         "    none = Sealing('mail.message', ())\n"
         "    jobs = [pool.submit(Job(bytes(32), 1, none, none, (b'Subject: x\\r\\n\\r\\nhi',))) for _ in range(4)]\n"
         "    [pool.result(job) for job in jobs]\n"
-        "    print(*pool._executor._processes, flush=True)\n"
+        "    print(*pool.pids, flush=True)\n"
         "    os.kill(os.getpid(), 9)\n"
     )
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
