@@ -189,6 +189,8 @@ def main() -> None:
                 base_url=base, cookies={"sessionid": session_key}, headers={"Connection": "close"}, timeout=10.0
             ) as client:
                 n = 0
+                if args.think:  # people do not all click at the same moment: without this pause all 20
+                    time.sleep(rnd.uniform(0, args.think))  # first requests (the list) arrive at once
                 while time.monotonic() < stop_at:
                     page = PAGES[n % len(PAGES)]
                     n += 1
