@@ -254,7 +254,7 @@ class ParserPool:
         self.processes = processes
         self._lock = threading.Lock()
         self._queued: deque[tuple[Future, Job]] = deque()
-        self._lost = False
+        self._broken: BaseException | None = None  # why no job can be done any more
         self._closing = False
         self._wake_in, self._wake_out = context.Pipe(duplex=False)
         self._parsers = [_Parser(context, os.getpid()) for _ in range(processes)]
@@ -268,8 +268,8 @@ class ParserPool:
     def submit(self, job: Job) -> Future:
         future: Future = Future()
         with self._lock:
-            if self._lost:
-                raise ParserProcessLost("a parser process stopped during the sync")
+            if self._broken is not None:  # a lost child, or the manager thread stopped: nobody would do it
+                raise self._broken
             if self._closing:
                 raise RuntimeError("the parser pool is closed")
             self._queued.append((future, job))
@@ -345,9 +345,9 @@ class ParserPool:
             future.set_exception(payload)
 
     def _fail(self, error: BaseException) -> None:
-        """Every job not done yet fails with `error`; later submits raise ParserProcessLost."""
+        """Every job not done yet fails with `error`; later submits raise it too."""
         with self._lock:
-            self._lost = self._lost or isinstance(error, ParserProcessLost)
+            self._broken = self._broken or error
             futures = [parser.current for parser in self._parsers if parser.current is not None]
             futures += [future for future, _ in self._queued if future.set_running_or_notify_cancel()]
             self._queued.clear()
