@@ -13,16 +13,23 @@ def test_bulk_operations_are_batched_under_the_parameter_limit():
     assert connection.ops.bulk_batch_size(["a", "b", "c"], list(range(100_000))) * 3 < 65_535
 
 
+def copy_inbox(user):
+    """An account and its INBOX for the copy_insert tests' messages."""
+    from mail.models import Folder, MailAccount
+
+    account = MailAccount.objects.create(
+        owner=user, name="Copy", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
+    )
+    return account, Folder.objects.create(account=account, name="INBOX")
+
+
 def test_copy_insert_stores_what_save_would_and_refuses_duplicates(alice):
     from django.db import IntegrityError, transaction
 
     from core.db.copy import copy_insert
-    from mail.models import Folder, MailAccount, Message
+    from mail.models import Message
 
-    account = MailAccount.objects.create(
-        owner=alice.user, name="Copy", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
-    )
-    folder = Folder.objects.create(account=account, name="INBOX")
+    account, folder = copy_inbox(alice.user)
     when = timezone.now()
     messages = [
         Message(
@@ -67,12 +74,9 @@ def test_copy_insert_values_fills_every_other_column_as_a_new_instance_would(ali
     from accounts.fields import sealed_value
     from analysis.models import MessageAnalysis
     from core.db.copy import copy_insert_values
-    from mail.models import Folder, MailAccount, Message
+    from mail.models import Message
 
-    account = MailAccount.objects.create(
-        owner=alice.user, name="Values", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
-    )
-    folder = Folder.objects.create(account=account, name="INBOX")
+    account, folder = copy_inbox(alice.user)
     messages = [
         Message.objects.create(owner=alice.user, account=account, folder=folder, uid=i, sort_date=timezone.now())
         for i in range(2)
@@ -108,12 +112,9 @@ def test_copy_insert_reads_a_data_key_that_ran_out_of_the_cache_before_copying(a
 
     from accounts import keyring
     from core.db.copy import copy_insert
-    from mail.models import Folder, MailAccount, Message
+    from mail.models import Message
 
-    account = MailAccount.objects.create(
-        owner=alice.user, name="Copy", email_address="a@example.test", imap_host="127.0.0.1", imap_username="a"
-    )
-    folder = Folder.objects.create(account=account, name="INBOX")
+    account, folder = copy_inbox(alice.user)
     messages = [
         Message(
             owner=alice.user,
