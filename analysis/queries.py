@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Exists, Prefetch, Q, QuerySet
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery, Value, When
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -185,3 +185,44 @@ def thread_of(user, message: Message) -> QuerySet[Message]:
     qs = queries.messages_of(user).filter(expunged_at__isnull=True)
     qs = qs.filter(thread_key=message.thread_key) if message.thread_key else qs.filter(pk=message.pk)
     return qs.select_related("folder", "account", "analysis").defer("raw", "html_body").order_by("sort_date", "id")
+
+
+class _RowCount(Subquery):
+    """The number of rows a correlated subquery finds, as one column of the outer query."""
+
+    template = "(SELECT count(*) FROM (%(subquery)s) _rows)"
+    output_field = IntegerField()
+
+
+# Not read for the message page itself: the raw source (tens of KB to 25 MB, fetched only to show remote
+# images) and the keyword index.
+_PAGE_DEFERRED = ("raw", "search_ids")
+
+
+def message_page(user) -> QuerySet[Message]:
+    """The user's messages as their page reads one: with account, folder and analysis, and two facts the
+    page shows that were a query each (#15), now columns of the same row:
+
+    - thread_size: how many live messages its conversation has (thread_of(...).count(); 1 without a key);
+    - own_message: whether it is from one of the user's own addresses (mail.replies.own_addresses).
+    """
+    same_thread = (
+        queries.messages_of(user)
+        .filter(expunged_at__isnull=True, thread_key=OuterRef("thread_key"))
+        .order_by()
+        .values("pk")
+    )
+    own = (
+        queries.accounts_of(user)
+        .annotate(address=Lower("email_address"))
+        .filter(address=Lower(OuterRef("from_address")))
+    )
+    return (
+        queries.messages_of(user)
+        .select_related("account", "folder", "analysis")
+        .defer(*_PAGE_DEFERRED)
+        .annotate(
+            thread_size=Case(When(thread_key="", then=Value(1)), default=_RowCount(same_thread)),
+            own_message=Exists(own),
+        )
+    )

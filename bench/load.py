@@ -47,12 +47,14 @@ def percentile(values: list[float], p: float) -> float:
 
 def session_cookie(test_user) -> str:
     """A verified session (password and TOTP steps done) in the same store gunicorn reads."""
+    from importlib import import_module
+
+    from django.conf import settings
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.cache import SessionStore
     from django_otp import DEVICE_ID_SESSION_KEY
 
     user = test_user.user
-    session = SessionStore()
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
     session[SESSION_KEY] = str(user.pk)
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()

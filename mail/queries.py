@@ -41,6 +41,17 @@ def server_folders(user) -> list[Folder]:
     )
 
 
+def move_targets(message: Message) -> list[Folder]:
+    """The folders of the message's own account on the server it can move to (a message page's menu),
+    by name: the columns the menu shows only (the rest of a folder row is its sync state)."""
+    return list(
+        Folder.objects.filter(account_id=message.account_id, exists_on_server=True)
+        .exclude(pk=message.folder_id)
+        .only("id", "account_id", "name", "delimiter")
+        .order_by("name")
+    )
+
+
 def sidebar_folders(user, folders: list[Folder]) -> list[Folder]:
     """The synced ones among server_folders(user), with their unread counts (one query).
 

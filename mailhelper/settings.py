@@ -147,8 +147,9 @@ LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "accounts:login"
 
-# Sessions live in Redis with a 30-minute idle timeout: every request pushes the expiry forward.
-SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+# Sessions live in Redis with a 30-minute idle timeout: every request pushes the expiry forward
+# (accounts/sessions.py: Django's cache sessions, an unchanged one only has its expiry moved).
+SESSION_ENGINE = "accounts.sessions"
 SESSION_COOKIE_AGE = env_int("SESSION_IDLE_TIMEOUT", 30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True

@@ -19,8 +19,8 @@ from events import cards as event_cards
 from mail import queries, snooze
 from mail.paging import CappedPaginator
 from mail.parsing import original_html, sanitize_html
-from mail.replies import own_addresses
-from mail.views.messages import apply_action, cid_url, message_of
+from mail.views.messages import apply_action, cid_url
+from tags import queries as tag_queries
 from tags.models import Tag
 
 from .. import language as languages
@@ -87,11 +87,6 @@ def _list_filters(request: HttpRequest) -> dict:
     }
 
 
-# Not read for the page itself: the raw source (tens of KB to 25 MB, fetched only to show remote
-# images) and the keyword index.
-_DETAIL_DEFERRED = ("raw", "search_ids")
-
-
 def _translation_context(request: HttpRequest, message) -> dict:
     reader = reader_language(request)
     analysis = getattr(message, "analysis", None)
@@ -104,7 +99,7 @@ def _translation_context(request: HttpRequest, message) -> dict:
 
 
 def message_detail(request: HttpRequest, message_id) -> HttpResponse:
-    message = message_of(request, message_id, defer=_DETAIL_DEFERRED, related=("analysis",))
+    message = get_object_or_404(inbox_queries.message_page(request.user), pk=message_id)
     if not message.seen:
         apply_action(message, "mark_read")
     show_images = request.GET.get("images") == "1"
@@ -112,6 +107,7 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
     if show_images and message.has_remote_images and message.raw:
         body_html, _ = sanitize_html(original_html(message.raw), allow_remote_images=True)
     body_html = _CID_SRC.sub(lambda m: f'src="{cid_url(message, m.group(1))}"', body_html)
+    tags = tag_queries.message_tags(request.user.pk, message.pk)
     context = {
         "message": message,
         "legacy_waiting": bool(placeholders.waiting(request, "mail.message", [message.pk])),
@@ -121,13 +117,13 @@ def message_detail(request: HttpRequest, message_id) -> HttpResponse:
         "show_images": show_images,
         # The list needs names and sizes, not the (possibly large) data.
         "attachments": [a for a in message.attachments.defer("data") if not a.is_inline or not a.content_id],
-        "move_targets": list(message.account.folders.filter(exists_on_server=True).exclude(pk=message.folder_id)),
-        "assignments": list(message.tag_assignments.select_related("tag")),
-        "suggestions": list(message.tag_suggestions.filter(state="open").select_related("tag")),
-        "tags": list(Tag.objects.filter(owner=request.user)),
-        "thread_size": inbox_queries.thread_of(request.user, message).count() if message.thread_key else 1,
+        "move_targets": queries.move_targets(message),
+        "assignments": tags.assignments,
+        "suggestions": tags.suggestions,
+        "tags": tags.choices,
+        "thread_size": message.thread_size,
         "snooze_presets": snooze.PRESETS,
-        "own_message": message.from_address.lower() in own_addresses(request.user.pk),
+        "own_message": message.own_message,
         "event_card": event_cards.card_for(message),
         **_translation_context(request, message),
     }

@@ -22,9 +22,9 @@ pytestmark = pytest.mark.django_db
 EXPECTED = {
     # count (capped), folders (sidebar and "move to"), rows as values, their tags, unread per folder, tags
     "list": 6,
-    # message with account, folder and analysis, attachments, "move to" folders, tags, suggestions, the tag
-    # choice, the conversation's size, the user's addresses
-    "message": 8,
+    # message with account, folder and analysis (and the conversation's size and whether it is from one of
+    # the user's addresses), attachments, "move to" folders, tags (on it, suggested, to choose: one query)
+    "message": 4,
     # matrix and pending analyses, accounts (filter and own addresses), to reply, awaiting reply, snoozed
     "dashboard": 5,
     # accounts, the words' matches, rows as values, their tags, folders, tags
