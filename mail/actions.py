@@ -240,12 +240,16 @@ def record_sent(draft: Draft) -> None:
     announce_on_commit([draft.account_id])
 
 
-def has_pending(account_id, older_than: timedelta | None = None) -> bool:
-    """Whether changes made here still wait to be written to the account's server (for longer than `older_than`)."""
-    pending = PendingAction.objects.filter(account_id=account_id, done_at__isnull=True)
+def pending_actions(account_id, older_than: timedelta | None = None):
+    """Changes made here that still wait to be written to the account's server (for longer than `older_than`)."""
+    waiting = PendingAction.objects.filter(account_id=account_id, done_at__isnull=True)
     if older_than is not None:
-        pending = pending.filter(created_at__lt=timezone.now() - older_than)
-    return pending.exists()
+        waiting = waiting.filter(created_at__lt=timezone.now() - older_than)
+    return waiting
+
+
+def has_pending(account_id, older_than: timedelta | None = None) -> bool:
+    return pending_actions(account_id, older_than).exists()
 
 
 def write_back(account_id) -> tuple[int, int]:

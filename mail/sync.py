@@ -64,7 +64,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -192,13 +192,21 @@ def settle_stale_runs(account: MailAccount | None = None, now: datetime | None =
     runs = SyncRun.objects.filter(status__in=ACTIVE)
     if account is not None:
         runs = runs.filter(account=account)
+    # One read tells which of the UPDATEs below can change anything: a sync finds only its own fresh
+    # queued run nearly always, and this runs at the start of every sync (#15, docs/notes/fanout.md).
+    active = list(runs.values_list("account_id", "status", "heartbeat_at"))
+    running = {account_id for account_id, status, _ in active if status == SyncRun.Status.RUNNING}
     settled = 0
-    for account_id in set(runs.filter(status=SyncRun.Status.RUNNING).values_list("account_id", flat=True)):
+    for account_id in running:
         with try_advisory_lock(_lock_key(account_id)) as acquired:
             if acquired:
                 settled += _interrupt(runs.filter(account_id=account_id, status=SyncRun.Status.RUNNING), now)
-    settled += _interrupt(runs.filter(status=SyncRun.Status.RUNNING, heartbeat_at__lt=now - stale_after()), now)
-    settled += _interrupt(runs.filter(status=SyncRun.Status.QUEUED, heartbeat_at__lt=now - STALE_QUEUED), now, LOST)
+    for status, limit, error in (
+        (SyncRun.Status.RUNNING, now - stale_after(), INTERRUPTED),
+        (SyncRun.Status.QUEUED, now - STALE_QUEUED, LOST),
+    ):
+        if any(s == status and heartbeat is not None and heartbeat < limit for _, s, heartbeat in active):
+            settled += _interrupt(runs.filter(status=status, heartbeat_at__lt=limit), now, error)
     if settled:
         log.warning("sync runs settled as interrupted: %s", settled)
     return settled
@@ -233,12 +241,14 @@ def refresh_folders(account: MailAccount, server_folders: list[imap.ServerFolder
     """Mirror the server's folder list; INBOX is synced by default, new folders are not."""
     existing = {f.name: f for f in account.folders.all()}
     seen = set()
+    created = False
     for sf in server_folders:
         if not sf.selectable:
             continue
         seen.add(sf.name)
         folder = existing.get(sf.name)
         if folder is None:
+            created = True
             existing[sf.name] = Folder.objects.create(
                 account=account,
                 name=sf.name,
@@ -252,6 +262,8 @@ def refresh_folders(account: MailAccount, server_folders: list[imap.ServerFolder
     gone = [f.pk for name, f in existing.items() if name not in seen and f.exists_on_server]
     if gone:
         Folder.objects.filter(pk__in=gone).update(exists_on_server=False)
+    if not created and not gone:  # the list as read, in its order: no second query for the usual sync
+        return [f for f in existing.values() if f.exists_on_server]
     return list(account.folders.filter(exists_on_server=True))
 
 
@@ -444,10 +456,12 @@ class FolderSync:
         # Every UID below the uidnext of the last completed sync was handled then, even if its
         # message has since been moved out locally (and is still here on the server until the
         # write-back runs); above it, what we stored before a crash tells where to resume.
-        first_new = self._messages(state.uidvalidity).aggregate(m=Max("uid"))["m"] or 0
-        first_new += 1
-        if self.folder.uidvalidity == state.uidvalidity and self.folder.uidnext:
-            first_new = max(first_new, self.folder.uidnext)
+        # (_first_sync_done says the folder's uidnext is of this UIDVALIDITY.) When the server's
+        # UIDNEXT has not moved past it, the highest stored UID cannot change the verdict below.
+        first_new = self.folder.uidnext
+        if state.uidnext is None or state.uidnext > first_new:
+            stored_max = self._messages(state.uidvalidity).aggregate(m=Max("uid"))["m"] or 0
+            first_new = max(first_new, stored_max + 1)
         if state.uidnext is not None and state.uidnext <= first_new and not self._has_detached():
             return  # nothing new: no SEARCH needed
         uids = self.session.uids_from(first_new)
@@ -952,16 +966,25 @@ def _finish(run: SyncRun, status: str, error: Text | str = "", kind: str = SyncR
 
 
 ALREADY_RUNNING = gettext_noop("A sync of this account is already running.")
+LOCKED = gettext_noop("locked: log in to resume")
 
 #: Scheduled or pushed runs that changed nothing (288 a day per account at the default interval).
+QUIET_TRIGGERS = (SyncRun.Trigger.SCHEDULE, SyncRun.Trigger.PUSH)
+QUIET_STATUSES = (SyncRun.Status.SUCCESS, SyncRun.Status.SKIPPED)
 QUIET = Q(
-    trigger__in=[SyncRun.Trigger.SCHEDULE, SyncRun.Trigger.PUSH],
-    status__in=[SyncRun.Status.SUCCESS, SyncRun.Status.SKIPPED],
+    trigger__in=QUIET_TRIGGERS,
+    status__in=QUIET_STATUSES,
     messages_new=0,
     messages_updated=0,
     messages_expunged=0,
     errors=[],
 )
+
+
+def is_quiet(run: SyncRun) -> bool:
+    """QUIET, for a run in memory: a finished sync knows it without asking the database."""
+    changed = run.messages_new or run.messages_updated or run.messages_expunged or run.errors
+    return run.trigger in QUIET_TRIGGERS and run.status in QUIET_STATUSES and not changed
 
 
 def _forget_quiet_runs_before(run: SyncRun) -> None:
@@ -971,9 +994,8 @@ def _forget_quiet_runs_before(run: SyncRun) -> None:
     "Last checked" needs no run: MailAccount.last_sync_at is set by every successful sync. Only
     runs finished before this one go, so two quiet runs finishing at once still leave the later.
     """
-    quiet = SyncRun.objects.filter(QUIET, account_id=run.account_id)
-    if quiet.filter(pk=run.pk).exists():
-        quiet.filter(finished_at__lt=run.finished_at).delete()
+    if is_quiet(run):
+        SyncRun.objects.filter(QUIET, account_id=run.account_id, finished_at__lt=run.finished_at).delete()
 
 
 def _set_account_status(
@@ -1003,15 +1025,18 @@ def sync_account(
             # This sync holds the account's lock, so no other sync of the account is alive: every
             # trigger (sync now, beat, the watcher) settles what a dead worker left behind here.
             settle_stale_runs(account)
-        run = _queued_run(account, run_id, trigger)
         if not account.enabled:
-            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, gettext_noop("The account is disabled.")))
-        if not acquired:
-            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, ALREADY_RUNNING))
-        if keyring.is_locked(account.owner_id):
-            _set_account_status(account, MailAccount.Status.LOCKED, gettext_noop("locked: log in to resume"))
-            return SyncOutcome(_finish(run, SyncRun.Status.SKIPPED, gettext_noop("locked: log in to resume")))
-        run = _claim(run)
+            skipped = gettext_noop("The account is disabled.")
+        elif not acquired:
+            skipped = ALREADY_RUNNING
+        elif keyring.is_locked(account.owner_id):
+            skipped = LOCKED
+            _set_account_status(account, MailAccount.Status.LOCKED, LOCKED)
+        else:
+            skipped = None
+        if skipped is not None:
+            return SyncOutcome(_finish(_queued_run(account, run_id, trigger), SyncRun.Status.SKIPPED, skipped))
+        run = _running_run(account, run_id, trigger)
         try:
             return _sync_locked(account, run, progress)
         except Exception as exc:
@@ -1038,32 +1063,46 @@ def _queued_run(account: MailAccount, run_id: int | None, trigger: str) -> SyncR
     return SyncRun.objects.create(account=account, trigger=trigger)
 
 
-def _claim(run: SyncRun) -> SyncRun:
-    """queued -> running, under the account's lock; a run the sweep settled a moment ago is replaced."""
+def _running_run(account: MailAccount, run_id: int | None, trigger: str) -> SyncRun:
+    """The run this sync records its work in, claimed (queued -> running) under the account's lock.
+
+    The queued run it was given, unless that is no longer queued (see _queued_run) or the sweep
+    settles it between our read and our claim (it had waited STALE_QUEUED): then a run of its own,
+    created running, since this sync holds the lock already. The fields are set here as the UPDATE
+    sets them, so no second read is needed (#15: every query counts 10,000 times per interval).
+    """
     now = timezone.now()
-    claimed = SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(
-        status=SyncRun.Status.RUNNING,
-        started_at=now,
-        heartbeat_at=now,
-        attempts=F("attempts") + 1,
-        folders_done=0,
-        errors=[],
+    if run_id is not None:
+        run = SyncRun.objects.filter(pk=run_id, account=account, status=SyncRun.Status.QUEUED).first()
+        if run is None:
+            log.info("sync of account %s: run %s is no longer queued, recording a new run", account.pk, run_id)
+        else:
+            running = {
+                "status": SyncRun.Status.RUNNING,
+                "started_at": now,
+                "heartbeat_at": now,
+                "attempts": run.attempts + 1,  # only this, under the lock, changes a run's attempts
+                "folders_done": 0,
+                "errors": [],
+            }
+            if SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(**running) == 1:
+                for field, value in running.items():
+                    setattr(run, field, value)
+                return run
+    return SyncRun.objects.create(
+        account=account, trigger=trigger, status=SyncRun.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=1
     )
-    if claimed != 1:  # the sweep got there first (the run had waited STALE_QUEUED): a run of our own
-        run = SyncRun.objects.create(account=run.account, trigger=run.trigger)
-        return _claim(run)
-    run.refresh_from_db()
-    return run
 
 
 def _sync_imap(account: MailAccount, run: SyncRun, progress: ProgressCallback | None) -> None:
     with imap.ImapSession(server_config(account)) as session:
         folders = [f for f in refresh_folders(account, session.list_folders()) if f.sync_enabled]
         run.folders_total = len(folders)
-        record_progress(run, "folders_total")
+        unsaved = ["folders_total"]  # saved with the first folder's name: one write less per sync
         for folder in folders:
             run.current_folder = folder.display_name
-            record_progress(run, "current_folder")
+            record_progress(run, *unsaved, "current_folder")
+            unsaved = []
             if progress:
                 progress(run)
             try:
@@ -1073,6 +1112,8 @@ def _sync_imap(account: MailAccount, run: SyncRun, progress: ProgressCallback | 
                 run.errors = [*run.errors, stored_text.dump(error, 500)]
             run.folders_done += 1
             record_progress(run, "folders_done", "errors")
+        if unsaved:
+            record_progress(run, *unsaved)
 
 
 def _sync_locked(account: MailAccount, run: SyncRun, progress: ProgressCallback | None) -> SyncOutcome:

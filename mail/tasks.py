@@ -14,7 +14,7 @@ from celery import shared_task
 from django.core.cache import cache
 from django.dispatch import receiver
 
-from . import actions, backfill, imap, signals, snooze, sync
+from . import actions, backfill, imap, signals, snooze, sync, sync_follow_ups
 from .models import MailAccount
 
 log = logging.getLogger(__name__)
@@ -40,9 +40,12 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
 
     if trigger == "push":
         cache.delete(PUSH_SYNC_QUEUED.format(account_id))  # news from now on get a sync of their own
-    if not MailAccount.objects.filter(pk=account_id).exists():
-        return {"status": "gone"}
-    outcome = sync.sync_account(account_id, run_id=run_id, trigger=trigger, progress=sync.announce_new_mail(account_id))
+    try:
+        outcome = sync.sync_account(
+            account_id, run_id=run_id, trigger=trigger, progress=sync.announce_new_mail(account_id)
+        )
+    except MailAccount.DoesNotExist:
+        return {"status": "gone"}  # deleted after its task was queued
     run = outcome.run
     retry_push = trigger == "push" and self.request.retries < _PUSH_RETRIES_WHILE_RUNNING
     if retry_push and run.error == sync.ALREADY_RUNNING:
@@ -61,9 +64,10 @@ def sync_account(self, account_id: str, run_id: int | None = None, trigger: str 
         sync.mark_unreachable(run)
     if run.status == "success" and run.messages_new:
         signals.new_mail_synced.send(sender=MailAccount, account_id=account_id)  # analysis queues its task
-    if run.status == "success" and backfill.has_pending(account_id):
+    follow_ups = sync_follow_ups.after_sync(account_id, STALE_OUTBOX) if run.status == "success" else None
+    if follow_ups and follow_ups.backfill:
         queue_backfill(account_id)  # older mail keeps coming (again, if its task was lost)
-    if run.status == "success" and actions.has_pending(account_id, older_than=STALE_OUTBOX):
+    if follow_ups and follow_ups.write_back:
         # The server answers again: replay what has waited in the outbox for a while (a write-back
         # task that ran out of retries while the server was down would leave it waiting for good).
         queue_write_back(account_id)
