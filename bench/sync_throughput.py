@@ -27,6 +27,10 @@ from common import fresh_user, setup_django
 
 #: The initial sync on the shared 2-core machine on 2026-12-07, main at 7f785c1 (before #15).
 BEFORE_ISSUE_15 = "472 messages/s, 17.2 MB/s"
+#: The processes path before the parser's shortcuts (main at c12ac72, same machine, quiet): the
+#: parse changes cannot be switched off, so the same command on that commit is the comparison
+#: (docs/notes/sync-speed.md has both in one session).
+BEFORE_PARSER_SHORTCUTS = "1,178-1,188 messages/s; CPU: sync process 3.8-4.0 s, parsers 8.0-8.2 s"
 
 
 def machine_busy() -> float:
@@ -114,6 +118,7 @@ def main() -> None:
             account.delete()
         print("  targets: >= 500 messages/s (#3), >= 1,200 (#15)")
         print(f"  before #15:            {BEFORE_ISSUE_15} (same machine, same messages)")
+        print(f"  before parser shortcuts, 2 parser processes: {BEFORE_PARSER_SHORTCUTS}")
         print(
             f"no-change sync:          median {statistics.median(no_change) * 1000:.0f} ms, "
             f"max {max(no_change) * 1000:.0f} ms over {len(no_change)} runs  (target < 200 ms)"

@@ -120,6 +120,8 @@ def _to_bytes(text: str) -> bytes:
 
 def _fix_8bit(text: str, where: str, warnings: _Warnings) -> str:
     """Repair raw 8-bit header bytes: UTF-8 (RFC 6532) if they are valid UTF-8, else cp1252."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
         return text
@@ -140,6 +142,8 @@ def _clean(text: str) -> str:
     """Make a string storable in PostgreSQL: drop NUL, replace lone surrogates."""
     if "\x00" in text:
         text = text.replace("\x00", "")
+    if text.isascii():  # constant time in CPython; encoding to test for surrogates copies the text
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

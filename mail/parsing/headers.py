@@ -103,6 +103,34 @@ def _parse_date(value: str, warnings: _Warnings) -> datetime | None:
     return result
 
 
+# Plain addresses: "local@domain" or "Display Name <local@domain>", with dot-atoms only (no quotes,
+# comments, groups, domain literals or routes) and blanks only around the words.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PHRASE_WORD = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+"
+_SIMPLE_ADDRESS = re.compile(
+    rf"[ \t]*(?:((?:{_PHRASE_WORD}[ \t]+)*{_PHRASE_WORD})?[ \t]*<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t]*"
+)
+
+
+def _simple_addresses(text: str) -> list[tuple[str, str]] | None:
+    """``getaddresses([text])`` for a list of plain addresses, None for anything else.
+
+    The stdlib's address parser walks the header in Python one character at a time, ~20 µs for
+    "Name <a@b>": a fifth of the header work of a sync parser (#15). For the plain forms above its
+    result is the display name's words joined by one space and the address as written, which a
+    regex gives at C speed; an empty entry, a quote, a comment or anything unusual goes to the stdlib.
+    """
+    pairs = []
+    for item in text.split(","):
+        match = _SIMPLE_ADDRESS.fullmatch(item)
+        if match is None:
+            return None
+        name, routed, bare = match.groups()
+        pairs.append((" ".join(name.split()) if name else "", routed or bare))
+    return pairs
+
+
 def _addresses(values: list[str], where: str, warnings: _Warnings) -> list[tuple[str, str]]:
     """(display name, lower-cased addr-spec) pairs; names are decoded after parsing so that a comma
     inside an encoded word cannot split an address."""
@@ -112,7 +140,9 @@ def _addresses(values: list[str], where: str, warnings: _Warnings) -> list[tuple
         text = text[: cut if cut > 0 else _MAX_ADDRESS_HEADER]
         warnings.add(f"{where} is too long, only the first {_MAX_ADDRESS_HEADER // 1024} KB were read")
     try:
-        pairs = getaddresses([text])
+        pairs = _simple_addresses(text)
+        if pairs is None:
+            pairs = getaddresses([text])
     except Exception as exc:
         warnings.add(f"could not parse {where}: {type(exc).__name__}")
         return []

@@ -7,10 +7,12 @@ warning says what was wrong, and that the warnings do not leak the subject or bo
 from __future__ import annotations
 
 import base64
+import binascii
 import os
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 
 import pytest
 
@@ -771,12 +773,63 @@ def test_html_to_text_keeps_structure():
     assert html_to_text("") == ""
 
 
+def test_quoted_printable_decodes_and_warns_as_before_the_shortcuts():
+    """Quoted-printable is a2b_qp's result, with the invalid-escape warning exactly when the output has
+    more "=" than the input encoded (the check skips its counts when there is no "=", #15); and line
+    ends become LF as replace("\\r\\n", "\\n").replace("\\r", "\\n") made them (_plain, one regex)."""
+    rng = random.Random(15)
+    pieces = [b"=", b"\r", b"\n", b"=\r\n", b"=\n", b"=\r", b"a", b" ", b"3D", b"3d", b"\t", b"_", b"==", b"=ZZ"]
+    for _ in range(5000):
+        raw = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 30)))
+        warnings = mime._Warnings()
+        expected = binascii.a2b_qp(raw)
+        assert mime._decode_cte(raw, "quoted-printable", "part 1", warnings) == expected, raw
+        invalid = expected.count(b"=") > raw.count(b"=3D") + raw.count(b"=3d")
+        assert warnings.items == (["invalid quoted-printable data in part 1, kept as-is"] if invalid else []), raw
+        text = raw.decode("ascii")
+        assert mime._plain(text) == text.replace("\r\n", "\n").replace("\r", "\n"), raw
+
+
+def test_plain_address_lists_are_read_as_the_stdlib_reads_them():
+    """The regex for plain addresses (#15) gives getaddresses()' pairs wherever it answers."""
+    from email.utils import getaddresses
+
+    from mail.parsing.headers import _simple_addresses
+
+    rng = random.Random(16)
+    pieces = ["Jane", "Doe", "J.", "=?utf-8?q?J=C3=B6rg?=", " ", "\t", "<", ">", "@", ".", ",", '"', "(c)"]
+    pieces += ["a", "b.c", "example.test", "x-y", "+tag", "ö", ":", ";", "[1.2.3.4]", "a@b.example", "<a@b.test>"]
+    answered = 0
+    for _ in range(20000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 12)))
+        quick = _simple_addresses(text)
+        if quick is not None:
+            answered += 1
+            assert quick == getaddresses([text]), text
+    for text in ("Sender 7 <sender@example.test>", "me@example.test", "A <a@x.test>, b@y.test,c.d@z.test"):
+        assert _simple_addresses(text) == getaddresses([text])
+    assert answered > 200, "the shortcut is actually taken"
+
+
 # --- never raises --------------------------------------------------------------------------------------
+
+
+def _long_lines() -> bytes:
+    """Long lines of plain text, sent quoted-printable with soft line breaks only (as Python's
+    EmailMessage and many clients do), beside the same text as HTML and an attachment."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "Sender <s@example.test>", "me@example.test", "long lines"
+    text = " ".join(random.Random(3).choice(["alpha", "invoice", "tomorrow"]) for _ in range(400))
+    msg.set_content(f"Hello,\n\n{text}\n")
+    msg.add_alternative(f"<p>Hello</p><p>{text}</p>", subtype="html")
+    msg.add_attachment(b"\x01" * 300, maintype="application", subtype="octet-stream", filename="f.bin")
+    return bytes(msg)
 
 
 def _corpus() -> list[bytes]:
     return [
         ALTERNATIVE,
+        _long_lines(),
         crlf("From: a@example.com\nSubject: plain\n\nJust text.\n"),
         crlf(
             'Content-Type: multipart/mixed; boundary="m"\n\n--m\nContent-Type: text/html\n\n<p>x</p>\n--m\n'
