@@ -27,10 +27,10 @@ from common import fresh_user, setup_django
 
 #: The initial sync on the shared 2-core machine on 2026-12-07, main at 7f785c1 (before #15).
 BEFORE_ISSUE_15 = "472 messages/s, 17.2 MB/s"
-#: The processes path before the parser's shortcuts (main at c12ac72, same machine, quiet): the
-#: parse changes cannot be switched off, so the same command on that commit is the comparison
-#: (docs/notes/sync-speed.md has both in one session).
-BEFORE_PARSER_SHORTCUTS = "1,178-1,188 messages/s; CPU: sync process 3.8-4.0 s, parsers 8.0-8.2 s"
+#: The processes path before the parser's shortcuts (c12ac72), this command on a quiet machine at
+#: 18:07 UTC on 2026-12-07, just before the same command on e183a97 (docs/notes/sync-speed.md): the
+#: parse changes cannot be switched off, so that run on the old commit is the comparison.
+BEFORE_PARSER_SHORTCUTS = "1,409-1,454 messages/s; CPU: sync process 3.2-3.3 s, parsers 6.8-6.9 s, machine 11.7-11.9 s"
 
 
 def machine_busy() -> float:
