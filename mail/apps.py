@@ -7,6 +7,7 @@ class MailConfig(AppConfig):
 
     def ready(self) -> None:
         from . import (
+            oauth_receivers,  # noqa: F401  (a removed account's OAuth consent is revoked)
             retention,
             schedule_receivers,  # noqa: F401  (beat rows follow accounts)
             tasks,  # noqa: F401  (a changed outbox queues its write-back)

@@ -45,6 +45,7 @@ from .models import MailAccount
 _IDENTITY_SCOPES = frozenset({"openid", "email", "profile", "offline_access"})
 _REFRESH_MARGIN = timedelta(seconds=60)
 _TIMEOUT = 15.0
+_REVOKE_TIMEOUT = 5.0  # the revocation runs in the request that removed the account
 
 
 class OAuthError(Exception):
@@ -195,11 +196,11 @@ def refresh(provider: Provider, refresh_token: str) -> Tokens:
     return _tokens(provider, answer, previous_refresh=refresh_token)
 
 
-def _client() -> httpx.Client:
+def _client(timeout: float = _TIMEOUT) -> httpx.Client:
     return httpx.Client(
         transport=outbound.HTTPTransport(ssl_context=tls_context()),
         trust_env=False,
-        timeout=_TIMEOUT,
+        timeout=timeout,
         follow_redirects=False,
     )
 
@@ -280,12 +281,20 @@ def _id_token_email(id_token: object) -> str:
     return email if isinstance(email, str) and "@" in email else ""
 
 
+def revoking_provider(account: MailAccount) -> Provider | None:
+    """The provider that withdraws this account's consent when it is removed here, if any."""
+    if account.auth_method != MailAccount.AuthMethod.OAUTH2:
+        return None
+    provider = get_provider(account.oauth_provider)
+    return provider if provider is not None and provider.revoke_url else None
+
+
 def revoke(provider: Provider, token: str) -> bool:
     """Best effort (RFC 7009) when an account is removed; whether the provider confirmed it."""
     if not provider.revoke_url or not token:
         return False
     try:
-        with outbound.quiet_http_logs(), _client() as client:
+        with outbound.quiet_http_logs(), _client(_REVOKE_TIMEOUT) as client:
             response = client.post(
                 provider.revoke_url,
                 data={"token": token, "client_id": provider.client_id, "client_secret": provider.client_secret},

@@ -84,7 +84,9 @@ def account_delete(request: HttpRequest, account_id) -> HttpResponse:
         )
         return redirect("mail:accounts")
     count = account.messages.count()
-    return render(request, "mail/account_confirm_delete.html", {"account": account, "message_count": count})
+    revoking = oauth.revoking_provider(account)  # mail/oauth_receivers.py withdraws the consent there
+    context = {"account": account, "message_count": count, "revoking": revoking}
+    return render(request, "mail/account_confirm_delete.html", context)
 
 
 def _report_connection(request: HttpRequest, account: MailAccount, saved: str) -> None:

@@ -1,14 +1,18 @@
 """OAuth2 accounts against real servers: Dovecot checks every token with the fake provider's introspection
 (its `oauth2` passdb), the SMTP sink takes AUTH XOAUTH2 with the provider's live tokens, and the worker-side
-refresh talks to the provider's token endpoint over TLS."""
+refresh talks to the provider's token endpoint over TLS. Removing an account revokes its consent there."""
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from accounts.deletion import delete_user
 from mail import imap, oauth, sending
 from mail.models import MailAccount, Message
 from mail.sync import server_config
@@ -200,3 +204,73 @@ def test_providers_without_client_id_are_not_offered(settings):
         "https://outlook.office.com/SMTP.Send",
     }
     assert microsoft.imap_host == "outlook.office365.com"
+
+
+def test_removing_the_account_on_its_page_revokes_the_grant_after_the_commit(
+    alice, alice_client, provider_settings, oauth_server, oauth_user, dovecot_oauth, django_capture_on_commit_callbacks
+):
+    account = oauth_account(alice.user, oauth_user, dovecot_oauth, oauth_server)
+    refresh = account.oauth_refresh_token
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        response = alice_client.post(reverse("mail:account-delete", args=[account.pk]))
+    assert response.status_code == 302 and not MailAccount.objects.filter(pk=account.pk).exists()
+    assert not oauth_server.revoked(refresh)  # nothing is sent before the deletion is committed
+    for callback in callbacks:
+        callback()
+    assert oauth_server.revoked(refresh)
+
+
+def test_deleting_the_user_revokes_every_oauth_account_and_logs_no_token(
+    alice, provider_settings, oauth_server, oauth_user, dovecot_oauth, django_capture_on_commit_callbacks, caplog
+):
+    first = oauth_account(alice.user, oauth_user, dovecot_oauth, oauth_server, name="One")
+    second = oauth_account(alice.user, oauth_user, dovecot_oauth, oauth_server, name="Two")
+    tokens = [first.oauth_refresh_token, second.oauth_refresh_token, first.oauth_access_token]
+    with caplog.at_level(logging.DEBUG), django_capture_on_commit_callbacks(execute=True):
+        delete_user(alice.user)
+    assert oauth_server.revoked(tokens[0]) and oauth_server.revoked(tokens[1])
+    assert "revoked: True" in caplog.text
+    assert not any(token in caplog.text for token in tokens)
+
+
+def test_a_deletion_that_rolls_back_revokes_nothing(
+    alice, provider_settings, oauth_server, oauth_user, dovecot_oauth, django_capture_on_commit_callbacks
+):
+    account = oauth_account(alice.user, oauth_user, dovecot_oauth, oauth_server)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        MailAccount.objects.get(pk=account.pk).delete()
+        raise RuntimeError("rolled back")
+    assert MailAccount.objects.filter(pk=account.pk).exists()
+    assert not oauth_server.revoked(account.oauth_refresh_token)
+
+
+def test_an_unreachable_provider_does_not_stop_the_removal(
+    alice, alice_client, settings, oauth_server, oauth_user, dovecot_oauth, django_capture_on_commit_callbacks, caplog
+):
+    provider = oauth_server.provider_settings(dovecot_oauth.host, dovecot_oauth.port, "127.0.0.1", 1)
+    settings.MAILHELPER_OAUTH_PROVIDERS = {"generic": {**provider, "revoke_url": "https://127.0.0.1:1/revoke"}}
+    account = oauth_account(alice.user, oauth_user, dovecot_oauth, oauth_server)
+    with caplog.at_level(logging.INFO), django_capture_on_commit_callbacks(execute=True):
+        response = alice_client.post(reverse("mail:account-delete", args=[account.pk]))
+    assert response.status_code == 302 and not MailAccount.objects.filter(pk=account.pk).exists()
+    assert "revoked: False" in caplog.text
+    assert not oauth_server.revoked(account.oauth_refresh_token)
+
+
+def test_a_password_account_is_removed_without_asking_any_provider(
+    alice, alice_client, mail_account, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        alice_client.post(reverse("mail:account-delete", args=[mail_account.pk]))
+    assert not MailAccount.objects.filter(pk=mail_account.pk).exists()
+    assert callbacks == []
+
+
+def test_the_confirmation_says_the_consent_is_withdrawn_only_where_it_will_be(
+    alice, alice_client, provider_settings, oauth_server, oauth_user, dovecot_oauth, mail_account
+):
+    account = oauth_account(alice.user, oauth_user, dovecot_oauth, oauth_server)
+    page = alice_client.get(reverse("mail:account-delete", args=[account.pk])).content.decode()
+    assert "access to the mailbox at Example Mail is withdrawn too" in page
+    password_page = alice_client.get(reverse("mail:account-delete", args=[mail_account.pk])).content.decode()
+    assert "withdrawn" not in password_page

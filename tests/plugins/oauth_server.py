@@ -123,6 +123,11 @@ class OAuthServer:
                 if grant.user == user:
                     grant.revoked = True
 
+    def revoked(self, refresh_token: str) -> bool:
+        """Whether the grant of this refresh token was revoked (by /revoke or revoke_all)."""
+        with self._lock:
+            return self._grants[refresh_token].revoked
+
     def active(self, access_token: str) -> AccessToken | None:
         token = self._access.get(access_token)
         if token is None or token.grant.revoked or token.expires_at < time.time():
