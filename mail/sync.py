@@ -1055,12 +1055,17 @@ def _queued_run(account: MailAccount, run_id: int | None, trigger: str) -> SyncR
     redelivered task, or a retry that came after the sweep gave up on its run), or running (a
     duplicate delivery while the sync holding the lock works on it). It is left as it is.
     """
-    if run_id is not None:
-        run = SyncRun.objects.filter(pk=run_id, account=account, status=SyncRun.Status.QUEUED).first()
-        if run is not None:
-            return run
+    return _given_run(account, run_id) or SyncRun.objects.create(account=account, trigger=trigger)
+
+
+def _given_run(account: MailAccount, run_id: int | None) -> SyncRun | None:
+    """The queued run the task was given, while it is still queued."""
+    if run_id is None:
+        return None
+    run = SyncRun.objects.filter(pk=run_id, account=account, status=SyncRun.Status.QUEUED).first()
+    if run is None:
         log.info("sync of account %s: run %s is no longer queued, recording a new run", account.pk, run_id)
-    return SyncRun.objects.create(account=account, trigger=trigger)
+    return run
 
 
 def _running_run(account: MailAccount, run_id: int | None, trigger: str) -> SyncRun:
@@ -1072,23 +1077,20 @@ def _running_run(account: MailAccount, run_id: int | None, trigger: str) -> Sync
     sets them, so no second read is needed (#15: every query counts 10,000 times per interval).
     """
     now = timezone.now()
-    if run_id is not None:
-        run = SyncRun.objects.filter(pk=run_id, account=account, status=SyncRun.Status.QUEUED).first()
-        if run is None:
-            log.info("sync of account %s: run %s is no longer queued, recording a new run", account.pk, run_id)
-        else:
-            running = {
-                "status": SyncRun.Status.RUNNING,
-                "started_at": now,
-                "heartbeat_at": now,
-                "attempts": run.attempts + 1,  # only this, under the lock, changes a run's attempts
-                "folders_done": 0,
-                "errors": [],
-            }
-            if SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(**running) == 1:
-                for field, value in running.items():
-                    setattr(run, field, value)
-                return run
+    run = _given_run(account, run_id)
+    if run is not None:
+        running = {
+            "status": SyncRun.Status.RUNNING,
+            "started_at": now,
+            "heartbeat_at": now,
+            "attempts": run.attempts + 1,  # only this, under the lock, changes a run's attempts
+            "folders_done": 0,
+            "errors": [],
+        }
+        if SyncRun.objects.filter(pk=run.pk, status=SyncRun.Status.QUEUED).update(**running) == 1:
+            for field, value in running.items():
+                setattr(run, field, value)
+            return run
     return SyncRun.objects.create(
         account=account, trigger=trigger, status=SyncRun.Status.RUNNING, started_at=now, heartbeat_at=now, attempts=1
     )
