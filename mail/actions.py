@@ -38,6 +38,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from core import stored_text
+from core.db.locks import lock_key, try_advisory_lock
 from core.stored_text import Text
 
 from . import imap, signals
@@ -55,6 +56,15 @@ _LOCAL_FLAG_CHANGES = {
     Kind.MARK_ANSWERED: ("answered", True),
 }
 FORWARDED = "$Forwarded"  # the keyword mail clients use for "forwarded" (RFC 5550)
+
+
+class WriteBackRunning(Exception):
+    """Another write-back of the account is running (on this worker or another).
+
+    Two at once would each replay the rows they read, and a MOVE sent twice while the first is in
+    flight can leave two copies in the target folder on the server (seen on Dovecot). The running
+    one will not see rows recorded after it read the outbox, so the caller tries again later.
+    """
 
 
 class ActionError(Exception):
@@ -255,9 +265,18 @@ def has_pending(account_id, older_than: timedelta | None = None) -> bool:
 def write_back(account_id) -> tuple[int, int]:
     """Replay the account's pending actions on the server, oldest first. Returns (done, failed).
 
-    Raises imap.ImapConnectError/ImapAuthError when the server cannot be used at all, so the task
-    retries later; a single action the server refuses is recorded and skipped.
+    One at a time per account (a PostgreSQL advisory lock, released if the worker dies): raises
+    WriteBackRunning while another runs. Raises imap.ImapConnectError/ImapAuthError when the server
+    cannot be used at all, so the task retries later; a single action the server refuses is
+    recorded and skipped.
     """
+    with try_advisory_lock(lock_key(f"mail/write-back/{account_id}")) as acquired:
+        if not acquired:
+            raise WriteBackRunning(f"a write-back of account {account_id} is running")
+        return _write_back(account_id)
+
+
+def _write_back(account_id) -> tuple[int, int]:
     account = MailAccount.objects.get(pk=account_id)
     pending = list(PendingAction.objects.filter(account=account, done_at__isnull=True).order_by("created_at", "id"))
     if not pending:

@@ -24,6 +24,7 @@ PUSH_SYNC_QUEUED = "mailhelper:push-sync-queued:{}"
 BACKFILL_QUEUED = "mailhelper:backfill-queued:{}"
 _BACKFILL_QUEUED_TTL = 600  # a lost task only delays: the mark expires, and the next sync queues it again
 _PUSH_RETRIES_WHILE_RUNNING = 3  # a push that finds a sync running tries again, in case it came too late
+_WRITE_BACK_BUSY_DELAY = 3  # seconds: a write-back is one IMAP session, usually over by then
 _WRITE_BACK_QUEUED_TTL = 300  # a lost task only delays: the mark expires, and syncs replay a stale outbox
 STALE_OUTBOX = timedelta(minutes=2)  # longer than a queued write-back normally waits for a worker
 
@@ -115,7 +116,7 @@ def queue_backfill(account_id: str) -> bool:
     return True
 
 
-def queue_write_back(account_id: str) -> bool:
+def queue_write_back(account_id: str, countdown: int | None = None) -> bool:
     """Queue a write-back of the account's outbox unless one is queued and not started yet.
 
     Someone opening twenty messages in a row (each marks one read) needs one IMAP session, not
@@ -124,7 +125,7 @@ def queue_write_back(account_id: str) -> bool:
     """
     if not cache.add(WRITE_BACK_QUEUED.format(account_id), 1, timeout=_WRITE_BACK_QUEUED_TTL):
         return False
-    write_back.delay(account_id=str(account_id))
+    write_back.apply_async(kwargs={"account_id": str(account_id)}, countdown=countdown)
     return True
 
 
@@ -158,6 +159,11 @@ def write_back(self, account_id: str) -> dict:
     cache.delete(WRITE_BACK_QUEUED.format(account_id))
     try:
         done, failed = actions.write_back(account_id)
+    except actions.WriteBackRunning:
+        # The running one read the outbox before this task was queued: what was recorded since
+        # waits for this account's next write-back, queued here unless one already is.
+        queue_write_back(account_id, countdown=_WRITE_BACK_BUSY_DELAY)
+        return {"status": "busy"}
     except (imap.ImapConnectError, imap.ImapAuthError) as exc:
         log.info("write-back for account %s postponed: %s", account_id, type(exc).__name__)
         raise self.retry(countdown=_backoff(self.request.retries)) from None

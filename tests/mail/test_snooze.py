@@ -104,8 +104,8 @@ def test_a_woken_message_is_unread_and_back_in_the_inbox_here_and_on_the_server(
 ):
     archive = account.folders.get(name="Archive")
     actions.apply([question], "move", archive)  # archived meanwhile (on the phone, by a rule)
-    # The worker's write-back task (queued by apply) moves it; a second write-back here at the same
-    # moment could replay the MOVE beside it (write_back takes no lock: see the closing note of 2026-12-07).
+    # The worker's write-back task (queued by apply) moves it; one here at the same moment would find
+    # it running (actions.WriteBackRunning), so wait for it.
     deadline = time.monotonic() + 30
     while PendingAction.objects.filter(account=account, done_at__isnull=True).exists():
         assert time.monotonic() < deadline, "the worker's write-back did not run"

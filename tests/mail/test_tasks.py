@@ -256,3 +256,35 @@ def test_a_rule_and_a_page_get_their_changes_written_back_without_queueing_it(ce
     wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the page's changes to be written back")
     flags = srv.server_flags(dovecot, imap_user)
     assert all("\\Flagged" in flags[m.uid] for m in (second, third, fourth))
+
+
+def test_a_write_back_task_that_finds_another_running_queues_itself_again(celery_worker, alice, imap_user, dovecot):
+    from django.db import connections
+    from django_celery_results.models import TaskResult
+
+    from core.db.locks import lock_key
+    from mail import actions
+    from tests.plugins import imap_helpers as srv
+
+    account = create_account(alice.user, imap_user, dovecot)
+    dovecot.deliver(imap_user, make_raw(1))
+    assert tasks.sync_account.delay(account_id=str(account.pk)).get(timeout=60)["status"] == "success"
+    message = Message.objects.get(account=account)
+
+    running = connections.create_connection("default")  # a write-back running elsewhere, holding the lock
+    try:
+        with running.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [lock_key(f"mail/write-back/{account.pk}")])
+        actions.apply([message], "flag")  # queues the worker's write-back, which finds the lock taken
+        wait_for(
+            lambda: TaskResult.objects.filter(task_name="mail.write_back", result__contains="busy").exists(),
+            timeout=30,
+            what="the write-back to find another running",
+        )
+        assert actions.has_pending(account.pk)
+        assert "\\Flagged" not in srv.server_flags(dovecot, imap_user)[message.uid]
+    finally:
+        running.close()  # the other write-back ends
+
+    wait_for(lambda: not actions.has_pending(account.pk), timeout=30, what="the write-back queued again to run")
+    assert "\\Flagged" in srv.server_flags(dovecot, imap_user)[message.uid]
