@@ -219,3 +219,24 @@ def test_another_users_message_cannot_be_snoozed(alice_client, bob, imap_user, d
         assert alice_client.post(reverse("mail:snooze", args=[theirs.pk]), data).status_code == 404
     theirs.refresh_from_db()
     assert theirs.snoozed_until is None and theirs.follow_up_at is None
+
+
+def test_the_dashboards_counts_in_one_query_match_the_lists(question, sent_offer, account, dovecot, imap_user, alice):
+    from analysis import queries as inbox_queries
+    from mail import queries
+
+    dovecot.deliver(imap_user, raw(4, sender="bob@example.test", subject="Later", date=datetime.now(UTC),
+                                   message_id="<later@x>"))  # fmt: skip
+    assert run_sync(account).status == "success"
+    later = Message.objects.get(account=account, message_id="later@x")
+    MessageAnalysis.objects.filter(message=later).delete()  # a message with no analysis still counts as snoozed
+    snooze.snooze(later, timezone.now() + timedelta(hours=1))
+
+    counts = inbox_queries.tracking_counts(alice.user)
+    live = queries.messages_of(alice.user).filter(expunged_at__isnull=True)
+    lists = {
+        "to_reply": inbox_queries.to_reply(live).count(),  # the question, not the offer in Sent
+        "awaiting": inbox_queries.awaiting_reply(live, alice.user).count(),
+        "snoozed": live.filter(snoozed_until__isnull=False).count(),
+    }
+    assert counts == lists == {"to_reply": 1, "awaiting": 1, "snoozed": 1}
