@@ -3,8 +3,9 @@
 A service: no request, no Celery. The command and the settings page both call it. The zip holds the
 decrypted raw source of each stored message (so it opens in any mail client and can be re-imported
 into an IMAP server) and JSON for what only exists here: tags, rules, settings (reply style and
-signatures too), reply drafts and the security log. Secrets (IMAP/SMTP passwords, the LLM API key)
-are left out on purpose: the archive may end up on a laptop or in a backup.
+signatures too), drafts (the files attached to them under drafts/) and the security log. Secrets
+(IMAP/SMTP passwords, the LLM API key) are left out on purpose: the archive may end up on a laptop
+or in a backup.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from accounts.models import User
 from analysis.models import ProviderSettings, TrustedSender
 from core import exports
 from events.models import Event
-from mail.models import AccountSignature, Draft, MailAccount, Message, ReplySettings
+from mail.models import AccountSignature, Draft, DraftAttachment, MailAccount, Message, ReplySettings
 from newsletters.models import Unsubscription
 from rules.models import Rule
 from tags.models import Tag, TagAssignment, TagSettings
@@ -120,8 +121,10 @@ def _reply_settings_data(user: User) -> dict:
     }
 
 
-def _drafts_data(user: User, paths: dict[str, str]) -> list[dict]:
-    return [
+def _drafts_data(user: User, paths: dict[str, str], zf: zipfile.ZipFile) -> tuple[list[dict], int]:
+    """The drafts as JSON, and their attached files written to drafts/<draft id>/ (returns how many)."""
+    files = _draft_files(user, zf)
+    drafts = [
         {
             "kind": d.kind,
             "status": d.status,
@@ -134,9 +137,30 @@ def _drafts_data(user: User, paths: dict[str, str]) -> list[dict]:
             "body": d.body,
             "created_at": d.created_at,
             "sent_at": d.sent_at,
+            "attachments": files.get(d.pk, []),
         }
         for d in Draft.objects.filter(owner=user).select_related("account").defer("sent_raw").order_by("created_at")
     ]
+    return drafts, sum(len(f) for f in files.values())
+
+
+def _draft_files(user: User, zf: zipfile.ZipFile) -> dict[object, list[dict]]:
+    """Each draft's attachments, read a few at a time (they can be 25 MB each) and stored under their
+    own names; two files of one draft with the same name keep both (the second gets its row id)."""
+    files: dict[object, list[dict]] = {}
+    used: set[str] = set()
+    uploads = DraftAttachment.objects.filter(owner=user).order_by("draft_id", "created_at", "id")
+    for upload in uploads.iterator(chunk_size=20):
+        folder = f"drafts/{upload.draft_id}"
+        path = f"{folder}/{sanitise(upload.filename, 'attachment')}"
+        if path in used:
+            path = f"{folder}/{upload.pk}-{sanitise(upload.filename, 'attachment')}"
+        used.add(path)
+        zf.writestr(path, bytes(upload.data or b""))
+        files.setdefault(upload.draft_id, []).append(
+            {"filename": upload.filename, "content_type": upload.content_type, "size": upload.size, "path": path}
+        )
+    return files
 
 
 def _calendar_data(user: User, paths: dict[str, str]) -> list[dict]:
@@ -214,7 +238,7 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
         zf.writestr("rules.json", _dumps({"rules": rules}))
         settings_data = _settings_data(user, accounts)
         zf.writestr("settings.json", _dumps(settings_data))
-        drafts = _drafts_data(user, paths)
+        drafts, draft_files = _drafts_data(user, paths, zf)
         zf.writestr("drafts.json", _dumps({"drafts": drafts}))
         security_log = audit.export_rows(user)
         zf.writestr("security-log.json", _dumps({"events": security_log}))
@@ -237,6 +261,7 @@ def export_user_data(user: User, out: BinaryIO, progress: Callable[[int, int], N
             "rules": len(rules),
             "trusted_senders": len(settings_data["trusted_senders"]),
             "drafts": len(drafts),
+            "draft_attachments": draft_files,
             "security_events": len(security_log),
             "calendar_events": len(calendar),
             "unsubscriptions": len(unsubscriptions),

@@ -103,6 +103,12 @@ def _zip(user) -> zipfile.ZipFile:
 
 def test_export_holds_the_server_bytes_tags_rules_and_settings_without_secrets(alice, dovecot, imap_user):
     seeded = seed_user(alice, dovecot, imap_user)
+    from mail.models import Draft, DraftAttachment
+
+    written = Draft.objects.get(owner=alice.user)
+    for name, data in (("../plan.pdf", b"%PDF first"), ("../plan.pdf", b"%PDF second"), ("", b"unnamed")):
+        DraftAttachment(owner=alice.user, draft=written, content_type="application/pdf", filename=name,
+                        size=len(data), data=data).save()  # fmt: skip
     progress: list[tuple[int, int]] = []
     buf = io.BytesIO()
     counts = export_user_data(alice.user, buf, lambda d, t: progress.append((d, t)))
@@ -141,7 +147,12 @@ def test_export_holds_the_server_bytes_tags_rules_and_settings_without_secrets(a
     [draft] = json.loads(zf.read("drafts.json"))["drafts"]
     assert draft["kind"] == "reply" and draft["status"] == "draft" and draft["subject"] == "Re: Message number 0"
     assert draft["original"] == f"{account_dir}/INBOX/1.eml" and "> body of message 0." in draft["body"]
-    assert counts["drafts"] == 1
+    assert counts["drafts"] == 1 and counts["draft_attachments"] == 3
+    files = draft["attachments"]
+    assert [(f["filename"], f["size"]) for f in files] == [("../plan.pdf", 10), ("../plan.pdf", 11), ("", 7)]
+    assert [zf.read(f["path"]) for f in files] == [b"%PDF first", b"%PDF second", b"unnamed"]
+    assert all(f["path"].startswith(f"drafts/{written.pk}/") and ".." not in f["path"] for f in files)
+    assert len({f["path"] for f in files}) == 3  # the same name twice keeps both files
     manifest = json.loads(zf.read("manifest.json"))
     assert manifest["counts"] == counts and manifest["created_at"]
 
