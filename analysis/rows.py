@@ -22,7 +22,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import conditional_escape
+from django.utils.html import format_html
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext
 
@@ -97,8 +97,9 @@ class _PageTexts:
             flagged_icon=" " + icon("flag", gettext("Flagged")),
             invitation_icon=" " + icon("invite", gettext("Calendar invitation")),
             attachment_icon=" " + icon("attachment", gettext("Has attachments")),
-            moving=f' <small class="muted">({conditional_escape(gettext("moving…"))})</small>',
-            not_analysed=f'<small class="muted">{conditional_escape(gettext("not analysed"))}</small>',
+            # gettext() outside the f-strings: xgettext (makemessages) does not look inside them.
+            moving=format_html(' <small class="muted">({})</small>', gettext("moving…")),
+            not_analysed=format_html('<small class="muted">{}</small>', gettext("not analysed")),
         )
 
 

@@ -178,3 +178,28 @@ def test_converted_templates_mark_every_word(name):
     text = _ENTITY.sub(" ", _TAG.sub(" ", _CODE.sub(" ", _TRANSLATE_BLOCK.sub(" ", source))))
     words = [w for w in re.findall(r"[A-Za-zÄÖÜäöüß]{2,}", text) if w not in {"Mailhelper"}]
     assert words == [], f"{name}: words outside translate tags: {words[:10]}"
+
+
+_F_STRING = re.compile(r"^[rRbB]?[fF][rR]?['\"]")
+_CALL_IN_BRACES = re.compile(r"\{[^{}]*\b(?:gettext|ngettext|pgettext|gettext_lazy|_)\(")
+
+
+def _python_sources():
+    skipped = {".venv", "tests", "bench", "migrations", "node_modules", ".git"}
+    for path in ROOT.rglob("*.py"):
+        if not skipped.intersection(path.relative_to(ROOT).parts):
+            yield path
+
+
+def test_no_translated_string_hides_inside_an_f_string():
+    """xgettext (makemessages) does not read inside f-strings: a gettext() there is never extracted,
+    and the next makemessages marks its translation obsolete (it happened to "moving…")."""
+    import io
+    import tokenize
+
+    hidden = []
+    for path in _python_sources():
+        for token in tokenize.generate_tokens(io.StringIO(path.read_text()).readline):
+            if token.type == tokenize.STRING and _F_STRING.match(token.string) and _CALL_IN_BRACES.search(token.string):
+                hidden.append(f"{path.relative_to(ROOT)}:{token.start[0]}")
+    assert hidden == []
