@@ -145,12 +145,13 @@ def _drafts_data(user: User, paths: dict[str, str], zf: zipfile.ZipFile) -> tupl
 
 
 def _draft_files(user: User, zf: zipfile.ZipFile) -> dict[object, list[dict]]:
-    """Each draft's attachments, read a few at a time (they can be 25 MB each) and stored under their
-    own names; two files of one draft with the same name keep both (the second gets its row id)."""
+    """Each draft's attachments, read one at a time (a draft may hold MAILHELPER_ATTACHMENTS_MAX_MB) and
+    stored under their own names; two files of one draft with the same name keep both (the second
+    gets its row id)."""
     files: dict[object, list[dict]] = {}
     used: set[str] = set()
     uploads = DraftAttachment.objects.filter(owner=user).order_by("draft_id", "created_at", "id")
-    for upload in uploads.iterator(chunk_size=20):
+    for upload in uploads.iterator(chunk_size=1):
         folder = f"drafts/{upload.draft_id}"
         path = f"{folder}/{sanitise(upload.filename, 'attachment')}"
         if path in used:
