@@ -270,10 +270,15 @@ def write_back(account_id) -> tuple[int, int]:
     cannot be used at all, so the task retries later; a single action the server refuses is
     recorded and skipped.
     """
-    with try_advisory_lock(lock_key(f"mail/write-back/{account_id}")) as acquired:
+    with try_advisory_lock(write_back_lock_key(account_id)) as acquired:
         if not acquired:
             raise WriteBackRunning(f"a write-back of account {account_id} is running")
         return _write_back(account_id)
+
+
+def write_back_lock_key(account_id) -> int:
+    """The advisory lock a running write-back of the account holds (tests take it to play one)."""
+    return lock_key(f"mail/write-back/{account_id}")
 
 
 def _write_back(account_id) -> tuple[int, int]:

@@ -262,7 +262,6 @@ def test_a_write_back_task_that_finds_another_running_queues_itself_again(celery
     from django.db import connections
     from django_celery_results.models import TaskResult
 
-    from core.db.locks import lock_key
     from mail import actions
     from tests.plugins import imap_helpers as srv
 
@@ -274,7 +273,7 @@ def test_a_write_back_task_that_finds_another_running_queues_itself_again(celery
     running = connections.create_connection("default")  # a write-back running elsewhere, holding the lock
     try:
         with running.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [lock_key(f"mail/write-back/{account.pk}")])
+            cursor.execute("SELECT pg_advisory_lock(%s)", [actions.write_back_lock_key(account.pk)])
         actions.apply([message], "flag")  # queues the worker's write-back, which finds the lock taken
         wait_for(
             lambda: TaskResult.objects.filter(task_name="mail.write_back", result__contains="busy").exists(),

@@ -3,7 +3,6 @@
 import pytest
 from django.db import connections
 
-from core.db.locks import lock_key
 from mail import actions
 from mail.models import Message, PendingAction
 from tests.plugins import imap_helpers as srv
@@ -16,7 +15,7 @@ def hold_write_back_lock(account_id):
     """Another database session holding the account's write-back lock, as a running write-back does."""
     other = connections.create_connection("default")
     with other.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(%s)", [lock_key(f"mail/write-back/{account_id}")])
+        cursor.execute("SELECT pg_advisory_lock(%s)", [actions.write_back_lock_key(account_id)])
     return other
 
 
