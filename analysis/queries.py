@@ -209,6 +209,18 @@ class _RowCount(Subquery):
 # Not read for the message page itself: the raw source (tens of KB to 25 MB, fetched only to show remote
 # images) and the keyword index.
 _PAGE_DEFERRED = ("raw", "search_ids")
+# What the page reads of the message's account and folder (its name, whether it is POP3, the folder's
+# name as shown). The other 45 columns cost compiling and reading on every view (#15), and the account's
+# include its sealed passwords and tokens, which a page has no business holding.
+_PAGE_ACCOUNT_COLUMNS = ("account__id", "account__owner_id", "account__name", "account__protocol")
+_PAGE_FOLDER_COLUMNS = ("folder__id", "folder__account_id", "folder__name", "folder__delimiter", "folder__special_use")
+
+
+def _unread_columns(relation: str, read: tuple[str, ...]) -> list[str]:
+    """defer() names for every column of the related model but those read: a column added to the model
+    later stays unread until the page asks for it, rather than loaded by default."""
+    model = Message._meta.get_field(relation).related_model
+    return [f"{relation}__{f.attname}" for f in model._meta.concrete_fields if f"{relation}__{f.attname}" not in read]
 
 
 def message_page(user) -> QuerySet[Message]:
@@ -232,7 +244,11 @@ def message_page(user) -> QuerySet[Message]:
     return (
         queries.messages_of(user)
         .select_related("account", "folder", "analysis")
-        .defer(*_PAGE_DEFERRED)
+        .defer(
+            *_PAGE_DEFERRED,
+            *_unread_columns("account", _PAGE_ACCOUNT_COLUMNS),
+            *_unread_columns("folder", _PAGE_FOLDER_COLUMNS),
+        )
         .annotate(
             thread_size=Case(When(thread_key="", then=Value(1)), default=_RowCount(same_thread)),
             own_message=Exists(own),
