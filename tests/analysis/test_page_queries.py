@@ -71,3 +71,11 @@ def test_the_list_reads_rows_as_values_and_decrypts_only_what_it_shows(alice, ma
     sql = " ".join(queries_of(verified_client(alice), reverse("mail:list")))
     assert '"mail_message"."text_body"' not in sql and '"mail_message"."raw"' not in sql
     assert '"mail_mailaccount"."imap_password"' not in sql  # the row's account: its name only
+
+
+def test_the_message_page_reads_no_account_secrets(alice, mailbox):
+    message = Message.objects.filter(account=mailbox).order_by("-sort_date").first()
+    sql = " ".join(queries_of(verified_client(alice), reverse("mail:message", args=[message.pk])))
+    assert '"mail_mailaccount"."name"' in sql  # the account is read, its secrets are not
+    for column in ("imap_password", "smtp_password", "oauth_access_token", "oauth_refresh_token"):
+        assert f'"mail_mailaccount"."{column}"' not in sql, column
